@@ -1,0 +1,111 @@
+/** `init()` and `shutdown()`: joining a cluster, or starting a private one in child processes. */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { randomBytes } from "node:crypto";
+import { ChildProcess, fork } from "node:child_process";
+import { WarrenError } from "../errors";
+import { InitOptions, validateInitOptions } from "../options";
+import { brokerAddress } from "../transport";
+import { newOwnerId } from "../objects/ref";
+import { nodeResources } from "../node/resources";
+import type { NodeConfig } from "../node/daemon";
+import { Runtime } from "./runtime";
+
+const NODE_MAIN = path.join(__dirname, "..", "node", "main.js");
+
+export interface ClusterInfo {
+  address: string;
+  cluster: string;
+  nodeId: string;
+  namespace: string;
+  jobId: string;
+}
+
+let head: ChildProcess | undefined;
+
+/** Where a compiled entry point lives: under dist/ even when this file runs from src/ (tests). */
+export function compiled(file: string): string {
+  const sep = path.sep;
+  return __filename.endsWith(".ts") ? file.replace(`${sep}src${sep}`, `${sep}dist${sep}src${sep}`) : file;
+}
+
+export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
+  if (process.env.WARREN_WORKER) {
+    throw new WarrenError(
+      "warren.init() was called inside a warren worker while it loaded a module. Guard your program's " +
+        "entry with `if (require.main === module) main()` so workers can load the module without running it.",
+    );
+  }
+  if (Runtime.isActive) throw new WarrenError("warren.init() was already called: call `await warren.shutdown()` first");
+  const o = validateInitOptions(options);
+  if (o.cluster) {
+    throw new WarrenError(`joining the existing cluster "${o.cluster}" is not supported yet; call init() without cluster`);
+  }
+  const address = brokerAddress(o.address);
+  const cluster = `local-${randomBytes(6).toString("hex")}`;
+  const nodeId = randomBytes(20).toString("hex");
+  const sessionDir = path.join(os.tmpdir(), "warren", `session_${cluster}`);
+  const ownerId = newOwnerId();
+  const namespace = o.namespace ?? ownerId;
+  const nodeConfig: NodeConfig = {
+    address, cluster, nodeId, isHead: true, private: true, sessionDir,
+    resources: nodeResources({ numCpus: o.numCpus, numGpus: o.numGpus, memory: o.memory, objectStoreMemory: o.objectStoreMemory, resources: o.resources }),
+  };
+  // The driver connects first, so an unreachable broker fails here, fast and clearly.
+  const rt = await Runtime.start({
+    address, cluster, ownerId, nodeId, namespace, jobId: ownerId, role: "driver",
+    storePath: path.join(sessionDir, "objects.lmdb"),
+    logToDriver: o.logToDriver ?? true,
+  });
+  try {
+    head = await startNode(nodeConfig);
+  } catch (err) {
+    await rt.close();
+    throw err;
+  }
+  return { address, cluster, nodeId, namespace, jobId: ownerId };
+}
+
+/** Forks a node daemon and waits until it is consuming. */
+export function startNode(config: NodeConfig): Promise<ChildProcess> {
+  fs.mkdirSync(config.sessionDir, { recursive: true });
+  const logFile = path.join(config.sessionDir, "node.log");
+  const log = fs.openSync(logFile, "a");
+  const proc = fork(compiled(NODE_MAIN), [], {
+    env: { ...process.env, WARREN_NODE: JSON.stringify(config) },
+    stdio: ["ignore", log, log, "ipc"],
+  });
+  fs.closeSync(log);
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => {
+      const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").split("\n").slice(-15).join("\n") : "";
+      fs.rmSync(config.sessionDir, { recursive: true, force: true });
+      reject(new WarrenError(`the warren node exited while starting (code ${code}):\n${tail}`));
+    };
+    proc.once("exit", onExit);
+    proc.on("message", (m: { t: string }) => {
+      if (m.t !== "ready") return;
+      proc.off("exit", onExit);
+      resolve(proc);
+    });
+  });
+}
+
+export async function shutdown(): Promise<void> {
+  if (!Runtime.isActive) return;
+  await Runtime.current.close();
+  const h = head;
+  head = undefined;
+  if (h && h.exitCode === null && h.signalCode === null) {
+    const exited = new Promise((res) => h.once("exit", res));
+    h.disconnect();
+    const timer = setTimeout(() => h.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+export function isInitialized(): boolean {
+  return Runtime.isActive;
+}

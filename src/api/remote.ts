@@ -1,0 +1,69 @@
+/** `remote(fn)`: a function turned into a task that runs on a worker, with `.remote()` and `.options()`. */
+import { WarrenError } from "../errors";
+import { TaskOptions, mergeOptions, validateTaskOptions } from "../options";
+import { shapeKey, taskDemand } from "../scheduling/shape";
+import type { ObjectRef } from "../objects/ref";
+import { Descriptor, register } from "./registry";
+import { Runtime, TaskTemplate } from "./runtime";
+
+/** Each argument may be given as a value or as an ObjectRef to one. */
+export type RemoteArgs<A extends unknown[]> = { [K in keyof A]: A[K] | ObjectRef<A[K]> };
+
+type Element<R> = R extends readonly (infer E)[] ? E : unknown;
+
+/** What `.remote()` returns for `numReturns: N`: one ref, none, or one per returned element. */
+export type ReturnRefs<R, N extends number> = number extends N
+  ? ObjectRef<R> | ObjectRef<Element<R>>[]
+  : N extends 1 ? ObjectRef<R> : N extends 0 ? undefined : ObjectRef<Element<R>>[];
+
+export class RemoteFunction<A extends unknown[], R, N extends number = 1> {
+  private template?: TaskTemplate;
+
+  /** @internal */
+  constructor(private readonly desc: Descriptor, private readonly opts: Readonly<TaskOptions>) {}
+
+  /** Submits a call and returns at once with ref(s) to its result. */
+  remote(...args: RemoteArgs<A>): ReturnRefs<Awaited<R>, N> {
+    const t = (this.template ??= templateOf(this.desc, this.opts));
+    const refs = Runtime.current.submit(t, args);
+    return (t.numReturns === 1 ? refs[0] : t.numReturns === 0 ? undefined : refs) as ReturnRefs<Awaited<R>, N>;
+  }
+
+  /** The same function with options changed for the calls made through the result. */
+  options<M extends number = N>(opts: TaskOptions & { numReturns?: M }): RemoteFunction<A, R, M> {
+    return new RemoteFunction(this.desc, mergeOptions(this.opts, validateTaskOptions(opts, `${this.desc.name}.options()`)));
+  }
+
+  toString(): string {
+    return `RemoteFunction(${this.desc.name})`;
+  }
+}
+
+function templateOf(fn: Descriptor, o: Readonly<TaskOptions>): TaskTemplate {
+  return {
+    fn,
+    name: o.name ?? fn.name,
+    shape: shapeKey(taskDemand(o)),
+    numReturns: o.numReturns ?? 1,
+    maxRetries: o.maxRetries ?? 3,
+    retryExceptions: o.retryExceptions ?? false,
+  };
+}
+
+type AnyFn = (...args: any[]) => unknown;
+
+/**
+ * Makes `fn` a remote function. Call at the top level of a module: workers load that module by
+ * path and find the function by its place there.
+ */
+export function remote<F extends AnyFn>(fn: F): RemoteFunction<Parameters<F>, ReturnType<F>>;
+export function remote<F extends AnyFn>(options: TaskOptions, fn: F): RemoteFunction<Parameters<F>, ReturnType<F>>;
+export function remote(a: unknown, b?: unknown): RemoteFunction<unknown[], unknown> {
+  const [opts, fn] = typeof a === "function" ? [{}, a] : [a, b];
+  if (typeof fn !== "function") {
+    throw new WarrenError("warren.remote() takes a function, or an options object and a function (for classes use @warren.actor)");
+  }
+  const name = fn.name || "anonymous";
+  const validated = validateTaskOptions(opts, `options of remote(${name})`);
+  return new RemoteFunction(register(fn, name), validated);
+}

@@ -1,0 +1,74 @@
+/**
+ * Every error warren throws. All are `instanceof WarrenError`, carry a message that names what
+ * went wrong and what to do, and keep the name a user can match on (`err.name`).
+ */
+
+export class WarrenError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The broker at `address` did not answer. */
+export class BrokerUnavailableError extends WarrenError {
+  constructor(readonly address: string, cause?: unknown) {
+    super(
+      `cannot reach the RabbitMQ broker at ${redactAddress(address)}` +
+        (cause instanceof Error ? ` (${cause.message})` : "") +
+        ". Start one with `npm run broker` (from the warren package), or pass init({ address }) / " +
+        "set WARREN_ADDRESS to a broker that runs.",
+      { cause },
+    );
+  }
+}
+
+export interface FieldProblem {
+  field: string;
+  problem: string;
+}
+
+/** Invalid options: lists every bad field at once. */
+export class OptionsError extends WarrenError {
+  constructor(readonly where: string, readonly problems: FieldProblem[]) {
+    super(`invalid ${where}: ` + problems.map((p) => `${p.field}: ${p.problem}`).join("; "));
+  }
+}
+
+/** A value that cannot cross processes (a function, a socket...). */
+export class SerializationError extends WarrenError {}
+
+/** A remote task or actor method threw. `cause` is the original error, rebuilt. */
+export class TaskError extends WarrenError {
+  constructor(
+    readonly functionName: string,
+    readonly pid: number,
+    readonly nodeId: string,
+    readonly remoteStack: string,
+    cause: unknown,
+  ) {
+    super(
+      `task ${functionName} (pid=${pid}, node=${nodeId.slice(0, 12)}) failed: ` +
+        (cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)) +
+        `\n--- remote stack ---\n${remoteStack}`,
+      { cause },
+    );
+  }
+}
+
+export class GetTimeoutError extends WarrenError {}
+export class TaskCancelledError extends WarrenError {}
+/** The worker running a task died (SIGKILL, out of memory...) more times than maxRetries allowed. */
+export class WorkerCrashedError extends WarrenError {}
+export class ActorDiedError extends WarrenError {}
+export class NodeDiedError extends WarrenError {}
+export class ObjectLostError extends WarrenError {}
+/** Raised by Queue.get on an empty queue (non-blocking, or after its timeout). */
+export class Empty extends WarrenError {}
+/** Raised by Queue.put on a full queue (non-blocking, or after its timeout). */
+export class Full extends WarrenError {}
+
+/** The broker address without its password, for messages and logs. */
+export function redactAddress(address: string): string {
+  return address.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
+}

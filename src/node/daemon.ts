@@ -1,0 +1,272 @@
+/**
+ * node: the daemon of one machine (Ray's raylet). It holds the node's resources and LMDB store,
+ * consumes the shape queues it can ever satisfy, admits a delivery when its demand fits what is
+ * free now, and runs it on a pooled worker process. A delivery stays unacked until its task is
+ * done, so if this node dies the broker hands the task to another; if a worker dies, the node
+ * retries the task (maxRetries) or answers the owner with WorkerCrashedError.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as v8 from "node:v8";
+import { ChildProcess, fork } from "node:child_process";
+import type * as amqp from "amqplib";
+import { WorkerCrashedError } from "../errors";
+import { connectBroker, Kind, Topology } from "../transport";
+import { ObjectStore } from "../objects/store";
+import { encodeError } from "../serialization";
+import { Resources, add, fits, parseShape, subtract } from "../scheduling/shape";
+import type { NodeToWorker, WorkerConfig, WorkerToNode } from "../worker/protocol";
+import type { ResultMessage } from "../api/runtime";
+
+export interface NodeConfig {
+  address: string;
+  cluster: string;
+  nodeId: string;
+  isHead: boolean;
+  /** A private cluster started by `init()`: the node goes when its driver goes, and cleans up. */
+  private: boolean;
+  resources: Resources;
+  sessionDir: string;
+}
+
+interface Delivery {
+  msg: amqp.ConsumeMessage;
+  demand: Resources;
+}
+
+interface Worker {
+  proc: ChildProcess;
+  ready: boolean;
+  task?: Delivery & { cpuLent: boolean; cancelled: boolean };
+}
+
+/** How many deliveries of one shape the broker may push ahead of admission. */
+const PREFETCH = 256;
+const WORKER_MAIN = path.join(__dirname, "..", "worker", "main.js");
+
+export class NodeDaemon {
+  readonly topo: Topology;
+  readonly storePath: string;
+  private available: Resources;
+  private readonly pending: Delivery[] = [];
+  private readonly workers = new Set<Worker>();
+  private readonly idle: Worker[] = [];
+  private starting = 0;
+  /** Every shape announced in the cluster; those this node fits are consumed. */
+  private readonly shapes = new Set<string>();
+  private readonly cancelled = new Set<string>();
+  private conn!: amqp.ChannelModel;
+  private ch!: amqp.Channel;
+  private taskCh!: amqp.Channel;
+  private store!: ObjectStore;
+  private stopping?: Promise<void>;
+
+  constructor(readonly config: NodeConfig, private readonly onStopped: () => void = () => undefined) {
+    this.topo = new Topology(config.cluster);
+    this.available = { ...config.resources };
+    this.storePath = path.join(config.sessionDir, "objects.lmdb");
+  }
+
+  async start(): Promise<void> {
+    fs.mkdirSync(path.join(this.config.sessionDir, "logs"), { recursive: true });
+    this.store = ObjectStore.open(this.storePath);
+    this.conn = await connectBroker(this.config.address, `warren node ${this.config.nodeId}`);
+    this.conn.on("close", () => void this.stop());
+    this.ch = await this.conn.createChannel();
+    this.taskCh = await this.conn.createChannel();
+    for (const c of [this.ch, this.taskCh]) c.on("error", () => undefined);
+    await this.taskCh.prefetch(PREFETCH);
+    await this.topo.declare(this.ch);
+    const q = this.topo.nodeQueue(this.config.nodeId);
+    await this.ch.assertQueue(q, { exclusive: true, autoDelete: true });
+    await this.ch.bindQueue(q, this.topo.control, `node.${this.config.nodeId}`);
+    await this.ch.bindQueue(q, this.topo.control, "all.*");
+    await this.ch.consume(q, (m) => m && this.onControl(m), { noAck: true });
+    // Ray prestarts a worker per CPU so the first tasks do not wait for a process to boot.
+    for (let i = 0; i < Math.floor(this.config.resources.CPU ?? 0); i++) this.spawn();
+  }
+
+  private onControl(msg: amqp.ConsumeMessage): void {
+    switch (msg.properties.type) {
+      case Kind.shape: return void this.consumeShape(msg.content.toString());
+      case Kind.cancel: return this.onCancel(v8.deserialize(msg.content));
+      case Kind.stop: return void this.stop();
+    }
+  }
+
+  /** Starts consuming a shape's queue if this node could ever run it. */
+  private async consumeShape(shape: string): Promise<void> {
+    if (this.shapes.has(shape)) return;
+    this.shapes.add(shape);
+    const demand = parseShape(shape);
+    if (!fits(demand, this.config.resources)) return;
+    await this.taskCh.consume(this.topo.shapeQueue(shape), (m) => {
+      if (!m) return;
+      this.pending.push({ msg: m, demand });
+      this.schedule();
+    });
+  }
+
+  /** Admits pending deliveries in arrival order, as far as resources and idle workers allow. */
+  private schedule(): void {
+    let waitingForWorker = 0;
+    for (let i = 0; i < this.pending.length; ) {
+      const d = this.pending[i];
+      if (this.cancelled.has(d.msg.properties.messageId)) {
+        this.pending.splice(i, 1);
+        this.taskCh.ack(d.msg);
+        continue;
+      }
+      if (!fits(d.demand, this.available)) { i++; continue; }
+      const w = this.idle.pop();
+      if (!w) { waitingForWorker++; i++; continue; }
+      this.pending.splice(i, 1);
+      this.available = subtract(this.available, d.demand);
+      w.task = { ...d, cpuLent: false, cancelled: false };
+      const h = d.msg.properties.headers ?? {};
+      this.post(w, { t: "task", body: d.msg.content, tag: d.msg.fields.deliveryTag, attempt: h.attempt ?? 0, maxRetries: h.maxRetries ?? 0 });
+    }
+    for (let n = waitingForWorker - this.starting; n > 0; n--) this.spawn();
+  }
+
+  private spawn(): void {
+    const workerConfig: WorkerConfig = {
+      address: this.config.address,
+      cluster: this.config.cluster,
+      nodeId: this.config.nodeId,
+      storePath: this.storePath,
+    };
+    const log = fs.openSync(path.join(this.config.sessionDir, "logs", "workers.log"), "a");
+    const proc = fork(WORKER_MAIN, [], {
+      env: { ...process.env, WARREN_WORKER: JSON.stringify(workerConfig) },
+      serialization: "advanced",
+      stdio: ["ignore", log, log, "ipc"],
+    });
+    fs.closeSync(log);
+    const w: Worker = { proc, ready: false };
+    this.workers.add(w);
+    this.starting++;
+    proc.on("message", (m: WorkerToNode) => this.onWorker(w, m));
+    proc.on("exit", (code, signal) => this.onWorkerExit(w, code, signal));
+  }
+
+  private post(w: Worker, m: NodeToWorker): void {
+    w.proc.send(m);
+  }
+
+  private onWorker(w: Worker, m: WorkerToNode): void {
+    switch (m.t) {
+      case "ready":
+        w.ready = true;
+        this.starting--;
+        this.idle.push(w);
+        return this.schedule();
+      case "done": {
+        const t = w.task!;
+        w.task = undefined;
+        if (m.retry) this.republish(t.msg);
+        this.taskCh.ack(t.msg);
+        this.release(t);
+        this.idle.push(w);
+        return this.schedule();
+      }
+      // A task blocked in get() lends its CPU back (Ray's rule: CPU only, not GPU or custom).
+      case "blocked":
+        if (w.task && !w.task.cpuLent && w.task.demand.CPU) {
+          w.task.cpuLent = true;
+          this.available = add(this.available, { CPU: w.task.demand.CPU });
+          this.schedule();
+        }
+        return;
+      case "unblocked":
+        if (w.task?.cpuLent) {
+          w.task.cpuLent = false;
+          this.available = subtract(this.available, { CPU: w.task.demand.CPU });
+        }
+        return;
+    }
+  }
+
+  private release(t: Delivery & { cpuLent: boolean }): void {
+    this.available = add(this.available, t.cpuLent ? { ...t.demand, CPU: 0 } : t.demand);
+  }
+
+  private onWorkerExit(w: Worker, code: number | null, signal: string | null): void {
+    this.workers.delete(w);
+    const i = this.idle.indexOf(w);
+    if (i >= 0) this.idle.splice(i, 1);
+    if (!w.ready) this.starting--;
+    const t = w.task;
+    if (t && !this.stopping) {
+      const h = t.msg.properties.headers ?? {};
+      const attempt: number = h.attempt ?? 0;
+      const maxRetries: number = h.maxRetries ?? 0;
+      if (t.cancelled) {
+        // The owner already answered itself with TaskCancelledError.
+      } else if (maxRetries < 0 || attempt < maxRetries) {
+        this.republish(t.msg);
+      } else {
+        const name = t.msg.properties.type;
+        const err = new WorkerCrashedError(
+          `the worker (pid=${w.proc.pid}) running ${name} died (${signal ?? `exit code ${code}`}) ` +
+            `${attempt + 1} time(s); maxRetries is ${maxRetries}. Raise it with .options({ maxRetries }), ` +
+            `or look for the cause in ${path.join(this.config.sessionDir, "logs", "workers.log")}`,
+        );
+        this.replyToOwner(t.msg.properties.messageId, { task: t.msg.properties.messageId, error: encodeError(err) });
+      }
+      this.taskCh.ack(t.msg);
+      this.release(t);
+    }
+    if (!this.stopping) this.schedule();
+  }
+
+  /** Sends a task back to its queue for another attempt. */
+  private republish(msg: amqp.ConsumeMessage): void {
+    const p = msg.properties;
+    this.taskCh.publish(msg.fields.exchange, msg.fields.routingKey, msg.content, {
+      messageId: p.messageId,
+      type: p.type,
+      headers: { ...p.headers, attempt: (p.headers?.attempt ?? 0) + 1 },
+    });
+  }
+
+  private replyToOwner(taskId: string, r: ResultMessage): void {
+    this.ch.publish("", this.topo.inbox(taskId.slice(0, 16)), v8.serialize(r), { type: Kind.result });
+  }
+
+  private onCancel(c: { task: string; force: boolean; recursive: boolean }): void {
+    this.cancelled.add(c.task);
+    if (this.cancelled.size > 100_000) this.cancelled.delete(this.cancelled.values().next().value!);
+    for (const w of this.workers) {
+      if (w.task?.msg.properties.messageId !== c.task) continue;
+      w.task.cancelled = true;
+      if (c.force) w.proc.kill("SIGKILL");
+      else this.post(w, { t: "cancel", task: c.task, recursive: c.recursive });
+    }
+    this.schedule();
+  }
+
+  /** Stops workers, closes the broker connection and store; a private node also removes all it made. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const exits = [...this.workers].map((w) => new Promise((res) => {
+        w.proc.once("exit", res);
+        w.proc.kill("SIGKILL");
+      }));
+      await Promise.all(exits);
+      if (this.config.private) {
+        const ch = await this.conn.createChannel().catch(() => undefined);
+        if (ch) {
+          ch.on("error", () => undefined);
+          for (const shape of this.shapes) await ch.deleteQueue(this.topo.shapeQueue(shape)).catch(() => undefined);
+          await this.topo.remove(ch).catch(() => undefined);
+        }
+      }
+      await this.conn.close().catch(() => undefined);
+      await this.store.close();
+      if (this.config.private) fs.rmSync(this.config.sessionDir, { recursive: true, force: true });
+      this.onStopped();
+    })();
+    return this.stopping;
+  }
+}

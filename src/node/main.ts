@@ -1,0 +1,34 @@
+/**
+ * Entry of a node daemon process: `WARREN_NODE` holds its NodeConfig as JSON. Started by
+ * `init()` (a private cluster's head, as a child with an IPC channel) or by `warren start`.
+ */
+import { NodeDaemon, NodeConfig } from "./daemon";
+
+const config: NodeConfig = JSON.parse(process.env.WARREN_NODE ?? "null");
+if (!config) {
+  console.error("warren node: WARREN_NODE is not set; start nodes with `warren start` or `warren.init()`");
+  process.exit(2);
+}
+process.title = `warren::node${config.isHead ? "(head)" : ""}`;
+const daemon = new NodeDaemon(config, () => process.exit(0));
+
+function stop(): void {
+  daemon.stop().catch((err) => {
+    console.error("warren node: error while stopping:", err);
+    process.exit(1);
+  });
+}
+
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);
+// A private cluster lives exactly as long as the driver that started it.
+if (config.private) process.on("disconnect", stop);
+
+daemon.start().then(
+  () => process.send?.({ t: "ready", nodeId: config.nodeId, storePath: daemon.storePath }),
+  (err) => {
+    console.error("warren node failed to start:", err);
+    process.send?.({ t: "failed", message: String(err?.message ?? err) });
+    process.exit(1);
+  },
+);

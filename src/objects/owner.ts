@@ -1,0 +1,77 @@
+/**
+ * The owner's table: every object this process created (puts and the returns of tasks it
+ * submitted), pending or ready, and who waits for it. Borrowers in other processes ask the owner
+ * through its inbox; the answer is one of the three forms of `StoredObject`.
+ */
+import type { EncodedError } from "../serialization";
+
+/** Where an object's value is: inline bytes, a node's LMDB store, or the error that replaced it. */
+export type StoredObject =
+  | { inline: Buffer }
+  | { node: string; size: number }
+  | { error: EncodedError };
+
+interface Entry {
+  value?: StoredObject;
+  waiters?: Array<(value: StoredObject) => void>;
+  /** Serialized into a message: another process may hold it, so only the owner's exit frees it. */
+  escaped: boolean;
+}
+
+export class OwnerTable {
+  private readonly entries = new Map<string, Entry>();
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  has(id: string): boolean {
+    return this.entries.has(id);
+  }
+
+  pending(id: string): void {
+    this.entries.set(id, { escaped: false });
+  }
+
+  ready(id: string, value: StoredObject): void {
+    this.entries.set(id, { value, escaped: false });
+  }
+
+  /** Sets the value of a pending object; false if unknown or already set (a late duplicate). */
+  resolve(id: string, value: StoredObject): boolean {
+    const e = this.entries.get(id);
+    if (!e || e.value) return false;
+    e.value = value;
+    const waiters = e.waiters;
+    e.waiters = undefined;
+    if (waiters) for (const w of waiters) w(value);
+    return true;
+  }
+
+  /** The value now, if ready. */
+  peek(id: string): StoredObject | undefined {
+    return this.entries.get(id)?.value;
+  }
+
+  /** Calls `fn` when the object is ready (at once if it is); false if the id is unknown. */
+  onReady(id: string, fn: (value: StoredObject) => void): boolean {
+    const e = this.entries.get(id);
+    if (!e) return false;
+    if (e.value) fn(e.value);
+    else (e.waiters ??= []).push(fn);
+    return true;
+  }
+
+  markEscaped(id: string): void {
+    const e = this.entries.get(id);
+    if (e) e.escaped = true;
+  }
+
+  /** Forgets an object nobody else can hold; returns its value so a stored copy can be freed. */
+  releaseIfPrivate(id: string): StoredObject | undefined | false {
+    const e = this.entries.get(id);
+    if (!e || e.escaped || e.waiters) return false;
+    this.entries.delete(id);
+    return e.value;
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * serialization: how values cross processes.
+ *
+ * Values use the structured-clone algorithm (`v8.serialize`). An ObjectRef or actor handle is a
+ * class instance whose only own enumerable property is a marker (`__warrenRef`, `__warrenActor`);
+ * v8 writes it as a plain one-key object, and `decode` turns such objects back into live
+ * instances. The revival walk only runs when the marker's bytes occur in the buffer (a memchr
+ * scan), so values without refs pay nothing beyond v8 itself.
+ */
+import * as v8 from "node:v8";
+import * as errors from "../errors";
+import { SerializationError } from "../errors";
+
+export const MARKER = "__warren";
+const MARKER_BYTES = Buffer.from(MARKER, "latin1");
+
+/** marker key -> builds the live object from the marker's value. */
+const revivers = new Map<string, (payload: any) => unknown>();
+
+/** Registers a class that travels as `{ [key]: payload }` (ObjectRef, actor handles). */
+export function registerRevival(key: string, revive: (payload: any) => unknown): void {
+  revivers.set(key, revive);
+}
+
+export function encode(value: unknown, what = "value"): Buffer {
+  try {
+    return v8.serialize(value);
+  } catch (err) {
+    throw new SerializationError(
+      `${what} cannot be serialized: ${(err as Error).message}. Only structured-clone values cross ` +
+        "processes (plain data, Buffers, typed arrays, Map, Set, Date, BigInt, errors, ObjectRefs, " +
+        "actor handles); functions, sockets and class behaviour do not: keep them in a module the " +
+        "worker loads and pass data instead.",
+      { cause: err },
+    );
+  }
+}
+
+/** Encodes the arguments of a call, naming the argument that cannot cross. */
+export function encodeArgs(args: unknown[], fnName: string): Buffer {
+  try {
+    return v8.serialize(args);
+  } catch {
+    args.forEach((arg, i) => encode(arg, `argument ${i} of ${fnName}`));
+    return encode(args, `the arguments of ${fnName}`);
+  }
+}
+
+export function hasMarkers(buf: Buffer): boolean {
+  return buf.indexOf(MARKER_BYTES) !== -1;
+}
+
+export function decode(buf: Buffer | Uint8Array): unknown {
+  const value = v8.deserialize(buf);
+  return hasMarkers(buf as Buffer) ? revive(value) : value;
+}
+
+/** Replaces marker objects with live instances, in place. */
+function revive(value: unknown): unknown {
+  if (value === null || typeof value !== "object" || ArrayBuffer.isView(value)) return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = revive(value[i]);
+    return value;
+  }
+  if (value instanceof Map) {
+    for (const [k, v] of value) value.set(k, revive(v));
+    return value;
+  }
+  if (value instanceof Set) {
+    const items = [...value].map(revive);
+    value.clear();
+    for (const item of items) value.add(item);
+    return value;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+  const keys = Object.keys(value);
+  if (keys.length === 1 && keys[0].startsWith(MARKER)) {
+    const reviver = revivers.get(keys[0]);
+    if (reviver) return reviver((value as any)[keys[0]]);
+  }
+  for (const k of keys) (value as any)[k] = revive((value as any)[k]);
+  return value;
+}
+
+/** Every instance of `cls` reachable in `value` (arrays, plain objects, Maps, Sets). */
+export function findInstances<T>(value: unknown, cls: abstract new (...a: any[]) => T, out: T[] = []): T[] {
+  if (value === null || typeof value !== "object" || ArrayBuffer.isView(value)) return out;
+  if (value instanceof cls) out.push(value as T);
+  else if (Array.isArray(value) || value instanceof Set) for (const v of value) findInstances(v, cls, out);
+  else if (value instanceof Map) for (const v of value.values()) findInstances(v, cls, out);
+  else for (const k of Object.keys(value)) findInstances((value as any)[k], cls, out);
+  return out;
+}
+
+// ---- errors -------------------------------------------------------------------------------
+
+export interface EncodedError {
+  name: string;
+  message: string;
+  stack: string;
+  fields: Record<string, unknown>;
+  cause?: EncodedError | { value: unknown };
+}
+
+const BUILTIN_ERRORS: Record<string, new (m?: string) => Error> = {
+  Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
+};
+const WARREN_ERRORS = errors as unknown as Record<string, new (...a: any[]) => Error>;
+
+/** A thrown value as plain data: name, message, stack, own enumerable fields, cause chain. */
+export function encodeError(err: unknown): EncodedError {
+  if (!(err instanceof Error)) {
+    return { name: "Error", message: String(err), stack: "", fields: {}, cause: { value: cloneable(err) } };
+  }
+  const fields: Record<string, unknown> = {};
+  for (const k of Object.keys(err)) {
+    if (k === "cause") continue;
+    const v = cloneable((err as any)[k]);
+    if (v !== undefined) fields[k] = v;
+  }
+  const encoded: EncodedError = { name: err.name, message: err.message, stack: err.stack ?? "", fields };
+  if (err.cause !== undefined) encoded.cause = err.cause instanceof Error ? encodeError(err.cause) : { value: cloneable(err.cause) };
+  return encoded;
+}
+
+/** Rebuilds an error: built-in and warren classes as themselves, others with the original name. */
+export function decodeError(e: EncodedError): Error {
+  const cls = BUILTIN_ERRORS[e.name] ?? (isErrorClass(WARREN_ERRORS[e.name]) ? WARREN_ERRORS[e.name] : Error);
+  const err: Error = Object.create(cls.prototype);
+  Object.defineProperty(err, "message", { value: e.message, writable: true, configurable: true });
+  Object.defineProperty(err, "stack", { value: e.stack, writable: true, configurable: true });
+  if (cls === Error && e.name !== "Error") Object.defineProperty(err, "name", { value: e.name, writable: true, configurable: true });
+  Object.assign(err, e.fields);
+  if (e.cause) {
+    const cause = "value" in e.cause ? e.cause.value : decodeError(e.cause);
+    Object.defineProperty(err, "cause", { value: cause, writable: true, configurable: true });
+  }
+  return err;
+}
+
+function isErrorClass(c: unknown): c is new (...a: any[]) => Error {
+  return typeof c === "function" && c.prototype instanceof Error;
+}
+
+function cloneable(v: unknown): unknown {
+  try {
+    v8.serialize(v);
+    return v;
+  } catch {
+    return undefined;
+  }
+}

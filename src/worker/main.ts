@@ -1,0 +1,159 @@
+/**
+ * worker: the process that runs user code. A node forks it, hands it tasks over IPC, and reuses
+ * it across tasks. It loads user modules by path (TypeScript through tsx), publishes results
+ * straight to the owner's inbox (one broker hop, not back through the node), sends its output to
+ * the driver of the task's job, and is itself an owner for the tasks it submits.
+ */
+import * as v8 from "node:v8";
+import { register as registerTypeScript } from "tsx/cjs/api";
+import { TaskError, WarrenError } from "../errors";
+import { decode, encode, encodeError, findInstances, hasMarkers } from "../serialization";
+import { ObjectRef, newOwnerId, objectId } from "../objects/ref";
+import type { StoredObject } from "../objects/owner";
+import { Kind } from "../transport";
+import { resolve } from "../api/registry";
+import { ResultMessage, Runtime, TaskContext, TaskSpec, taskContext } from "../api/runtime";
+import type { NodeToWorker, WorkerConfig, WorkerToNode } from "./protocol";
+
+const config: WorkerConfig = JSON.parse(process.env.WARREN_WORKER ?? "null");
+if (!config) {
+  console.error("warren worker: started without WARREN_WORKER; workers are started by a warren node");
+  process.exit(2);
+}
+registerTypeScript();
+process.title = "warren::IDLE";
+
+let rt: Runtime;
+const running = new Map<string, TaskContext>();
+
+function send(msg: WorkerToNode): void {
+  process.send?.(msg);
+}
+
+async function main(): Promise<void> {
+  rt = await Runtime.start({
+    address: config.address,
+    cluster: config.cluster,
+    ownerId: newOwnerId(),
+    nodeId: config.nodeId,
+    storePath: config.storePath,
+    jobId: "",
+    namespace: "",
+    logToDriver: false,
+    role: "worker",
+  });
+  rt.blockHooks = { block: () => send({ t: "blocked" }), unblock: () => send({ t: "unblocked" }) };
+  forwardOutput();
+  process.on("message", (m: NodeToWorker) => {
+    if (m.t === "task") void runTask(m.body, m.tag, m.attempt, m.maxRetries);
+    else if (m.t === "cancel") cancel(m.task, m.recursive);
+  });
+  process.on("disconnect", () => process.exit(0));
+  send({ t: "ready", pid: process.pid });
+}
+
+async function runTask(body: Buffer, tag: number, attempt: number, maxRetries: number): Promise<void> {
+  const spec: TaskSpec = v8.deserialize(body);
+  const ctx: TaskContext = { taskId: spec.id, taskName: spec.name, jobId: spec.job, namespace: spec.namespace, canceled: false };
+  running.set(spec.id, ctx);
+  process.title = `warren::${spec.name}`;
+  let result: ResultMessage;
+  let retry = false;
+  try {
+    const value = await taskContext.run(ctx, async () => {
+      const fn = resolve(spec.fn);
+      if (typeof fn !== "function") throw new WarrenError(`${spec.name} is not a function in ${spec.fn.module}`);
+      const args = await resolveArgs(spec);
+      return await fn(...args);
+    });
+    result = { task: spec.id, returns: storeReturns(spec, value) };
+  } catch (err) {
+    retry = spec.retryExceptions && !ctx.canceled && (maxRetries < 0 || attempt < maxRetries);
+    const stack = err instanceof Error ? err.stack ?? String(err) : String(err);
+    result = { task: spec.id, error: encodeError(new TaskError(spec.name, process.pid, config.nodeId, stack, err)) };
+  }
+  flushOutput();
+  if (!retry) rt.ch.publish("", rt.topo.inbox(spec.id.slice(0, 16)), v8.serialize(result), { type: Kind.result });
+  running.delete(spec.id);
+  process.title = "warren::IDLE";
+  send({ t: "done", tag, retry });
+}
+
+async function resolveArgs(spec: TaskSpec): Promise<unknown[]> {
+  const args = decode(spec.args) as unknown[];
+  for (const i of spec.refArgs) {
+    const known = spec.resolved[i];
+    args[i] = known ? rt.materialize(known, (args[i] as ObjectRef).hex()) : (await rt.get([args[i] as ObjectRef]))[0];
+  }
+  return args;
+}
+
+/** Encodes a task's return value(s): inline when small, into the node's store when large. */
+function storeReturns(spec: TaskSpec, value: unknown): StoredObject[] {
+  let values: unknown[];
+  if (spec.numReturns === 1) values = [value];
+  else if (spec.numReturns === 0) values = [];
+  else {
+    if (!Array.isArray(value) || value.length !== spec.numReturns) {
+      throw new WarrenError(
+        `${spec.name} was called with numReturns: ${spec.numReturns} but returned ` +
+          (Array.isArray(value) ? `an array of ${value.length}` : typeof value) +
+          `; return an array of exactly ${spec.numReturns} values`,
+      );
+    }
+    values = value;
+  }
+  return values.map((v, i) => {
+    const bytes = encode(v, `return value ${i} of ${spec.name}`);
+    if (hasMarkers(bytes)) for (const r of findInstances(v, ObjectRef)) rt.owned.markEscaped(r.hex());
+    return rt.storeValue(objectId(spec.id, i + 1), bytes);
+  });
+}
+
+function cancel(taskId: string, recursive: boolean): void {
+  const ctx = running.get(taskId);
+  if (!ctx) return;
+  ctx.canceled = true;
+  if (recursive) rt.cancelAll(false);
+}
+
+// ---- output to the driver ------------------------------------------------------------------
+
+interface Pending { job: string; name: string; stream: "stdout" | "stderr"; text: string }
+let pending: Pending[] = [];
+let flushScheduled = false;
+
+/** Tees stdout/stderr: the node's log file keeps everything, the task's driver gets its lines. */
+function forwardOutput(): void {
+  for (const stream of ["stdout", "stderr"] as const) {
+    const target = process[stream];
+    const write = target.write.bind(target) as (...a: unknown[]) => boolean;
+    target.write = ((chunk: unknown, ...rest: unknown[]) => {
+      const ctx = taskContext.getStore();
+      if (ctx && ctx.jobId) {
+        const text = typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString();
+        const last = pending[pending.length - 1];
+        if (last && last.job === ctx.jobId && last.name === ctx.taskName && last.stream === stream) last.text += text;
+        else pending.push({ job: ctx.jobId, name: ctx.taskName, stream, text });
+        if (!flushScheduled) {
+          flushScheduled = true;
+          setImmediate(flushOutput);
+        }
+      }
+      return write(chunk, ...rest);
+    }) as typeof target.write;
+  }
+}
+
+/** Publishes buffered output; called before a result so the driver prints it first. */
+function flushOutput(): void {
+  flushScheduled = false;
+  const batch = pending;
+  pending = [];
+  for (const p of batch) rt.publishLog(p.job, { name: p.name, pid: process.pid, stream: p.stream, text: p.text });
+}
+
+main().catch((err) => {
+  console.error("warren worker failed to start:", err);
+  process.exit(1);
+});

@@ -1,0 +1,18 @@
+/** The IPC messages between a node and its workers (Node's advanced serialization, so Buffers pass as they are). */
+
+export interface WorkerConfig {
+  address: string;
+  cluster: string;
+  nodeId: string;
+  storePath: string;
+}
+
+export type NodeToWorker =
+  | { t: "task"; body: Buffer; tag: number; attempt: number; maxRetries: number }
+  | { t: "cancel"; task: string; recursive: boolean };
+
+export type WorkerToNode =
+  | { t: "ready"; pid: number }
+  | { t: "done"; tag: number; retry: boolean }
+  | { t: "blocked" }
+  | { t: "unblocked" };
