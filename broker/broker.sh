@@ -202,7 +202,17 @@ with_timeout() {
   elif command -v gtimeout >/dev/null 2>&1; then
     gtimeout "$secs" "$@"
   else
-    perl -e 'alarm shift; exec @ARGV or exit 127' "$secs" "$@"
+    # macOS without coreutils: run the command in its own process group and
+    # kill the whole group when the time is up, as GNU timeout does.
+    perl -e '
+      my $t = shift;
+      my $pid = fork;
+      if (!$pid) { setpgrp(0, 0); exec @ARGV or exit 127 }
+      $SIG{ALRM} = sub { kill "TERM", -$pid; exit 124 };
+      alarm $t;
+      waitpid($pid, 0);
+      exit($? >> 8);
+    ' "$secs" "$@"
   fi
 }
 
@@ -332,11 +342,11 @@ broker_env() {
       '# Everything is set by broker.sh through RABBITMQ_* variables.' >"$env_file"
   fi
   local conf="$PROJECT_CONF"
+  if [ "$PROM_PORT" -gt 65535 ] || [ "$DIST_PORT" -gt 65535 ]; then
+    err "port $PORT too high: its Prometheus port ($PROM_PORT) or Erlang distribution port ($DIST_PORT) would exceed 65535"
+    exit 2
+  fi
   if [ "$PORT" -ne "$DEFAULT_PORT" ]; then
-    if [ "$PROM_PORT" -gt 65535 ]; then
-      err "port $PORT too high: its Prometheus port $PROM_PORT would exceed 65535"
-      exit 2
-    fi
     conf="$STATE_DIR/rabbitmq-$PORT.conf"
     sed -e "s/^\([[:space:]]*listeners\.tcp\.default[[:space:]]*=[[:space:]]*127\.0\.0\.1:\)5672[[:space:]]*$/\1$PORT/" \
       -e "s/^\([[:space:]]*management\.tcp\.port[[:space:]]*=[[:space:]]*\)15672[[:space:]]*$/\1$MGMT_PORT/" \
@@ -381,12 +391,23 @@ broker_env() {
   if [ -n "$AMQP_VHOST" ]; then export RABBITMQ_DEFAULT_VHOST="$AMQP_VHOST"; fi
 }
 
+# Whether process $1 is our node's Erlang VM (and not a process that reused
+# the pid of a stale pid file).
+is_our_node() {
+  local pid="$1"
+  if [ -r "/proc/$pid/environ" ]; then
+    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -x "RABBITMQ_NODENAME=$NODE" >/dev/null
+  else
+    ps -p "$pid" -o args= 2>/dev/null | grep beam >/dev/null
+  fi
+}
+
 # Prints the pid of our node if it runs.
 own_broker_pid() {
   local pid
   [ -f "$PID_FILE" ] || return 1
   pid="$(tr -dc '0-9' <"$PID_FILE" 2>/dev/null || true)"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && is_our_node "$pid" || return 1
   printf '%s\n' "$pid"
 }
 
@@ -498,6 +519,7 @@ cmd_start() {
     if ! kill -0 "$pid" 2>/dev/null && ! own_broker_pid >/dev/null; then
       printf ' failed\n'
       err "RabbitMQ node $NODE exited before answering at 127.0.0.1:$PORT"
+      rm -f "$PID_FILE"
       show_logs
       exit 1
     fi

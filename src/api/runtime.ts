@@ -88,6 +88,8 @@ export class Runtime {
   readonly owned = new OwnerTable();
   private readonly ids: TaskIds;
   private readonly tasks = new Map<string, TaskRecord>();
+  /** Final states of recently ended tasks, oldest first, for state queries. */
+  private readonly ended = new Map<string, string>();
   private readonly requests = new Map<string, Promise<StoredObject>>();
   private readonly replyWaiters = new Map<string, (value: StoredObject) => void>();
   private readonly shapes = new Map<string, Promise<void>>();
@@ -270,6 +272,8 @@ export class Runtime {
       rec.machine.send({ type: "FINISH" });
       rec.returns.forEach((id, i) => this.settle(id, r.returns![i]));
     }
+    this.ended.set(r.task, rec.machine.getSnapshot().value as string);
+    if (this.ended.size > ENDED_KEPT) this.ended.delete(this.ended.keys().next().value!);
   }
 
   private settle(id: string, value: StoredObject): void {
@@ -283,7 +287,7 @@ export class Runtime {
 
   /** The state of a task this process submitted, from its lifecycle machine. */
   taskState(taskId: string): string | undefined {
-    return this.tasks.get(taskId)?.machine.getSnapshot().value as string | undefined;
+    return (this.tasks.get(taskId)?.machine.getSnapshot().value as string | undefined) ?? this.ended.get(taskId);
   }
 
   // ---- borrowing -------------------------------------------------------------------------
@@ -408,6 +412,7 @@ export class Runtime {
 }
 
 const DECLARED = Promise.resolve();
+const ENDED_KEPT = 10_000;
 
 export interface LogEntry {
   name: string;

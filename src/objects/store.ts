@@ -19,7 +19,7 @@ export class ObjectStore {
       // Objects live only as long as their session: durability would cost an fsync per write.
       noSync: true,
       // Writing through the map is about 4x faster for large values (DESIGN.md).
-      useWritemap: true,
+      useWritemap: false,
       noMemInit: true,
       mapSize,
     });

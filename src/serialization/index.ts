@@ -8,6 +8,7 @@
  * scan), so values without refs pay nothing beyond v8 itself.
  */
 import * as v8 from "node:v8";
+import { types } from "node:util";
 import * as errors from "../errors";
 import { SerializationError } from "../errors";
 
@@ -62,17 +63,19 @@ function revive(value: unknown): unknown {
     for (let i = 0; i < value.length; i++) value[i] = revive(value[i]);
     return value;
   }
-  if (value instanceof Map) {
+  // Realm-independent checks: v8.deserialize builds objects in Node's own realm, which is not
+  // the caller's under jest or vm.
+  if (types.isMap(value)) {
     for (const [k, v] of value) value.set(k, revive(v));
     return value;
   }
-  if (value instanceof Set) {
+  if (types.isSet(value)) {
     const items = [...value].map(revive);
     value.clear();
     for (const item of items) value.add(item);
     return value;
   }
-  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+  if (!isPlainObject(value)) return value;
   const keys = Object.keys(value);
   if (keys.length === 1 && keys[0].startsWith(MARKER)) {
     const reviver = revivers.get(keys[0]);
@@ -82,13 +85,18 @@ function revive(value: unknown): unknown {
   return value;
 }
 
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return proto === null || Object.getPrototypeOf(proto) === null;
+}
+
 /** Every instance of `cls` reachable in `value` (arrays, plain objects, Maps, Sets). */
 export function findInstances<T>(value: unknown, cls: abstract new (...a: any[]) => T, out: T[] = []): T[] {
   if (value === null || typeof value !== "object" || ArrayBuffer.isView(value)) return out;
   if (value instanceof cls) out.push(value as T);
-  else if (Array.isArray(value) || value instanceof Set) for (const v of value) findInstances(v, cls, out);
-  else if (value instanceof Map) for (const v of value.values()) findInstances(v, cls, out);
-  else for (const k of Object.keys(value)) findInstances((value as any)[k], cls, out);
+  else if (Array.isArray(value) || types.isSet(value)) for (const v of value as Iterable<unknown>) findInstances(v, cls, out);
+  else if (types.isMap(value)) for (const v of (value as Map<unknown, unknown>).values()) findInstances(v, cls, out);
+  else if (isPlainObject(value)) for (const k of Object.keys(value)) findInstances((value as any)[k], cls, out);
   return out;
 }
 

@@ -1,0 +1,49 @@
+// Black-box probes the integration tests use: broker queues and live processes.
+import * as fs from "node:fs";
+import * as amqp from "amqplib";
+import { DEFAULT_ADDRESS } from "../src/transport";
+
+/** Whether a queue or exchange exists on the broker (a passive declare on a throwaway channel). */
+export async function brokerHas(kind: "queue" | "exchange", name: string): Promise<boolean> {
+  const conn = await amqp.connect(process.env.WARREN_ADDRESS ?? DEFAULT_ADDRESS);
+  try {
+    const ch = await conn.createChannel();
+    ch.on("error", () => undefined);
+    try {
+      if (kind === "queue") await ch.checkQueue(name);
+      else await ch.checkExchange(name);
+      await ch.close();
+      return true;
+    } catch {
+      return false;
+    }
+  } finally {
+    await conn.close();
+  }
+}
+
+export async function consumerCount(queue: string): Promise<number> {
+  const conn = await amqp.connect(process.env.WARREN_ADDRESS ?? DEFAULT_ADDRESS);
+  try {
+    const ch = await conn.createChannel();
+    return (await ch.checkQueue(queue)).consumerCount;
+  } finally {
+    await conn.close();
+  }
+}
+
+/** Pids of live processes whose environment mentions `text` (Linux /proc). */
+export function processesWith(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue; // a zombie is gone
+      if (fs.readFileSync(`/proc/${entry}/environ`, "latin1").includes(text)) pids.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return pids;
+}

@@ -1,0 +1,65 @@
+// Cluster lifetime: init, shutdown and what they leave behind; clusters sharing one broker.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { execFile } from "node:child_process";
+import * as warren from "warren";
+import { add, pid } from "../fixtures/tasks";
+import { brokerHas, consumerCount, processesWith } from "../helpers";
+
+afterEach(() => warren.shutdown());
+
+test("calling warren before init() is a clear error, not a hang", async () => {
+  expect(warren.isInitialized()).toBe(false);
+  expect(() => add.remote(1, 2)).toThrow(/call `await warren.init\(\)` first/);
+  expect(() => warren.put(1)).toThrow(warren.WarrenError);
+});
+
+test("an unreachable broker is a BrokerUnavailableError naming the address and the fix", async () => {
+  const err = await warren.init({ address: "amqp://guest:secret@127.0.0.1:1" }).catch((e) => e);
+  expect(err).toBeInstanceOf(warren.BrokerUnavailableError);
+  expect(err.message).toContain("127.0.0.1:1");
+  expect(err.message).toContain("npm run broker");
+  expect(err.message).not.toContain("secret");
+  expect(warren.isInitialized()).toBe(false);
+});
+
+test("init options are validated", async () => {
+  await expect(warren.init({ numCpus: -2, address: "http://x" } as never)).rejects.toThrow(/numCpus.*address|address.*numCpus/s);
+});
+
+test("shutdown leaves no process, queue, exchange or LMDB file behind", async () => {
+  const info = await warren.init({ numCpus: 2 });
+  expect(warren.isInitialized()).toBe(true);
+  await expect(warren.init()).rejects.toThrow(/already called/);
+  expect(await warren.get(add.remote(1, 2))).toBe(3);
+  warren.put(Buffer.alloc(1 << 20)); // into LMDB
+  const prefix = `warren.${info.cluster}`;
+  const sessionDir = path.join(os.tmpdir(), "warren", `session_${info.cluster}`);
+  expect(processesWith(info.cluster).length).toBeGreaterThanOrEqual(2); // the node and its workers
+  expect(await brokerHas("queue", `${prefix}.shape.CPU:1`)).toBe(true);
+  expect(fs.existsSync(path.join(sessionDir, "objects.lmdb"))).toBe(true);
+
+  await warren.shutdown();
+  expect(warren.isInitialized()).toBe(false);
+  expect(processesWith(info.cluster)).toEqual([]);
+  expect(await brokerHas("queue", `${prefix}.shape.CPU:1`)).toBe(false);
+  expect(await brokerHas("queue", `${prefix}.inbox.${info.jobId}`)).toBe(false);
+  for (const ex of ["tasks", "control", "logs"]) expect(await brokerHas("exchange", `${prefix}.${ex}`)).toBe(false);
+  expect(fs.existsSync(sessionDir)).toBe(false);
+  expect(() => add.remote(1, 2)).toThrow(/init/);
+});
+
+test("two clusters on one broker never see each other's tasks", async () => {
+  const info = await warren.init({ numCpus: 2 });
+  const other = new Promise<{ cluster: string; pids: number[] }>((resolve, reject) => {
+    execFile(process.execPath, ["-r", "tsx/cjs", path.join(__dirname, "..", "fixtures", "other_driver.ts")], (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(JSON.parse(stdout.trim().split("\n").pop()!)));
+  });
+  const mine = new Set<number>();
+  for (let i = 0; i < 20; i++) for (const p of await warren.get(Array.from({ length: 10 }, () => pid.remote()))) mine.add(p);
+  const theirs = await other;
+  expect(theirs.cluster).not.toBe(info.cluster);
+  expect(theirs.pids.filter((p) => mine.has(p))).toEqual([]);
+  expect(await consumerCount(`warren.${info.cluster}.shape.CPU:1`)).toBe(1); // only our own node
+});
