@@ -1,4 +1,5 @@
 // Seed pattern "Nested Remote Functions": g returns four ObjectRefs made by f; h waits for them.
+import * as assert from "node:assert/strict";
 import * as warren from "warren";
 
 export const f = warren.remote(function f() {
@@ -17,8 +18,13 @@ export const h = warren.remote(async function h() {
 
 async function main() {
   await warren.init();
-  console.log(await warren.get(g.remote()));
-  console.log(await warren.get(h.remote()));
+  const refs = await warren.get(g.remote());
+  console.log(refs);
+  assert.equal(refs.length, 4);
+  assert.ok(refs.every((r) => r instanceof warren.ObjectRef));
+  const values = await warren.get(h.remote());
+  console.log(values);
+  assert.deepEqual(values, [1, 1, 1, 1]);
   await warren.shutdown();
 }
 
