@@ -5,4 +5,7 @@
 export * from "./api";
 export { ObjectRef } from "./objects/ref";
 export * from "./errors";
+/** For classes that travel between processes like actor handles (see actors/queue.ts). */
+export { registerRevival } from "./serialization";
 export type { TaskOptions, ActorOptions, MethodOptions, InitOptions } from "./options";
+export * from "./coordination";

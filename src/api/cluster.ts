@@ -11,6 +11,7 @@ import { newOwnerId } from "../objects/ref";
 import { nodeResources } from "../node/resources";
 import type { NodeConfig } from "../node/daemon";
 import { Runtime } from "./runtime";
+import { compiled } from "./paths";
 
 const NODE_MAIN = path.join(__dirname, "..", "node", "main.js");
 
@@ -23,12 +24,6 @@ export interface ClusterInfo {
 }
 
 let head: ChildProcess | undefined;
-
-/** Where a compiled entry point lives: under dist/ even when this file runs from src/ (tests). */
-export function compiled(file: string): string {
-  const sep = path.sep;
-  return __filename.endsWith(".ts") ? file.replace(`${sep}src${sep}`, `${sep}dist${sep}src${sep}`) : file;
-}
 
 export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   if (process.env.WARREN_WORKER) {

@@ -7,6 +7,9 @@ export { init, shutdown, isInitialized } from "./cluster";
 export type { ClusterInfo } from "./cluster";
 export { remote, RemoteFunction } from "./remote";
 export type { RemoteArgs, ReturnRefs } from "./remote";
+export { Actor, actor, method, getActor, kill, exitActor } from "./actor";
+export { ActorHandle, ActorMethod } from "./handle";
+export type { ActorMethods } from "./handle";
 
 type Values<T extends readonly unknown[]> = { -readonly [K in keyof T]: T[K] extends ObjectRef<infer V> ? V : never };
 

@@ -6,14 +6,18 @@
 import * as v8 from "node:v8";
 import { AsyncLocalStorage } from "node:async_hooks";
 import type * as amqp from "amqplib";
-import { GetTimeoutError, ObjectLostError, TaskCancelledError, WarrenError } from "../errors";
-import { connectBroker, Kind, Topology } from "../transport";
+import * as path from "node:path";
+import { createSyncFn } from "synckit";
+import { ActorDiedError, GetTimeoutError, NodeDiedError, ObjectLostError, TaskCancelledError, WarrenError } from "../errors";
+import { CLOSE_SYNC_RPC, Kind, RpcReply, Topology, connectBroker } from "../transport";
 import { ObjectRef, TaskIds, objectId } from "../objects/ref";
 import { ObjectStore } from "../objects/store";
 import { OwnerTable, StoredObject } from "../objects/owner";
-import { decode, decodeError, encode, encodeArgs, encodeError, findInstances, hasMarkers } from "../serialization";
+import { EncodedError, decode, decodeError, encode, encodeArgs, encodeError, findInstances, hasMarkers } from "../serialization";
 import { startTask, TaskActor } from "../lifecycle/task";
 import type { Descriptor } from "./registry";
+import { ActorHandleCore, HandleInfo } from "./handle";
+import { compiled } from "./paths";
 
 /** Values up to this size travel inline in messages; larger ones go to the node's LMDB store. */
 export const INLINE_MAX = 100 * 1024;
@@ -45,7 +49,14 @@ export interface TaskSpec {
   numReturns: number;
   retryExceptions: boolean;
   /** Set for actor creation and actor calls. */
-  actor?: { id: string; method?: string; create?: unknown };
+  actor?: { id: string; method?: string; create?: ActorCreation };
+}
+
+/** What an actor's creation task carries beyond its constructor arguments. */
+export interface ActorCreation {
+  handle: HandleInfo;
+  maxConcurrency: number;
+  maxTaskRetries: number;
 }
 
 /** Everything `.remote()` needs that does not change per call, computed once by `.options()`. */
@@ -74,6 +85,8 @@ interface TaskRecord {
 export interface TaskContext {
   taskId: string;
   taskName: string;
+  /** The prefix of its output lines at the driver: the task's name, or the actor's class. */
+  logName: string;
   jobId: string;
   namespace: string;
   actorId?: string;
@@ -93,12 +106,17 @@ export class Runtime {
   private readonly requests = new Map<string, Promise<StoredObject>>();
   private readonly replyWaiters = new Map<string, (value: StoredObject) => void>();
   private readonly shapes = new Map<string, Promise<void>>();
+  /** Actors this process created, while their mailbox is being declared (then DECLARED). */
+  readonly mailboxes = new Map<string, Promise<void>>();
+  private readonly rpcs = new Map<string, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private rpcSeq = 0;
+  private syncRpc?: (address: string, head: string, kind: string, payload: unknown) => RpcReply;
   private store?: ObjectStore;
   private closed = false;
   /** Set by a worker: told when a `get` blocks and unblocks, so the node can lend the CPU. */
   blockHooks?: { block(): void; unblock(): void };
-  /** Set by a worker: handles messages its inbox gets besides the owner protocol. */
-  extraHandler?: (msg: amqp.ConsumeMessage) => void;
+  /** Set by an actor's worker: what exitActor() does. */
+  onExitActor?: () => void;
   private readonly freer = new FinalizationRegistry<string>((id) => this.freePrivate(id));
 
   private constructor(
@@ -147,19 +165,19 @@ export class Runtime {
 
   // ---- submission ------------------------------------------------------------------------
 
-  submit(t: TaskTemplate, args: unknown[], actor?: TaskSpec["actor"], route?: { exchange: string; key: string }): ObjectRef[] {
+  /**
+   * Submits a task (to its shape's queue) or an actor call or creation (`route`). A task waits
+   * for arguments this process owns (PENDING_ARGS_AVAIL) so it never holds a worker idle; routed
+   * messages keep submission order instead and leave pending refs for the actor to resolve.
+   */
+  submit(t: TaskTemplate, args: unknown[], actor?: TaskSpec["actor"], route?: Route): ObjectRef[] {
     this.ensureOpen();
     const taskId = this.ids.next();
     const argBytes = encodeArgs(args, t.name);
     const refArgs: number[] = [];
-    const deps: ObjectRef[] = [];
-    args.forEach((a, i) => {
-      if (a instanceof ObjectRef) {
-        refArgs.push(i);
-        deps.push(a);
-      }
-    });
-    if (hasMarkers(argBytes)) for (const r of findInstances(args, ObjectRef)) this.owned.markEscaped(r.hex());
+    args.forEach((a, i) => a instanceof ObjectRef && refArgs.push(i));
+    const waits: Promise<unknown>[] = [];
+    if (hasMarkers(argBytes)) waits.push(...this.escape(args));
     const returns: string[] = [];
     for (let i = 1; i <= t.numReturns; i++) {
       const id = objectId(taskId, i);
@@ -170,35 +188,49 @@ export class Runtime {
     this.tasks.set(taskId, { machine, returns, name: t.name });
     const { job, namespace } = this.origin();
     const spec: TaskSpec = { id: taskId, job, namespace, fn: t.fn, name: t.name, args: argBytes, refArgs, resolved: {}, numReturns: t.numReturns, retryExceptions: t.retryExceptions, actor };
-    const dest = route ?? { exchange: this.topo.tasks, key: t.shape };
+    for (const idx of refArgs) {
+      const id = (args[idx] as ObjectRef).hex();
+      const now = this.owned.peek(id);
+      if (now) spec.resolved[idx] = now;
+      else if (!route && this.owned.has(id)) {
+        waits.push(new Promise<void>((res) => this.owned.onReady(id, (v) => { spec.resolved[idx] = v; res(); })));
+      }
+    }
+    const exchange = route ? route.exchange : this.topo.tasks;
+    const key = route ? route.key : t.shape;
     const publish = () => {
       if (machine.getSnapshot().status !== "active") return; // cancelled while waiting
       machine.send({ type: "ARGS_READY" });
-      this.ch.publish(dest.exchange, dest.key, v8.serialize(spec), {
+      this.ch.publish(exchange, key, v8.serialize(spec), {
         messageId: taskId,
         type: t.name,
-        headers: { attempt: 0, maxRetries: t.maxRetries },
+        mandatory: route !== undefined,
+        headers: { attempt: 0, maxRetries: t.maxRetries, ...route?.headers },
       });
     };
-    // PENDING_ARGS_AVAIL: refs this process owns are waited for here and sent by value, so a
-    // worker is never held by a task whose arguments do not exist yet.
-    const waits: Promise<void>[] = [];
-    deps.forEach((d, k) => {
-      const idx = refArgs[k];
-      const now = this.owned.peek(d.hex());
-      if (now) spec.resolved[idx] = now;
-      else if (this.owned.has(d.hex())) {
-        waits.push(new Promise<void>((res) => this.owned.onReady(d.hex(), (v) => { spec.resolved[idx] = v; res(); })));
-      }
-    });
-    if (!route && this.shapes.get(t.shape) !== DECLARED) waits.push(this.ensureShape(t.shape));
+    if (route?.after) waits.push(route.after);
+    else if (!route && this.shapes.get(t.shape) !== DECLARED) waits.push(this.ensureShape(t.shape));
     if (waits.length === 0) publish();
     else Promise.all(waits).then(publish, (err) => this.failTask(taskId, encodeError(err)));
     return returns.map((id) => this.track(new ObjectRef(id)));
   }
 
+  /**
+   * Marks refs inside a value as escaped (another process may hold them now) and returns the
+   * mailboxes of actor handles in it that this process is still declaring.
+   */
+  escape(value: unknown): Promise<void>[] {
+    for (const r of findInstances(value, ObjectRef)) this.owned.markEscaped(r.hex());
+    const waits: Promise<void>[] = [];
+    for (const h of findInstances(value, ActorHandleCore)) {
+      const p = this.mailboxes.get(h.actorId);
+      if (p && p !== DECLARED) waits.push(p);
+    }
+    return waits;
+  }
+
   /** Declares a shape's queue once per process and tells the nodes it exists. */
-  private ensureShape(shape: string): Promise<void> {
+  ensureShape(shape: string): Promise<void> {
     let p = this.shapes.get(shape);
     if (!p) {
       p = (async () => {
@@ -228,7 +260,7 @@ export class Runtime {
     this.ensureOpen();
     const id = objectId(this.ids.next(), 0);
     const bytes = encode(value, "the value passed to put()");
-    if (hasMarkers(bytes)) for (const r of findInstances(value, ObjectRef)) this.owned.markEscaped(r.hex());
+    if (hasMarkers(bytes)) this.escape(value);
     this.owned.ready(id, this.storeValue(id, bytes));
     return this.track(new ObjectRef(id));
   }
@@ -251,13 +283,20 @@ export class Runtime {
       case Kind.result: return this.onResult(v8.deserialize(msg.content));
       case Kind.log: return printLog(v8.deserialize(msg.content));
       case Kind.objectRequest: return this.onObjectRequest(v8.deserialize(msg.content));
+      case Kind.reply: {
+        const waiter = this.rpcs.get(msg.properties.correlationId);
+        this.rpcs.delete(msg.properties.correlationId);
+        const r: RpcReply = v8.deserialize(msg.content);
+        if (r.ok) waiter?.resolve(r.value);
+        else waiter?.reject(decodeError(r.error));
+        return;
+      }
       case Kind.objectReply: {
         const { id, value } = v8.deserialize(msg.content);
         this.replyWaiters.get(id)?.(value);
         this.replyWaiters.delete(id);
         return;
       }
-      default: this.extraHandler?.(msg);
     }
   }
 
@@ -300,13 +339,55 @@ export class Runtime {
     }
   }
 
-  /** A request the broker could not route: the owner's inbox is gone, so the owner died. */
+  /** A message the broker could not route: its destination queue is gone. */
   private onReturned(msg: amqp.Message): void {
-    if (msg.properties.type !== Kind.objectRequest) return;
-    const { id } = v8.deserialize(msg.content);
-    const err = new ObjectLostError(`the owner of ObjectRef(${id}) has exited, so the object is lost`);
-    this.replyWaiters.get(id)?.({ error: encodeError(err) });
-    this.replyWaiters.delete(id);
+    const p = msg.properties;
+    if (p.type === Kind.objectRequest) {
+      const { id } = v8.deserialize(msg.content);
+      const err = new ObjectLostError(`the owner of ObjectRef(${id}) has exited, so the object is lost`);
+      this.replyWaiters.get(id)?.({ error: encodeError(err) });
+      this.replyWaiters.delete(id);
+    } else if (p.correlationId && this.rpcs.has(p.correlationId)) {
+      this.rpcs.get(p.correlationId)!.reject(new NodeDiedError("the cluster's head is unreachable: it has stopped or died"));
+      this.rpcs.delete(p.correlationId);
+    } else if (msg.fields.routingKey.startsWith(this.topo.mailbox(""))) {
+      void this.failDeadActorCall(msg.fields.routingKey.slice(this.topo.mailbox("").length), p.messageId, p.type);
+    }
+  }
+
+  /** A call to an actor whose mailbox is gone: the actor is dead, and the head knows why. */
+  private async failDeadActorCall(actorId: string, taskId: string, name: string): Promise<void> {
+    const info = await this.rpc<{ cause?: EncodedError } | null>("actor.info", { id: actorId }).catch(() => null);
+    const error = info?.cause ?? encodeError(new ActorDiedError(`the actor ${actorId} is dead, so ${name} cannot run`));
+    this.failTask(taskId, error);
+  }
+
+  // ---- requests to the head --------------------------------------------------------------
+
+  rpc<T>(kind: string, payload: unknown): Promise<T> {
+    const correlationId = String(++this.rpcSeq);
+    return new Promise<T>((resolve, reject) => {
+      this.rpcs.set(correlationId, { resolve: resolve as (v: unknown) => void, reject });
+      this.ch.publish("", this.topo.head, v8.serialize(payload), { type: kind, replyTo: this.inbox, correlationId, mandatory: true });
+    });
+  }
+
+  /** Tells the head something; no answer. */
+  notifyHead(kind: string, payload: unknown): void {
+    this.ch.publish("", this.topo.head, v8.serialize(payload), { type: kind });
+  }
+
+  /**
+   * A request answered before this returns, for the few calls the API makes synchronous (creating
+   * a named actor must throw at once if the name is taken). A worker thread does the round trip
+   * while this thread blocks on it (synckit); it connects on first use.
+   */
+  rpcSync<T>(kind: string, payload: unknown): T {
+    this.ensureOpen();
+    this.syncRpc ??= createSyncFn(compiled(path.join(__dirname, "..", "state", "sync-rpc.js")), { timeout: 30_000 });
+    const r = this.syncRpc(this.config.address, this.topo.head, kind, payload);
+    if (!r.ok) throw decodeError(r.error);
+    return r.value as T;
   }
 
   /** Where an object's value is, from our table or by asking its owner. */
@@ -403,6 +484,7 @@ export class Runtime {
     if (this.closed) return;
     this.closed = true;
     if (Runtime.active === this) Runtime.active = undefined;
+    if (this.syncRpc) this.syncRpc(this.config.address, this.topo.head, CLOSE_SYNC_RPC, null);
     if (this.store) {
       this.store.removePrefix(this.config.ownerId);
       await this.store.close();
@@ -411,7 +493,15 @@ export class Runtime {
   }
 }
 
-const DECLARED = Promise.resolve();
+export const DECLARED = Promise.resolve();
+
+/** Where a routed message goes: an actor's mailbox, after `after` (its declaration) if set. */
+export interface Route {
+  exchange: string;
+  key: string;
+  after?: Promise<void>;
+  headers?: Record<string, unknown>;
+}
 const ENDED_KEPT = 10_000;
 
 export interface LogEntry {

@@ -4,17 +4,24 @@
  * free now, and runs it on a pooled worker process. A delivery stays unacked until its task is
  * done, so if this node dies the broker hands the task to another; if a worker dies, the node
  * retries the task (maxRetries) or answers the owner with WorkerCrashedError.
+ *
+ * An actor's creation is such a task; its worker then hosts the actor. When that worker dies the
+ * node restarts the actor (maxRestarts) by publishing its creation again, or declares it dead and
+ * answers every call left in its mailbox with ActorDiedError. The head node also answers the
+ * registry's requests (state/registry.ts).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as v8 from "node:v8";
 import { ChildProcess, fork } from "node:child_process";
 import type * as amqp from "amqplib";
-import { WorkerCrashedError } from "../errors";
-import { connectBroker, Kind, Topology } from "../transport";
+import { ActorDiedError, WarrenError, WorkerCrashedError } from "../errors";
+import { Kind, Topology, connectBroker } from "../transport";
 import { ObjectStore } from "../objects/store";
-import { encodeError } from "../serialization";
+import { decodeError, encodeError } from "../serialization";
 import { Resources, add, fits, parseShape, subtract } from "../scheduling/shape";
+import { HeadRegistry, answer } from "../state/registry";
+import type { ActorEvent } from "../lifecycle/actor";
 import type { NodeToWorker, WorkerConfig, WorkerToNode } from "../worker/protocol";
 import type { ResultMessage } from "../api/runtime";
 
@@ -34,10 +41,21 @@ interface Delivery {
   demand: Resources;
 }
 
+interface HostedActor {
+  id: string;
+  /** The creation delivery, published again to restart the actor. */
+  creation: amqp.ConsumeMessage;
+  held: Resources;
+  alive: boolean;
+  /** Why it must not restart, once that is decided (killed, exited, constructor threw). */
+  final?: Error;
+}
+
 interface Worker {
   proc: ChildProcess;
   ready: boolean;
   task?: Delivery & { cpuLent: boolean; cancelled: boolean };
+  actor?: HostedActor;
 }
 
 /** How many deliveries of one shape the broker may push ahead of admission. */
@@ -55,6 +73,9 @@ export class NodeDaemon {
   /** Every shape announced in the cluster; those this node fits are consumed. */
   private readonly shapes = new Set<string>();
   private readonly cancelled = new Set<string>();
+  /** Actors killed with noRestart before this node placed them. */
+  private readonly killed = new Set<string>();
+  private readonly registry?: HeadRegistry;
   private conn!: amqp.ChannelModel;
   private ch!: amqp.Channel;
   private taskCh!: amqp.Channel;
@@ -65,6 +86,7 @@ export class NodeDaemon {
     this.topo = new Topology(config.cluster);
     this.available = { ...config.resources };
     this.storePath = path.join(config.sessionDir, "objects.lmdb");
+    if (config.isHead) this.registry = new HeadRegistry();
   }
 
   async start(): Promise<void> {
@@ -77,6 +99,7 @@ export class NodeDaemon {
     for (const c of [this.ch, this.taskCh]) c.on("error", () => undefined);
     await this.taskCh.prefetch(PREFETCH);
     await this.topo.declare(this.ch);
+    if (this.registry) await this.serveHead(this.registry);
     const q = this.topo.nodeQueue(this.config.nodeId);
     await this.ch.assertQueue(q, { exclusive: true, autoDelete: true });
     await this.ch.bindQueue(q, this.topo.control, `node.${this.config.nodeId}`);
@@ -86,10 +109,23 @@ export class NodeDaemon {
     for (let i = 0; i < Math.floor(this.config.resources.CPU ?? 0); i++) this.spawn();
   }
 
+  /** The head answers registry requests on its exclusive queue, one at a time. */
+  private async serveHead(registry: HeadRegistry): Promise<void> {
+    await this.ch.assertQueue(this.topo.head, { exclusive: true, autoDelete: true });
+    await this.ch.consume(this.topo.head, (m) => {
+      if (!m) return;
+      const reply = answer(registry, m.properties.type, v8.deserialize(m.content));
+      if (m.properties.replyTo) {
+        this.ch.publish("", m.properties.replyTo, v8.serialize(reply), { type: Kind.reply, correlationId: m.properties.correlationId });
+      }
+    }, { noAck: true });
+  }
+
   private onControl(msg: amqp.ConsumeMessage): void {
     switch (msg.properties.type) {
       case Kind.shape: return void this.consumeShape(msg.content.toString());
       case Kind.cancel: return this.onCancel(v8.deserialize(msg.content));
+      case Kind.killActor: return this.onKillActor(v8.deserialize(msg.content));
       case Kind.stop: return void this.stop();
     }
   }
@@ -112,9 +148,11 @@ export class NodeDaemon {
     let waitingForWorker = 0;
     for (let i = 0; i < this.pending.length; ) {
       const d = this.pending[i];
-      if (this.cancelled.has(d.msg.properties.messageId)) {
+      const h = d.msg.properties.headers ?? {};
+      if (this.cancelled.has(d.msg.properties.messageId) || (h.actor && this.killed.has(h.actor))) {
         this.pending.splice(i, 1);
         this.taskCh.ack(d.msg);
+        if (h.actor) void this.actorDead(h.actor, new ActorDiedError(`the actor ${h.actor} was killed before it started`));
         continue;
       }
       if (!fits(d.demand, this.available)) { i++; continue; }
@@ -123,7 +161,7 @@ export class NodeDaemon {
       this.pending.splice(i, 1);
       this.available = subtract(this.available, d.demand);
       w.task = { ...d, cpuLent: false, cancelled: false };
-      const h = d.msg.properties.headers ?? {};
+      if (h.actor) w.actor = { id: h.actor, creation: d.msg, held: parseShape(h.held), alive: false };
       this.post(w, { t: "task", body: d.msg.content, tag: d.msg.fields.deliveryTag, attempt: h.attempt ?? 0, maxRetries: h.maxRetries ?? 0 });
     }
     for (let n = waitingForWorker - this.starting; n > 0; n--) this.spawn();
@@ -172,7 +210,7 @@ export class NodeDaemon {
       }
       // A task blocked in get() lends its CPU back (Ray's rule: CPU only, not GPU or custom).
       case "blocked":
-        if (w.task && !w.task.cpuLent && w.task.demand.CPU) {
+        if (w.task && !w.task.cpuLent && w.task.demand.CPU && !w.actor) {
           w.task.cpuLent = true;
           this.available = add(this.available, { CPU: w.task.demand.CPU });
           this.schedule();
@@ -183,6 +221,24 @@ export class NodeDaemon {
           w.task.cpuLent = false;
           this.available = subtract(this.available, { CPU: w.task.demand.CPU });
         }
+        return;
+      case "actor-alive": {
+        // The actor now holds only `held` (an actor without numCpus needs a CPU to be placed, none to live).
+        const t = w.task!;
+        const a = w.actor!;
+        w.task = undefined;
+        a.alive = true;
+        this.taskCh.ack(t.msg);
+        this.available = add(subtract(this.available, a.held), t.demand);
+        this.actorEvent(a.id, { type: "ALIVE", nodeId: this.config.nodeId, pid: m.pid });
+        return this.schedule();
+      }
+      case "actor-failed":
+        w.actor!.final = new ActorDiedError(`the actor ${w.actor!.id} died: its constructor threw`, { cause: decodeError(m.error) });
+        w.proc.kill("SIGKILL");
+        return;
+      case "actor-exit":
+        w.actor!.final = new ActorDiedError(`the actor ${w.actor!.id} exited: it called exitActor()`);
         return;
     }
   }
@@ -196,37 +252,81 @@ export class NodeDaemon {
     const i = this.idle.indexOf(w);
     if (i >= 0) this.idle.splice(i, 1);
     if (!w.ready) this.starting--;
-    const t = w.task;
-    if (t && !this.stopping) {
-      const h = t.msg.properties.headers ?? {};
-      const attempt: number = h.attempt ?? 0;
-      const maxRetries: number = h.maxRetries ?? 0;
-      if (t.cancelled) {
-        // The owner already answered itself with TaskCancelledError.
-      } else if (maxRetries < 0 || attempt < maxRetries) {
-        this.republish(t.msg);
-      } else {
-        const name = t.msg.properties.type;
-        const err = new WorkerCrashedError(
-          `the worker (pid=${w.proc.pid}) running ${name} died (${signal ?? `exit code ${code}`}) ` +
-            `${attempt + 1} time(s); maxRetries is ${maxRetries}. Raise it with .options({ maxRetries }), ` +
-            `or look for the cause in ${path.join(this.config.sessionDir, "logs", "workers.log")}`,
-        );
-        this.replyToOwner(t.msg.properties.messageId, { task: t.msg.properties.messageId, error: encodeError(err) });
-      }
-      this.taskCh.ack(t.msg);
-      this.release(t);
-    }
-    if (!this.stopping) this.schedule();
+    if (this.stopping) return;
+    const how = signal ?? `exit code ${code}`;
+    if (w.actor) this.onActorWorkerExit(w, w.actor, how);
+    else if (w.task) this.onTaskWorkerExit(w, w.task, how);
+    this.schedule();
   }
 
-  /** Sends a task back to its queue for another attempt. */
-  private republish(msg: amqp.ConsumeMessage): void {
+  private onTaskWorkerExit(w: Worker, t: NonNullable<Worker["task"]>, how: string): void {
+    const h = t.msg.properties.headers ?? {};
+    const attempt: number = h.attempt ?? 0;
+    const maxRetries: number = h.maxRetries ?? 0;
+    if (t.cancelled) {
+      // The owner already answered itself with TaskCancelledError.
+    } else if (maxRetries < 0 || attempt < maxRetries) {
+      this.republish(t.msg);
+    } else {
+      const err = new WorkerCrashedError(
+        `the worker (pid=${w.proc.pid}) running ${t.msg.properties.type} died (${how}) ${attempt + 1} time(s); ` +
+          `maxRetries is ${maxRetries}. Raise it with .options({ maxRetries }), or look for the cause in ` +
+          path.join(this.config.sessionDir, "logs", "workers.log"),
+      );
+      this.replyToOwner(t.msg.properties.messageId, { task: t.msg.properties.messageId, error: encodeError(err) });
+    }
+    this.taskCh.ack(t.msg);
+    this.release(t);
+  }
+
+  /** An actor's worker is gone: restart the actor if it may, else it is dead for good. */
+  private onActorWorkerExit(w: Worker, a: HostedActor, how: string): void {
+    if (a.alive) this.available = add(this.available, a.held);
+    else if (w.task) this.release(w.task);
+    const h = a.creation.properties.headers ?? {};
+    const restarts: number = h.restarts ?? 0;
+    const maxRestarts: number = h.maxRestarts ?? 0;
+    const final = a.final ?? (maxRestarts >= 0 && restarts >= maxRestarts
+      ? new ActorDiedError(`the actor ${a.id} died: its worker (pid=${w.proc.pid}) exited (${how}) and it has used its ${maxRestarts} restart(s) (maxRestarts)`)
+      : undefined);
+    if (!a.alive) this.taskCh.ack(a.creation);
+    if (final) {
+      void this.actorDead(a.id, final);
+    } else {
+      this.actorEvent(a.id, { type: "RESTARTING" });
+      this.republish(a.creation, { restarts: restarts + 1 });
+    }
+  }
+
+  /** Records an actor's death and answers every call left in its mailbox, then removes it. */
+  private async actorDead(actorId: string, error: Error): Promise<void> {
+    const encoded = encodeError(error);
+    this.actorEvent(actorId, { type: "DEAD", cause: encoded });
+    await drainMailbox(this.conn, this.topo.mailbox(actorId), (m) =>
+      this.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encoded }));
+  }
+
+  private actorEvent(id: string, event: ActorEvent): void {
+    this.ch.publish("", this.topo.head, v8.serialize({ id, event }), { type: "actor.event" });
+  }
+
+  private onKillActor(k: { id: string; noRestart: boolean }): void {
+    if (k.noRestart) this.killed.add(k.id);
+    for (const w of this.workers) {
+      if (w.actor?.id !== k.id) continue;
+      if (k.noRestart) w.actor.final = new ActorDiedError(`the actor ${k.id} was killed with warren.kill()`);
+      w.proc.kill("SIGKILL");
+    }
+    this.schedule();
+  }
+
+  /** Sends a delivery back to its queue for another attempt (or restart). */
+  private republish(msg: amqp.ConsumeMessage, headers: Record<string, unknown> = {}): void {
     const p = msg.properties;
     this.taskCh.publish(msg.fields.exchange, msg.fields.routingKey, msg.content, {
       messageId: p.messageId,
       type: p.type,
-      headers: { ...p.headers, attempt: (p.headers?.attempt ?? 0) + 1 },
+      headers: { ...p.headers, attempt: (p.headers?.attempt ?? 0) + 1, ...headers },
     });
   }
 
@@ -259,6 +359,7 @@ export class NodeDaemon {
         if (ch) {
           ch.on("error", () => undefined);
           for (const shape of this.shapes) await ch.deleteQueue(this.topo.shapeQueue(shape)).catch(() => undefined);
+          for (const a of this.registry?.list() ?? []) await ch.deleteQueue(this.topo.mailbox(a.handle.id)).catch(() => undefined);
           await this.topo.remove(ch).catch(() => undefined);
         }
       }
@@ -268,5 +369,39 @@ export class NodeDaemon {
       this.onStopped();
     })();
     return this.stopping;
+  }
+}
+
+/**
+ * Empties a dead actor's mailbox, answering each call, then deletes it. A call published between
+ * the last read and the delete fails the delete (ifEmpty), so the loop reads again; once the queue
+ * is gone, callers' publishes come back unroutable and they fail at once.
+ */
+async function drainMailbox(conn: amqp.ChannelModel, queue: string, answer: (m: amqp.GetMessage) => void): Promise<void> {
+  for (let round = 0; round < 100; round++) {
+    const ch = await conn.createChannel();
+    ch.on("error", () => undefined);
+    try {
+      for (let m = await ch.get(queue, { noAck: true }); m; m = await ch.get(queue, { noAck: true })) answer(m);
+      await ch.deleteQueue(queue, { ifEmpty: true });
+      await ch.close();
+      return;
+    } catch {
+      // 404: already gone; 406: not empty after all (read again). Either closed the channel.
+      if (!(await queueExists(conn, queue))) return;
+    }
+  }
+  throw new WarrenError(`could not empty the mailbox ${queue}: calls keep arriving`);
+}
+
+async function queueExists(conn: amqp.ChannelModel, queue: string): Promise<boolean> {
+  const ch = await conn.createChannel();
+  ch.on("error", () => undefined);
+  try {
+    await ch.checkQueue(queue);
+    await ch.close();
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -9,9 +9,11 @@
  * - `<p>.inbox.<ownerId>`  one long-lived queue per process that owns objects: results,
  *                 object requests from borrowers, and its job's worker output all land there.
  * - `<p>.node.<id>` a node's control queue; `<p>.mailbox.<actorId>` an actor's calls.
+ * - `<p>.head`    the head's requests (state/registry.ts), answered to the asker's inbox.
  */
 import * as amqp from "amqplib";
 import { BrokerUnavailableError } from "../errors";
+import type { EncodedError } from "../serialization";
 
 export const DEFAULT_ADDRESS = "amqp://guest:guest@127.0.0.1:5672";
 
@@ -49,6 +51,7 @@ export class Topology {
   inbox(ownerId: string) { return `${this.prefix}.inbox.${ownerId}`; }
   nodeQueue(nodeId: string) { return `${this.prefix}.node.${nodeId}`; }
   mailbox(actorId: string) { return `${this.prefix}.mailbox.${actorId}`; }
+  get head() { return `${this.prefix}.head`; }
 
   /** Exchanges every process may publish to; idempotent. */
   async declare(ch: amqp.Channel): Promise<void> {
@@ -72,4 +75,12 @@ export const Kind = {
   shape: "shape",
   cancel: "cancel",
   stop: "stop",
+  reply: "reply",
+  killActor: "kill-actor",
 } as const;
+
+/** The answer to a request to the head. */
+export type RpcReply = { ok: true; value: unknown } | { ok: false; error: EncodedError };
+
+/** Sent through Runtime.rpcSync's thread to close its connection. */
+export const CLOSE_SYNC_RPC = "close";

@@ -7,12 +7,13 @@
 import * as v8 from "node:v8";
 import { register as registerTypeScript } from "tsx/cjs/api";
 import { TaskError, WarrenError } from "../errors";
-import { decode, encode, encodeError, findInstances, hasMarkers } from "../serialization";
+import { decode, encode, encodeError, hasMarkers } from "../serialization";
 import { ObjectRef, newOwnerId, objectId } from "../objects/ref";
 import type { StoredObject } from "../objects/owner";
 import { Kind } from "../transport";
 import { resolve } from "../api/registry";
-import { ResultMessage, Runtime, TaskContext, TaskSpec, taskContext } from "../api/runtime";
+import { ActorCreation, ResultMessage, Runtime, TaskContext, TaskSpec, taskContext } from "../api/runtime";
+import { ActorHost } from "./actor-host";
 import type { NodeToWorker, WorkerConfig, WorkerToNode } from "./protocol";
 
 const config: WorkerConfig = JSON.parse(process.env.WARREN_WORKER ?? "null");
@@ -54,29 +55,42 @@ async function main(): Promise<void> {
 
 async function runTask(body: Buffer, tag: number, attempt: number, maxRetries: number): Promise<void> {
   const spec: TaskSpec = v8.deserialize(body);
-  const ctx: TaskContext = { taskId: spec.id, taskName: spec.name, jobId: spec.job, namespace: spec.namespace, canceled: false };
+  if (spec.actor?.create) return becomeActor(spec, spec.actor.create);
+  const ctx: TaskContext = { taskId: spec.id, taskName: spec.name, logName: spec.name, jobId: spec.job, namespace: spec.namespace, canceled: false };
   running.set(spec.id, ctx);
   process.title = `warren::${spec.name}`;
-  let result: ResultMessage;
-  let retry = false;
-  try {
-    const value = await taskContext.run(ctx, async () => {
-      const fn = resolve(spec.fn);
-      if (typeof fn !== "function") throw new WarrenError(`${spec.name} is not a function in ${spec.fn.module}`);
-      const args = await resolveArgs(spec);
-      return await fn(...args);
-    });
-    result = { task: spec.id, returns: storeReturns(spec, value) };
-  } catch (err) {
-    retry = spec.retryExceptions && !ctx.canceled && (maxRetries < 0 || attempt < maxRetries);
-    const stack = err instanceof Error ? err.stack ?? String(err) : String(err);
-    result = { task: spec.id, error: encodeError(new TaskError(spec.name, process.pid, config.nodeId, stack, err)) };
-  }
-  flushOutput();
-  if (!retry) rt.ch.publish("", rt.topo.inbox(spec.id.slice(0, 16)), v8.serialize(result), { type: Kind.result });
+  const result = await execute(spec, ctx, (args) => {
+    const fn = resolve(spec.fn);
+    if (typeof fn !== "function") throw new WarrenError(`${spec.name} is not a function in ${spec.fn.module}`);
+    return fn(...args);
+  });
+  const retry = result.error !== undefined && spec.retryExceptions && !ctx.canceled && (maxRetries < 0 || attempt < maxRetries);
+  if (!retry) publishResult(spec, result);
   running.delete(spec.id);
   process.title = "warren::IDLE";
   send({ t: "done", tag, retry });
+}
+
+/**
+ * Runs one task or actor call in its context: resolves its ref arguments, calls, and encodes the
+ * return values or the error. Shared by tasks and actor methods.
+ */
+export async function execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): Promise<ResultMessage> {
+  let result: ResultMessage;
+  try {
+    const value = await taskContext.run(ctx, async () => call(await resolveArgs(spec)));
+    result = { task: spec.id, returns: await storeReturns(spec, value) };
+  } catch (err) {
+    const stack = err instanceof Error ? err.stack ?? String(err) : String(err);
+    result = { task: spec.id, error: encodeError(new TaskError(spec.name, process.pid, config.nodeId, stack, err)) };
+  }
+  return result;
+}
+
+/** Sends a result to the task's owner, after the output the task printed. */
+export function publishResult(spec: TaskSpec, result: ResultMessage): void {
+  flushOutput();
+  rt.ch.publish("", rt.topo.inbox(spec.id.slice(0, 16)), v8.serialize(result), { type: Kind.result });
 }
 
 async function resolveArgs(spec: TaskSpec): Promise<unknown[]> {
@@ -89,7 +103,7 @@ async function resolveArgs(spec: TaskSpec): Promise<unknown[]> {
 }
 
 /** Encodes a task's return value(s): inline when small, into the node's store when large. */
-function storeReturns(spec: TaskSpec, value: unknown): StoredObject[] {
+async function storeReturns(spec: TaskSpec, value: unknown): Promise<StoredObject[]> {
   let values: unknown[];
   if (spec.numReturns === 1) values = [value];
   else if (spec.numReturns === 0) values = [];
@@ -103,11 +117,35 @@ function storeReturns(spec: TaskSpec, value: unknown): StoredObject[] {
     }
     values = value;
   }
-  return values.map((v, i) => {
+  const stored: StoredObject[] = [];
+  for (const [i, v] of values.entries()) {
     const bytes = encode(v, `return value ${i} of ${spec.name}`);
-    if (hasMarkers(bytes)) for (const r of findInstances(v, ObjectRef)) rt.owned.markEscaped(r.hex());
-    return rt.storeValue(objectId(spec.id, i + 1), bytes);
+    if (hasMarkers(bytes)) await Promise.all(rt.escape(v)); // actors it created must have a mailbox first
+    stored.push(rt.storeValue(objectId(spec.id, i + 1), bytes));
+  }
+  return stored;
+}
+
+/** Runs an actor's constructor; on success this worker hosts the actor until it dies. */
+async function becomeActor(spec: TaskSpec, create: ActorCreation): Promise<void> {
+  const info = create.handle;
+  const ctx: TaskContext = { taskId: spec.id, taskName: spec.name, logName: info.className, jobId: spec.job, namespace: spec.namespace, actorId: info.id, canceled: false };
+  process.title = `warren::${info.className}`;
+  let instance: object | undefined;
+  const result = await execute(spec, ctx, (args) => {
+    const cls = resolve(spec.fn) as new (...a: unknown[]) => object;
+    instance = new cls(...args);
+    return undefined;
   });
+  if (result.error) {
+    publishResult(spec, result);
+    send({ t: "actor-failed", error: result.error });
+    return;
+  }
+  const host = new ActorHost(rt, instance!, create, { execute, publishResult, send });
+  await host.start();
+  publishResult(spec, { task: spec.id, returns: [] });
+  send({ t: "actor-alive", pid: process.pid });
 }
 
 function cancel(taskId: string, recursive: boolean): void {
@@ -133,8 +171,8 @@ function forwardOutput(): void {
       if (ctx && ctx.jobId) {
         const text = typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString();
         const last = pending[pending.length - 1];
-        if (last && last.job === ctx.jobId && last.name === ctx.taskName && last.stream === stream) last.text += text;
-        else pending.push({ job: ctx.jobId, name: ctx.taskName, stream, text });
+        if (last && last.job === ctx.jobId && last.name === ctx.logName && last.stream === stream) last.text += text;
+        else pending.push({ job: ctx.jobId, name: ctx.logName, stream, text });
         if (!flushScheduled) {
           flushScheduled = true;
           setImmediate(flushOutput);

@@ -1,3 +1,5 @@
+import type { EncodedError } from "../serialization";
+
 /** The IPC messages between a node and its workers (Node's advanced serialization, so Buffers pass as they are). */
 
 export interface WorkerConfig {
@@ -15,4 +17,10 @@ export type WorkerToNode =
   | { t: "ready"; pid: number }
   | { t: "done"; tag: number; retry: boolean }
   | { t: "blocked" }
-  | { t: "unblocked" };
+  | { t: "unblocked" }
+  /** The actor's constructor returned and its mailbox is consumed. */
+  | { t: "actor-alive"; pid: number }
+  /** The actor's constructor threw: the actor is dead with this cause. */
+  | { t: "actor-failed"; error: EncodedError }
+  /** exitActor() was called: the actor is done, the worker exits. */
+  | { t: "actor-exit" };

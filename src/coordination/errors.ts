@@ -1,0 +1,15 @@
+import { WarrenError } from "../errors";
+
+/**
+ * A FileLock or ClusterLock was not acquired within its `timeout` (like Python filelock's
+ * `Timeout`). `lock` is the lock's absolute path (FileLock) or name (ClusterLock); `timeout` is
+ * in seconds, as passed.
+ */
+export class LockTimeoutError extends WarrenError {
+  constructor(readonly kind: "FileLock" | "ClusterLock", readonly lock: string, readonly timeout: number) {
+    super(
+      `${kind} ${JSON.stringify(lock)} was not acquired within ${timeout} s: another holder kept it. ` +
+        "Raise `timeout` (or leave it out to wait forever), or find the holder.",
+    );
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * A worker that hosts an actor: it consumes the actor's mailbox and runs calls in arrival order,
+ * up to `maxConcurrency` at once (1 for actors with only sync methods, so calls never interleave).
+ * A call delivered again after a crash was in flight on the dead incarnation: it runs again only
+ * if maxTaskRetries allows, otherwise its caller gets ActorDiedError.
+ */
+import * as v8 from "node:v8";
+import type * as amqp from "amqplib";
+import { ActorDiedError, WarrenError } from "../errors";
+import { encodeError } from "../serialization";
+import type { ActorCreation, ResultMessage, Runtime, TaskContext, TaskSpec } from "../api/runtime";
+import type { WorkerToNode } from "./protocol";
+
+export interface HostDeps {
+  execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): Promise<ResultMessage>;
+  publishResult(spec: TaskSpec, result: ResultMessage): void;
+  send(msg: WorkerToNode): void;
+}
+
+export class ActorHost {
+  private readonly queue: amqp.ConsumeMessage[] = [];
+  private running = 0;
+  private exiting = false;
+  private ch!: amqp.Channel;
+  private readonly className: string;
+
+  constructor(
+    private readonly rt: Runtime,
+    private readonly instance: object,
+    private readonly create: ActorCreation,
+    private readonly deps: HostDeps,
+  ) {
+    this.className = create.handle.className;
+  }
+
+  async start(): Promise<void> {
+    this.ch = await this.rt.conn.createChannel();
+    this.ch.on("error", () => undefined);
+    const mailbox = this.rt.topo.mailbox(this.create.handle.id);
+    await this.ch.assertQueue(mailbox, { durable: false, autoDelete: false });
+    // Calls already delivered count as sent to this incarnation (Ray's rule too), so a deeper
+    // prefetch only trades how many fail on a crash for fewer round trips under load.
+    await this.ch.prefetch(Math.min(Math.max(this.create.maxConcurrency, 100), 1000));
+    this.rt.onExitActor = () => { this.exiting = true; };
+    await this.ch.consume(mailbox, (m) => {
+      if (!m) return;
+      this.queue.push(m);
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (!this.exiting && this.running < this.create.maxConcurrency && this.queue.length > 0) void this.run(this.queue.shift()!);
+  }
+
+  private async run(msg: amqp.ConsumeMessage): Promise<void> {
+    this.running++;
+    const spec: TaskSpec = v8.deserialize(msg.content);
+    let result: ResultMessage;
+    if (msg.fields.redelivered && this.create.maxTaskRetries === 0) {
+      const err = new ActorDiedError(
+        `the actor ${this.className} (${this.create.handle.id}) died while ${spec.name} was sent to it, ` +
+          "and maxTaskRetries is 0; the actor has restarted, so call again or raise maxTaskRetries",
+      );
+      result = { task: spec.id, error: encodeError(err) };
+    } else {
+      process.title = `warren::${spec.name}`;
+      const ctx: TaskContext = {
+        taskId: spec.id, taskName: spec.name, logName: this.className, jobId: spec.job,
+        namespace: spec.namespace, actorId: this.create.handle.id, canceled: false,
+      };
+      result = await this.deps.execute(spec, ctx, (args) => {
+        const method = (this.instance as Record<string, unknown>)[spec.actor!.method!];
+        if (typeof method !== "function") throw new WarrenError(`${this.className} has no method ${spec.actor!.method}`);
+        return method.apply(this.instance, args);
+      });
+    }
+    this.deps.publishResult(spec, result);
+    this.ch.ack(msg);
+    if (--this.running === 0) process.title = `warren::${this.className}`;
+    if (!this.exiting) return this.pump();
+    if (this.running === 0) {
+      // exitActor(): the node answers what is left in the mailbox once this process is gone.
+      this.deps.send({ t: "actor-exit" });
+      await this.rt.close();
+      process.exit(0);
+    }
+  }
+}
