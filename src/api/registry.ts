@@ -19,6 +19,8 @@ export interface Descriptor {
 
 const byModule = new Map<string, unknown[]>();
 const API_DIR = __dirname + path.sep;
+/** Decorator helpers that may stand between a module and `@actor` (swc uses Reflect.decorate). */
+const DECORATOR_HELPERS = /[\\/]node_modules[\\/](reflect-metadata|tslib|@swc[\\/]helpers|@babel[\\/]runtime)[\\/]/;
 
 export function register(target: unknown, name: string): Descriptor {
   const module = callerModule();
@@ -47,7 +49,7 @@ export function resolve(d: Descriptor): unknown {
   return target;
 }
 
-/** The first stack frame outside this folder: the module that is registering something. */
+/** The first stack frame outside this folder and decorator helpers: the module registering something. */
 function callerModule(): string {
   const saved = Error.prepareStackTrace;
   Error.prepareStackTrace = (_e, frames) => frames;
@@ -57,7 +59,7 @@ function callerModule(): string {
   Error.prepareStackTrace = saved;
   for (const frame of frames) {
     const file = frame.getFileName();
-    if (!file || file.startsWith("node:") || file.startsWith(API_DIR)) continue;
+    if (!file || file.startsWith("node:") || file.startsWith(API_DIR) || DECORATOR_HELPERS.test(file)) continue;
     return file.startsWith("file://") ? fileURLToPath(file) : file;
   }
   throw new WarrenError("cannot tell which module called warren.remote(): call it at the top level of a module file");

@@ -79,6 +79,8 @@ interface TaskRecord {
   machine: TaskActor;
   returns: string[];
   name: string;
+  /** The actor an actor call goes to. */
+  actorId?: string;
 }
 
 /** Per-call context inside a worker (tasks of one async actor run concurrently). */
@@ -106,6 +108,10 @@ export class Runtime {
   private readonly requests = new Map<string, Promise<StoredObject>>();
   private readonly replyWaiters = new Map<string, (value: StoredObject) => void>();
   private readonly shapes = new Map<string, Promise<void>>();
+  /** Unfinished calls per actor, failed at once if the actor's death is announced. */
+  private readonly actorCalls = new Map<string, Set<string>>();
+  /** Actors known dead, with why: calls to them fail without being sent. */
+  private readonly deadActors = new Map<string, EncodedError>();
   /** Actors this process created, while their mailbox is being declared (then DECLARED). */
   readonly mailboxes = new Map<string, Promise<void>>();
   private readonly rpcs = new Map<string, { resolve(v: unknown): void; reject(e: Error): void }>();
@@ -148,6 +154,7 @@ export class Runtime {
     const inbox = rt.topo.inbox(config.ownerId);
     await ch.assertQueue(inbox, { exclusive: true, autoDelete: true });
     if (config.role === "driver" && config.logToDriver) await ch.bindQueue(inbox, rt.topo.logs, config.jobId);
+    await ch.bindQueue(inbox, rt.topo.control, "all.actor-dead");
     await ch.consume(inbox, (msg) => msg && rt.onInbox(msg), { noAck: true });
     Runtime.active = rt;
     return rt;
@@ -185,7 +192,18 @@ export class Runtime {
       this.owned.pending(id);
     }
     const machine = startTask();
-    this.tasks.set(taskId, { machine, returns, name: t.name });
+    const callee = actor?.method !== undefined ? actor.id : undefined;
+    this.tasks.set(taskId, { machine, returns, name: t.name, actorId: callee });
+    if (callee) {
+      const dead = this.deadActors.get(callee);
+      if (dead) {
+        this.failTask(taskId, dead);
+        return returns.map((id) => this.track(new ObjectRef(id)));
+      }
+      let calls = this.actorCalls.get(callee);
+      if (!calls) this.actorCalls.set(callee, (calls = new Set()));
+      calls.add(taskId);
+    }
     const { job, namespace } = this.origin();
     const spec: TaskSpec = { id: taskId, job, namespace, fn: t.fn, name: t.name, args: argBytes, refArgs, resolved: {}, numReturns: t.numReturns, retryExceptions: t.retryExceptions, actor };
     for (const idx of refArgs) {
@@ -283,6 +301,7 @@ export class Runtime {
       case Kind.result: return this.onResult(v8.deserialize(msg.content));
       case Kind.log: return printLog(v8.deserialize(msg.content));
       case Kind.objectRequest: return this.onObjectRequest(v8.deserialize(msg.content));
+      case Kind.actorDead: return this.onActorDead(v8.deserialize(msg.content));
       case Kind.reply: {
         const waiter = this.rpcs.get(msg.properties.correlationId);
         this.rpcs.delete(msg.properties.correlationId);
@@ -304,6 +323,11 @@ export class Runtime {
     const rec = this.tasks.get(r.task);
     if (!rec) return; // cancelled, or a late duplicate after a retry
     this.tasks.delete(r.task);
+    if (rec.actorId) {
+      const calls = this.actorCalls.get(rec.actorId);
+      calls?.delete(r.task);
+      if (calls?.size === 0) this.actorCalls.delete(rec.actorId);
+    }
     if (r.error) {
       rec.machine.send({ type: "FAIL", error: r.error.name });
       for (const id of rec.returns) this.settle(id, { error: r.error });
@@ -318,6 +342,12 @@ export class Runtime {
   private settle(id: string, value: StoredObject): void {
     // The caller dropped the ref before the result came: free a stored copy nobody will read.
     if (!this.owned.resolve(id, value) && "node" in value && value.node === this.config.nodeId) this.localStore().remove(id);
+  }
+
+  private onActorDead(d: { id: string; cause: EncodedError }): void {
+    this.deadActors.set(d.id, d.cause);
+    if (this.deadActors.size > DEAD_ACTORS_KEPT) this.deadActors.delete(this.deadActors.keys().next().value!);
+    for (const taskId of this.actorCalls.get(d.id) ?? []) this.failTask(taskId, d.cause);
   }
 
   failTask(taskId: string, error: ReturnType<typeof encodeError>): void {
@@ -355,7 +385,7 @@ export class Runtime {
     }
   }
 
-  /** A call to an actor whose mailbox is gone: the actor is dead, and the head knows why. */
+  /** A call to an actor whose mailbox is gone (a handle older than this process): ask the head why. */
   private async failDeadActorCall(actorId: string, taskId: string, name: string): Promise<void> {
     const info = await this.rpc<{ cause?: EncodedError } | null>("actor.info", { id: actorId }).catch(() => null);
     const error = info?.cause ?? encodeError(new ActorDiedError(`the actor ${actorId} is dead, so ${name} cannot run`));
@@ -489,6 +519,8 @@ export class Runtime {
       this.store.removePrefix(this.config.ownerId);
       await this.store.close();
     }
+    // Closing the channel first waits for the broker to process what was sent on it (close-ok).
+    await this.ch.close().catch(() => undefined);
     await this.conn.close().catch(() => undefined);
   }
 }
@@ -503,6 +535,7 @@ export interface Route {
   headers?: Record<string, unknown>;
 }
 const ENDED_KEPT = 10_000;
+const DEAD_ACTORS_KEPT = 10_000;
 
 export interface LogEntry {
   name: string;

@@ -14,12 +14,21 @@
  *   holder released between our `listen` and our `connect`: listen again at once (with a short
  *   back-off only if that keeps happening).
  * - Elsewhere (macOS, the BSDs: no abstract namespace) the socket is a file, `<path>.sock`, with
- *   the same protocol. The kernel does not remove a socket file when its process dies, so a
- *   file whose connect is refused is a dead holder's leftover: unlink it and listen again. That
- *   check and the unlink are two steps, so two waiters that find the same stale file at the
- *   same moment could, in a window of microseconds, remove a fresh holder's file; we narrow it
- *   by unlinking only the very file (inode) that refused us. Its directory must exist, and its
- *   path must fit in a socket address (104 bytes on macOS).
+ *   the same protocol. Two differences. (1) `listen` on a path binds (creating the file) before
+ *   it listens, so for a moment the file exists and refuses connections; a waiter would take
+ *   that for a dead holder's file. So a contender listens on a private temporary path first and
+ *   then hard-links the listening socket to `<path>.sock` (link(2) fails with EEXIST if the name
+ *   is taken: the atomic step). A file at `<path>.sock` therefore always had a listener, and a
+ *   release unlinks it before closing the listener. (2) The kernel does not remove a socket
+ *   file when its process dies, so a file that refuses connections is a dead holder's leftover:
+ *   the waiter unlinks it and tries again. Checking and unlinking are two steps: two waiters
+ *   that find the same dead holder's file at the same moment could, in a window of
+ *   microseconds, remove a new holder's file, so we unlink only the very file (inode) that
+ *   refused us. One more limit: macOS refuses (rather than delays) connections beyond a full
+ *   listen backlog (128 there), so more than that many waiters connecting to a holder too busy
+ *   to accept them could take its file for a dead one. The directory must exist, and
+ *   `<path>.sock` plus a dozen characters must fit in a socket address (104 bytes on macOS). `WARREN_FILELOCK_SOCKET_FILE=1` selects this
+ *   variant on Linux too (the tests use it to exercise it).
  *
  * Keeping the process alive: a holder's listener and its accepted connections are unref'd, so
  * holding a lock never keeps a process from exiting (and exiting releases it). A waiter's
@@ -38,7 +47,7 @@ export interface LockOptions {
   timeout?: number;
 }
 
-const ABSTRACT = process.platform === "linux";
+const ABSTRACT = process.platform === "linux" && !process.env.WARREN_FILELOCK_SOCKET_FILE;
 /** setTimeout's largest delay; a longer wait is cut into pieces of this size. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -64,6 +73,8 @@ export class FileLock {
   readonly timeout?: number;
   private readonly address: string;
   private server?: net.Server;
+  /** Non-Linux: the socket file we linked at `address` while we hold the lock. */
+  private linked?: fs.BigIntStats;
   /** Connections of waiters, closed on release to wake them. */
   private readonly waiters = new Set<net.Socket>();
   private acquiring = false;
@@ -103,7 +114,12 @@ export class FileLock {
           return;
         }
         const outcome = await this.waitForHolder(deadline, spins);
-        if (outcome === "timeout") throw new LockTimeoutError("FileLock", this.path, this.timeout ?? Infinity);
+        // A refused connection (the holder just released, or a stale file was removed) is worth
+        // another try even past the deadline (so `timeout: 0` still takes a free lock), but not
+        // over and over.
+        if (outcome === "timeout" || (outcome === "refused" && spins >= 2 && Date.now() >= deadline)) {
+          throw new LockTimeoutError("FileLock", this.path, this.timeout ?? Infinity);
+        }
         spins = outcome === "refused" ? spins + 1 : 0;
       }
     } finally {
@@ -118,6 +134,12 @@ export class FileLock {
       throw new WarrenError(`FileLock ${JSON.stringify(this.path)} is not held by this FileLock object: release() without a matching acquire()`);
     }
     this.server = undefined;
+    if (this.linked) {
+      // Unlink before closing, so that a file at `address` always has a listener (see the top).
+      const now = statOrUndefined(this.address);
+      if (now && sameFile(now, this.linked)) fs.rmSync(this.address, { force: true });
+      this.linked = undefined;
+    }
     // Closing the listener frees the name at once (the fd closes synchronously); only then wake
     // the waiters, so that their next `listen` finds it free. Nothing here needs awaiting, and
     // nothing that is unref'd is awaited (a process with nothing else to do must not exit in
@@ -127,14 +149,34 @@ export class FileLock {
     this.waiters.clear();
   }
 
-  /** Tries to listen on the lock's address: the server if we now hold the lock, undefined if another does. */
-  private listen(): Promise<net.Server | undefined> {
+  /** Tries to take the lock's address: the server if we now hold the lock, undefined if another does. */
+  private async listen(): Promise<net.Server | undefined> {
+    if (ABSTRACT) return this.listenOn(this.address);
+    // Listen privately, then publish the listening socket under the lock's name atomically.
+    const temp = `${this.address}.${crypto.randomBytes(5).toString("hex")}`;
+    const server = await this.listenOn(temp);
+    if (!server) return undefined; // a random name taken: just try again
+    try {
+      fs.linkSync(temp, this.address);
+    } catch (err) {
+      server.close();
+      fs.rmSync(temp, { force: true });
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") return undefined;
+      throw new WarrenError(`FileLock ${JSON.stringify(this.path)}: cannot create ${this.address}: ${(err as Error).message}`, { cause: err });
+    }
+    fs.rmSync(temp, { force: true });
+    // Identify our file after the last change to its link count (which changes its ctime).
+    this.linked = statOrUndefined(this.address);
+    return server;
+  }
+
+  private listenOn(address: string): Promise<net.Server | undefined> {
     return new Promise((resolve, reject) => {
       const server = net.createServer();
       const onError = (err: NodeJS.ErrnoException) => {
         server.removeListener("listening", onListening);
         if (err.code === "EADDRINUSE") resolve(undefined);
-        else reject(new WarrenError(`FileLock ${JSON.stringify(this.path)}: cannot listen on ${this.describeAddress()}: ${err.message}`, { cause: err }));
+        else reject(new WarrenError(`FileLock ${JSON.stringify(this.path)}: cannot listen on ${this.describeAddress(address)}: ${err.message}`, { cause: err }));
       };
       const onListening = () => {
         server.removeListener("error", onError);
@@ -142,7 +184,7 @@ export class FileLock {
       };
       server.once("error", onError);
       server.once("listening", onListening);
-      server.listen(this.address);
+      server.listen(address);
     });
   }
 
@@ -180,13 +222,17 @@ export class FileLock {
         if (outcome instanceof Error) reject(outcome);
         else resolve(outcome);
       };
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) return finish("timeout");
-      if (remaining !== Infinity) {
-        timer = remaining > MAX_TIMER_MS
-          ? setTimeout(() => finish("again"), MAX_TIMER_MS)
-          : setTimeout(() => finish("timeout"), remaining);
-      }
+      // The deadline only matters once we are connected, waiting: a Unix-socket connect
+      // completes or fails at once.
+      const startTimer = () => {
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) return finish("timeout");
+        if (remaining !== Infinity) {
+          timer = remaining > MAX_TIMER_MS
+            ? setTimeout(() => finish("again"), MAX_TIMER_MS)
+            : setTimeout(() => finish("timeout"), remaining);
+        }
+      };
       const connect = () => {
         const stale = ABSTRACT ? undefined : statOrUndefined(this.address);
         let connected = false;
@@ -195,6 +241,7 @@ export class FileLock {
         socket.on("connect", () => {
           connected = true;
           socket!.resume();
+          startTimer();
         });
         socket.on("error", (err: NodeJS.ErrnoException) => (code = err.code));
         socket.on("close", () => {
@@ -220,13 +267,13 @@ export class FileLock {
   }
 
   /** Non-Linux: unlinks the socket file a dead holder left, if it is still the one that refused us. */
-  private removeStale(before: fs.Stats | undefined): void {
+  private removeStale(before: fs.BigIntStats | undefined): void {
     const now = statOrUndefined(this.address);
     if (!now) return; // already gone
     if (!now.isSocket()) {
       throw new WarrenError(`FileLock ${JSON.stringify(this.path)}: ${this.address} exists and is not a socket; FileLock uses that path, remove the file`);
     }
-    if (before && before.ino === now.ino && before.dev === now.dev) {
+    if (before && sameFile(before, now)) {
       try {
         fs.unlinkSync(this.address);
       } catch {
@@ -235,14 +282,19 @@ export class FileLock {
     }
   }
 
-  private describeAddress(): string {
-    return ABSTRACT ? `abstract socket @${this.address.slice(1)}` : this.address;
+  private describeAddress(address: string): string {
+    return address.startsWith("\0") ? `abstract socket @${address.slice(1)}` : address;
   }
 }
 
-function statOrUndefined(path: string): fs.Stats | undefined {
+/** The same file, not just the same inode number (a freed inode's number is soon reused). */
+function sameFile(a: fs.BigIntStats, b: fs.BigIntStats): boolean {
+  return a.ino === b.ino && a.dev === b.dev && a.ctimeNs === b.ctimeNs && a.birthtimeNs === b.birthtimeNs;
+}
+
+function statOrUndefined(path: string): fs.BigIntStats | undefined {
   try {
-    return fs.lstatSync(path);
+    return fs.lstatSync(path, { bigint: true });
   } catch {
     return undefined;
   }

@@ -298,12 +298,18 @@ export class NodeDaemon {
     }
   }
 
-  /** Records an actor's death and answers every call left in its mailbox, then removes it. */
+  /**
+   * Records an actor's death, answers every call left in its mailbox and removes it, then tells
+   * every process: a call the broker routed to the mailbox just as it was deleted is dropped
+   * without a trace, so its caller learns of the death from this broadcast instead.
+   */
   private async actorDead(actorId: string, error: Error): Promise<void> {
     const encoded = encodeError(error);
     this.actorEvent(actorId, { type: "DEAD", cause: encoded });
     await drainMailbox(this.conn, this.topo.mailbox(actorId), (m) =>
-      this.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encoded }));
+      this.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encoded }),
+    ).catch((err) => console.error(`warren node: could not answer the calls left to dead actor ${actorId}:`, err));
+    this.ch.publish(this.topo.control, "all.actor-dead", v8.serialize({ id: actorId, cause: encoded }), { type: Kind.actorDead });
   }
 
   private actorEvent(id: string, event: ActorEvent): void {
@@ -373,11 +379,14 @@ export class NodeDaemon {
 }
 
 /**
- * Empties a dead actor's mailbox, answering each call, then deletes it. A call published between
- * the last read and the delete fails the delete (ifEmpty), so the loop reads again; once the queue
- * is gone, callers' publishes come back unroutable and they fail at once.
+ * Empties a dead actor's mailbox, answering each call, then deletes it. It first waits for the
+ * dead worker's consumer to be gone, so the calls that worker held are back in the queue. A call
+ * published between the last read and the delete fails the delete (ifEmpty), so the loop reads
+ * again; once the queue is gone, callers' publishes come back unroutable and they fail at once.
  */
 async function drainMailbox(conn: amqp.ChannelModel, queue: string, answer: (m: amqp.GetMessage) => void): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while ((await consumers(conn, queue)) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   for (let round = 0; round < 100; round++) {
     const ch = await conn.createChannel();
     ch.on("error", () => undefined);
@@ -388,20 +397,21 @@ async function drainMailbox(conn: amqp.ChannelModel, queue: string, answer: (m: 
       return;
     } catch {
       // 404: already gone; 406: not empty after all (read again). Either closed the channel.
-      if (!(await queueExists(conn, queue))) return;
+      if ((await consumers(conn, queue)) < 0) return;
     }
   }
   throw new WarrenError(`could not empty the mailbox ${queue}: calls keep arriving`);
 }
 
-async function queueExists(conn: amqp.ChannelModel, queue: string): Promise<boolean> {
+/** The queue's consumer count, or -1 if it does not exist (a passive declare on a throwaway channel). */
+async function consumers(conn: amqp.ChannelModel, queue: string): Promise<number> {
   const ch = await conn.createChannel();
   ch.on("error", () => undefined);
   try {
-    await ch.checkQueue(queue);
+    const { consumerCount } = await ch.checkQueue(queue);
     await ch.close();
-    return true;
+    return consumerCount;
   } catch {
-    return false;
+    return -1;
   }
 }

@@ -77,6 +77,7 @@ export const Kind = {
   stop: "stop",
   reply: "reply",
   killActor: "kill-actor",
+  actorDead: "actor-dead",
 } as const;
 
 /** The answer to a request to the head. */

@@ -82,6 +82,7 @@ export class ActorHost {
     if (this.running === 0) {
       // exitActor(): the node answers what is left in the mailbox once this process is gone.
       this.deps.send({ t: "actor-exit" });
+      await this.ch.close();
       await this.rt.close();
       process.exit(0);
     }

@@ -2,6 +2,7 @@
 // The child fixtures load the compiled locks from dist/ (`npm run build` first; `npm test` does).
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -25,8 +26,11 @@ interface Child {
 
 const children: ChildProcess[] = [];
 
-function startChild(script: string, args: string[]): Child {
-  const proc = spawn(process.execPath, [path.join(FIXTURES, script), ...args], { stdio: ["pipe", "pipe", "pipe"] });
+function startChild(script: string, args: string[], env: Record<string, string> = {}): Child {
+  const proc = spawn(process.execPath, [path.join(FIXTURES, script), ...args], {
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
   children.push(proc);
   let out = "";
   let err = "";
@@ -67,6 +71,40 @@ function lockPath(): string {
   return path.join(dir, `${crypto.randomUUID()}.lock`);
 }
 
+/**
+ * Whether the lock queue `queue` exists. A passive declare of an exclusive queue from another
+ * connection fails with 405 RESOURCE_LOCKED (so test/helpers' brokerHas says false): that means held.
+ */
+async function lockQueueExists(queue: string): Promise<boolean> {
+  const conn = await amqp.connect(ADDRESS);
+  try {
+    const ch = await conn.createChannel();
+    ch.on("error", () => undefined);
+    return await ch.checkQueue(queue).then(
+      () => true,
+      (err) => {
+        if (err.code === 405) return true;
+        if (err.code === 404) return false;
+        throw err;
+      },
+    );
+  } finally {
+    await conn.close();
+  }
+}
+
+/** Whether a Unix socket at `file` accepts a connection. */
+function connects(file: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(file);
+    socket.on("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on("error", () => resolve(false));
+  });
+}
+
 /** Whether `promise` has settled, looked at now (after pending microtasks). */
 async function settled(promise: Promise<unknown>): Promise<boolean> {
   const marker = Symbol();
@@ -74,11 +112,15 @@ async function settled(promise: Promise<unknown>): Promise<boolean> {
 }
 
 describe("FileLock", () => {
-  test("four processes contending never interleave their critical sections", async () => {
+  // The socket-file variant is what non-Linux platforms use; WARREN_FILELOCK_SOCKET_FILE selects it here.
+  test.each([
+    ["an abstract socket (Linux)", {}],
+    ["a socket file (other platforms)", { WARREN_FILELOCK_SOCKET_FILE: "1" }],
+  ])("four processes contending never interleave their critical sections: %s", async (_, env) => {
     const lock = lockPath();
-    const file = path.join(dir, "shared.txt");
+    const file = path.join(dir, `${crypto.randomUUID()}.txt`);
     const count = 25;
-    const writers = [0, 1, 2, 3].map((id) => startChild("lock_writer.js", [lock, file, String(id), String(count)]));
+    const writers = [0, 1, 2, 3].map((id) => startChild("lock_writer.js", [lock, file, String(id), String(count)], env));
     await Promise.all(writers.map((w) => w.line("ready")));
     for (const w of writers) w.proc.stdin!.write("go\n"); // all start contending at once
     const exits = await Promise.all(writers.map((w) => w.exit));
@@ -118,6 +160,27 @@ describe("FileLock", () => {
     await lock.release();
   });
 
+  test("the socket-file variant: a SIGKILLed holder's stale file is recognised and removed", async () => {
+    const p = lockPath();
+    const env = { WARREN_FILELOCK_SOCKET_FILE: "1" };
+    const holder = startChild("lock_holder.js", ["file", p, "hold"], env);
+    await holder.line("held");
+    expect(fs.lstatSync(`${p}.sock`).isSocket()).toBe(true);
+    const waiter = startChild("lock_holder.js", ["file", p], env);
+    await waiter.line("started");
+    holder.proc.kill("SIGKILL");
+    await holder.exit;
+    await waiter.line("held"); // it connected, saw the holder vanish, found the file dead and removed it
+    expect((await waiter.exit).code).toBe(0);
+    // The waiter exited holding it: its file is stale in turn (it refuses connections)...
+    expect(await connects(`${p}.sock`)).toBe(false);
+    const next = startChild("lock_holder.js", ["file", p, "hold"], env);
+    await next.line("held");
+    // ...and the next holder replaced it with its live socket.
+    expect(await connects(`${p}.sock`)).toBe(true);
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith(path.basename(p)) && f !== `${path.basename(p)}.sock`)).toEqual([]); // no temporary names left
+  });
+
   test("holding a lock does not keep a process alive, and exiting releases it", async () => {
     const p = lockPath();
     const holder = startChild("lock_holder.js", ["file", p]); // acquires, prints, returns
@@ -133,7 +196,10 @@ describe("FileLock", () => {
     const waiter = startChild("lock_holder.js", ["file", p]); // nothing but the acquire keeps it running
     await waiter.line("started");
     // The child is connected to us, waiting (white box: our holder's list of waiters).
-    await waitForCondition(() => (mine as unknown as { waiters: Set<unknown> }).waiters.size === 1, 10);
+    await waitForCondition(() => {
+      if (waiter.proc.exitCode !== null) throw new Error(`the waiting child exited (${waiter.proc.exitCode}) while the lock was held`);
+      return (mine as unknown as { waiters: Set<unknown> }).waiters.size === 1;
+    }, 10);
     expect(waiter.proc.exitCode).toBeNull();
     await mine.release();
     await waiter.line("held");
@@ -218,11 +284,26 @@ describe("ClusterLock", () => {
     return n;
   };
 
+  /** Every ClusterLock a test makes, so a failed test leaves none held (nor its connection open). */
+  const made: ClusterLock[] = [];
+  const mk = (name: string, options?: ConstructorParameters<typeof ClusterLock>[1]) => {
+    const l = new ClusterLock(name, options);
+    made.push(l);
+    return l;
+  };
+  afterEach(async () => {
+    for (const l of made.splice(0)) if (l.isLocked) await l.release();
+  });
+
   afterAll(async () => {
     const conn = await amqp.connect(ADDRESS);
     try {
+      for (const q of [...names.map((n) => `${prefix}.lock.${n}`)]) {
+        const ch = await conn.createChannel();
+        ch.on("error", () => undefined);
+        await ch.deleteQueue(q).then(() => ch.close(), () => undefined);
+      }
       const ch = await conn.createChannel();
-      for (const n of names) await ch.deleteQueue(`${prefix}.lock.${n}`);
       await ch.deleteExchange(`${prefix}.locks`);
       await ch.close();
     } finally {
@@ -231,22 +312,22 @@ describe("ClusterLock", () => {
   });
 
   test("without init() and without { cluster } it is the clear not-initialized error", async () => {
-    await expect(new ClusterLock("x").acquire()).rejects.toThrow(/warren is not initialized/);
-    expect(() => new ClusterLock("a.*")).toThrow(warren.OptionsError);
-    expect(() => new ClusterLock("x", { address: ADDRESS })).toThrow(/cluster/);
+    await expect(mk("x").acquire()).rejects.toThrow(/warren is not initialized/);
+    expect(() => mk("a.*")).toThrow(warren.OptionsError);
+    expect(() => mk("x", { address: ADDRESS })).toThrow(/cluster/);
   });
 
   test("a second connection waits until the first releases, and is woken at once", async () => {
     const name = lockName();
-    const a = new ClusterLock(name, opts);
+    const a = mk(name, opts);
     await a.acquire();
-    expect(await brokerHas("queue", `${prefix}.lock.${name}`)).toBe(true);
-    const err = await new ClusterLock(name, { ...opts, timeout: 0.3 }).acquire().catch((e) => e);
+    expect(await lockQueueExists(`${prefix}.lock.${name}`)).toBe(true);
+    const err = await mk(name, { ...opts, timeout: 0.3 }).acquire().catch((e) => e);
     expect(err).toBeInstanceOf(LockTimeoutError);
     expect(err.message).toContain(name);
     expect(err.message).toContain("0.3 s");
 
-    const b = new ClusterLock(name, opts);
+    const b = mk(name, opts);
     const bAcquired = b.acquire();
     // b is subscribed to release notices once the exchange has its binding
     await waitForCondition(() => brokerHas("exchange", `${prefix}.locks`), 10);
@@ -258,16 +339,16 @@ describe("ClusterLock", () => {
     expect(Date.now() - releasedAt).toBeLessThan(200);
     expect(b.isLocked).toBe(true);
     await b.release();
-    expect(await brokerHas("queue", `${prefix}.lock.${name}`)).toBe(false);
+    expect(await lockQueueExists(`${prefix}.lock.${name}`)).toBe(false);
     // the auto-delete exchange went with its last waiter
     await waitForCondition(async () => !(await brokerHas("exchange", `${prefix}.locks`)), 10);
   });
 
   test("a holder whose connection closes releases to the waiter promptly", async () => {
     const name = lockName();
-    const a = new ClusterLock(name, opts);
+    const a = mk(name, opts);
     await a.acquire();
-    const b = new ClusterLock(name, opts);
+    const b = mk(name, opts);
     const bAcquired = b.acquire();
     expect(await settled(bAcquired)).toBe(false);
     const closedAt = Date.now();
@@ -282,8 +363,8 @@ describe("ClusterLock", () => {
     const name = lockName();
     const holder = startChild("lock_holder.js", ["cluster", name, cluster, ADDRESS]);
     await holder.line("held");
-    await expect(new ClusterLock(name, { ...opts, timeout: 0 }).acquire()).rejects.toThrow(LockTimeoutError);
-    const lock = new ClusterLock(name, opts);
+    await expect(mk(name, { ...opts, timeout: 0 }).acquire()).rejects.toThrow(LockTimeoutError);
+    const lock = mk(name, opts);
     const acquired = lock.acquire();
     expect(await settled(acquired)).toBe(false);
     const killedAt = Date.now();
@@ -295,7 +376,7 @@ describe("ClusterLock", () => {
 
   test("misuse errors, and withClusterLock releases after a throw", async () => {
     const name = lockName();
-    const lock = new ClusterLock(name, opts);
+    const lock = mk(name, opts);
     await expect(lock.release()).rejects.toThrow(/not held by this ClusterLock object/);
     await lock.acquire();
     await expect(lock.acquire()).rejects.toThrow(/already held/);
@@ -310,17 +391,17 @@ describe("ClusterLock", () => {
     const info = await warren.init({ numCpus: 1 });
     try {
       const name = lockName();
-      const a = new ClusterLock(name);
+      const a = mk(name);
       await a.acquire();
-      expect(await brokerHas("queue", `warren.${info.cluster}.lock.${name}`)).toBe(true);
-      await expect(new ClusterLock(name, { timeout: 0.2 }).acquire()).rejects.toThrow(LockTimeoutError);
-      const b = new ClusterLock(name);
+      expect(await lockQueueExists(`warren.${info.cluster}.lock.${name}`)).toBe(true);
+      await expect(mk(name, { timeout: 0.2 }).acquire()).rejects.toThrow(LockTimeoutError);
+      const b = mk(name);
       const bAcquired = b.acquire();
       expect(await settled(bAcquired)).toBe(false);
       await a.release();
       await bAcquired;
       await b.release();
-      expect(await brokerHas("queue", `warren.${info.cluster}.lock.${name}`)).toBe(false);
+      expect(await lockQueueExists(`warren.${info.cluster}.lock.${name}`)).toBe(false);
     } finally {
       await warren.shutdown();
     }

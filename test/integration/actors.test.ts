@@ -1,0 +1,207 @@
+// Actors against the real broker: ordering, concurrency, handles, names, kill, restarts, errors.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as warren from "warren";
+import { waitForCondition } from "warren/testing";
+import { Broken, Counter, Gate, Recorder, callCounter, getOrCreate, makeCounter } from "../fixtures/actors";
+import { Runtime } from "../../src/api/runtime";
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "warren-actors-"));
+
+beforeAll(() => warren.init({ numCpus: 2 }));
+afterAll(async () => {
+  await warren.shutdown();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/** The actor's state in the head's registry (its lifecycle machine). */
+async function stateOf(h: warren.ActorHandle<unknown>): Promise<string | undefined> {
+  const info = await Runtime.current.rpc<{ state: string } | null>("actor.info", { id: h.actorId });
+  return info?.state;
+}
+
+describe("calls", () => {
+  test("an actor keeps state between calls", async () => {
+    const c = Counter.remote(10);
+    expect(c).toBeInstanceOf(warren.ActorHandle);
+    expect(await warren.get(c.increment.remote())).toBe(11);
+    expect(await warren.get(c.increment.remote(5))).toBe(16);
+    expect(await warren.get(c.get_.remote())).toBe(16);
+    expect(await stateOf(c)).toBe("ALIVE");
+  });
+
+  test("calls from one caller run in submission order", async () => {
+    const r = Recorder.remote();
+    const refs = Array.from({ length: 300 }, (_, i) => r.add.remote(i));
+    expect(await warren.get(refs)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect(await warren.get(r.all.remote())).toEqual(Array.from({ length: 300 }, (_, i) => i));
+  });
+
+  test("an async actor runs calls concurrently: wait() is pending while open() runs", async () => {
+    const g = Gate.remote();
+    const waits = [g.wait.remote(), g.wait.remote(), g.wait.remote()];
+    await waitForCondition(async () => (await warren.get(g.waiting.remote())) === 3);
+    expect(await warren.get(g.open.remote())).toBe(3);
+    expect(await warren.get(waits)).toEqual(["through", "through", "through"]);
+  });
+
+  test("maxConcurrency 1 makes even an async actor run one call at a time", async () => {
+    const g = Gate.options({ maxConcurrency: 1 }).remote();
+    const blocked = g.wait.remote();
+    await expect(warren.get(g.open.remote(), { timeout: 1 })).rejects.toBeInstanceOf(warren.GetTimeoutError);
+    await warren.kill(g);
+    await expect(warren.get(blocked)).rejects.toBeInstanceOf(warren.ActorDiedError);
+  });
+
+  test("@method numReturns splits a method's result", async () => {
+    const c = Counter.remote(4);
+    const [a, b] = c.pair.remote() as unknown as warren.ObjectRef<number>[];
+    expect(await warren.get([a, b])).toEqual([4, 5]);
+    const [x, y] = c.pair.options({ numReturns: 2 }).remote();
+    expect(await warren.get([x, y])).toEqual([4, 5]);
+  });
+
+  test("a method that throws gives TaskError; the actor lives on", async () => {
+    const c = Counter.remote();
+    const err = await warren.get(c.fail.remote()).catch((e) => e);
+    expect(err).toBeInstanceOf(warren.TaskError);
+    expect(err.functionName).toBe("Counter.fail");
+    expect(err.cause).toBeInstanceOf(RangeError);
+    expect(await warren.get(c.increment.remote())).toBe(1);
+  });
+
+  test("the actor's worker is titled by its class and the running method", async () => {
+    const c = Counter.remote();
+    expect(await warren.get(c.title.remote())).toBe("warren::Counter.title");
+  });
+
+  test("actor output reaches the driver prefixed with the class name", async () => {
+    const chunks: string[] = [];
+    const spy = jest.spyOn(process.stdout, "write").mockImplementation((c: unknown) => {
+      chunks.push(String(c));
+      return true;
+    });
+    try {
+      const c = Counter.remote();
+      await warren.get(c.say.remote("actor speaking"));
+      expect(chunks.join("")).toMatch(/^\(Counter pid=\d+\) actor speaking$/m);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
+describe("handles", () => {
+  test("a handle passed to a task reaches the same actor", async () => {
+    const c = Counter.remote();
+    expect(await warren.get(callCounter.remote(c, 5))).toBe(5);
+    expect(await warren.get(c.get_.remote())).toBe(5);
+  });
+
+  test("an actor created inside a task comes back as a working handle", async () => {
+    const h = await warren.get(makeCounter.remote(40));
+    expect(h).toBeInstanceOf(warren.ActorHandle);
+    expect(await warren.get(h.increment.remote(2))).toBe(42);
+  });
+});
+
+describe("named actors", () => {
+  test("getActor finds a named actor; a taken name fails at creation naming getActor", async () => {
+    const a = Counter.options({ name: "named-a" }).remote(7);
+    const h = await warren.getActor<Counter>("named-a");
+    expect(h.actorId).toBe(a.actorId);
+    expect(await warren.get(h.increment.remote())).toBe(8);
+    expect(() => Counter.options({ name: "named-a" }).remote()).toThrow(/already taken.*getActor\("named-a"/);
+  });
+
+  test("names live in namespaces", async () => {
+    Counter.options({ name: "shared", namespace: "ns1" }).remote(1);
+    Counter.options({ name: "shared", namespace: "ns2" }).remote(2);
+    const one = await warren.getActor<Counter>("shared", { namespace: "ns1" });
+    const two = await warren.getActor<Counter>("shared", { namespace: "ns2" });
+    expect(await warren.get([one.get_.remote(), two.get_.remote()])).toEqual([1, 2]);
+    await expect(warren.getActor("shared")).rejects.toThrow(/no live actor named "shared"/);
+  });
+
+  test("concurrent get-or-create of one name yields one actor", async () => {
+    const handles = await warren.get(Array.from({ length: 6 }, () => getOrCreate.remote("singleton")));
+    expect(new Set(handles.map((h) => h.actorId)).size).toBe(1);
+    const local = Counter.options({ name: "singleton", getIfExists: true }).remote();
+    expect(local.actorId).toBe(handles[0].actorId);
+    expect(await warren.get(local.increment.remote())).toBe(1);
+  });
+
+  test("getActor of an unknown name is a clear error", async () => {
+    await expect(warren.getActor("nobody-here")).rejects.toThrow(/no live actor named "nobody-here"/);
+  });
+});
+
+describe("death and restarts", () => {
+  test("a killed actor's calls throw ActorDiedError, queued ones too", async () => {
+    const g = Gate.remote();
+    const pending = g.wait.remote();
+    await waitForCondition(async () => (await warren.get(g.waiting.remote())) === 1);
+    await warren.kill(g, { noRestart: true });
+    await expect(warren.get(pending, { timeout: 10 })).rejects.toBeInstanceOf(warren.ActorDiedError);
+    const later = await warren.get(g.waiting.remote(), { timeout: 10 }).catch((e) => e);
+    expect(later).toBeInstanceOf(warren.ActorDiedError);
+    expect(later.message).toMatch(/killed/);
+    expect(await stateOf(g)).toBe("DEAD");
+  });
+
+  test("a constructor that throws makes every call throw ActorDiedError with the TaskError as cause", async () => {
+    const b = Broken.remote();
+    const err = await warren.get(b.ping.remote()).catch((e) => e);
+    expect(err).toBeInstanceOf(warren.ActorDiedError);
+    expect(err.cause).toBeInstanceOf(warren.TaskError);
+    expect(err.cause.cause).toBeInstanceOf(TypeError);
+    expect(err.cause.cause.message).toBe("cannot build");
+    await expect(warren.get(b.ping.remote())).rejects.toBeInstanceOf(warren.ActorDiedError);
+  });
+
+  test("without maxRestarts, an actor whose worker is SIGKILLed is dead", async () => {
+    const c = Counter.remote();
+    process.kill(await warren.get(c.pid.remote()), "SIGKILL");
+    const err = await warren.get(c.increment.remote()).catch((e) => e);
+    expect(err).toBeInstanceOf(warren.ActorDiedError);
+    expect(err.message).toMatch(/maxRestarts/);
+  });
+
+  test("with maxRestarts, a SIGKILLed actor restarts in a new process with fresh state", async () => {
+    const c = Counter.options({ maxRestarts: 1 }).remote(100);
+    expect(await warren.get(c.increment.remote())).toBe(101);
+    const first = await warren.get(c.pid.remote());
+    process.kill(first, "SIGKILL");
+    await waitForCondition(async () => (await stateOf(c)) === "ALIVE" && (await warren.get(c.pid.remote()).catch(() => first)) !== first);
+    expect(await warren.get(c.increment.remote())).toBe(101); // the constructor ran again
+    process.kill(await warren.get(c.pid.remote()), "SIGKILL"); // its one restart is used
+    await waitForCondition(async () => (await stateOf(c)) === "DEAD");
+    await expect(warren.get(c.increment.remote())).rejects.toBeInstanceOf(warren.ActorDiedError);
+  });
+
+  test("a call in flight when the actor dies fails unless maxTaskRetries allows a retry", async () => {
+    const noRetry = Counter.options({ maxRestarts: 1 }).remote();
+    const err = await warren.get(noRetry.crashOnce.remote(path.join(tmp, "in-flight-1"))).catch((e) => e);
+    expect(err).toBeInstanceOf(warren.ActorDiedError);
+    expect(await warren.get(noRetry.increment.remote())).toBe(1); // restarted and serving
+
+    const retry = Counter.options({ maxRestarts: 1, maxTaskRetries: 1 }).remote();
+    expect(await warren.get(retry.crashOnce.remote(path.join(tmp, "in-flight-2")))).toBe("done");
+  });
+
+  test("kill without noRestart restarts an actor that may restart", async () => {
+    const c = Counter.options({ maxRestarts: 1 }).remote(5);
+    const first = await warren.get(c.pid.remote());
+    await warren.kill(c, { noRestart: false });
+    await waitForCondition(async () => (await warren.get(c.pid.remote()).catch(() => first)) !== first);
+    expect(await warren.get(c.get_.remote())).toBe(5);
+  });
+
+  test("exitActor ends the actor after the call returns", async () => {
+    const c = Counter.remote();
+    expect(await warren.get(c.exit.remote())).toBe("bye");
+    await expect(warren.get(c.increment.remote())).rejects.toThrow(/exitActor/);
+    expect(await stateOf(c)).toBe("DEAD");
+  });
+});
