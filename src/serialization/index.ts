@@ -79,7 +79,7 @@ function revive(value: unknown): unknown {
   const keys = Object.keys(value);
   if (keys.length === 1 && keys[0].startsWith(MARKER)) {
     const reviver = revivers.get(keys[0]);
-    if (reviver) return reviver((value as any)[keys[0]]);
+    if (reviver) return reviver(revive((value as any)[keys[0]]));
   }
   for (const k of keys) (value as any)[k] = revive((value as any)[k]);
   return value;
@@ -90,13 +90,13 @@ function isPlainObject(value: object): boolean {
   return proto === null || Object.getPrototypeOf(proto) === null;
 }
 
-/** Every instance of `cls` reachable in `value` (arrays, plain objects, Maps, Sets). */
+/** Every instance of `cls` reachable in `value`, through what v8 serializes: arrays, Maps, Sets, own enumerable fields. */
 export function findInstances<T>(value: unknown, cls: abstract new (...a: any[]) => T, out: T[] = []): T[] {
   if (value === null || typeof value !== "object" || ArrayBuffer.isView(value)) return out;
   if (value instanceof cls) out.push(value as T);
   else if (Array.isArray(value) || types.isSet(value)) for (const v of value as Iterable<unknown>) findInstances(v, cls, out);
   else if (types.isMap(value)) for (const v of (value as Map<unknown, unknown>).values()) findInstances(v, cls, out);
-  else if (isPlainObject(value)) for (const k of Object.keys(value)) findInstances((value as any)[k], cls, out);
+  else for (const k of Object.keys(value)) findInstances((value as any)[k], cls, out);
   return out;
 }
 

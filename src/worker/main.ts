@@ -78,6 +78,8 @@ async function runTask(body: Buffer, tag: number, attempt: number, maxRetries: n
 export async function execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): Promise<ResultMessage> {
   let result: ResultMessage;
   try {
+    // Load the defining module first: it may register revivals its arguments need (warren/actors' Queue).
+    resolve(spec.fn);
     const value = await taskContext.run(ctx, async () => call(await resolveArgs(spec)));
     result = { task: spec.id, returns: await storeReturns(spec, value) };
   } catch (err) {
