@@ -15,13 +15,17 @@ import * as path from "node:path";
 import * as v8 from "node:v8";
 import { ChildProcess, fork } from "node:child_process";
 import type * as amqp from "amqplib";
-import { ActorDiedError, WarrenError, WorkerCrashedError } from "../errors";
-import { Kind, Topology, connectBroker } from "../transport";
+import * as os from "node:os";
+import { ActorDiedError, NodeDiedError, WarrenError, WorkerCrashedError } from "../errors";
+import { Kind, RpcReply, Topology, connectBroker } from "../transport";
+import { drainQueue } from "../transport/queues";
 import { ObjectStore } from "../objects/store";
 import { decodeError, encodeError } from "../serialization";
 import { Resources, add, fits, parseShape, subtract } from "../scheduling/shape";
-import { HeadRegistry, answer } from "../state/registry";
+import { HeadRegistry, NodeInfo, answer } from "../state/registry";
+import { nodeIp } from "./resources";
 import type { ActorEvent } from "../lifecycle/actor";
+import type { ActorCreationMessage } from "../state/registry";
 import type { NodeToWorker, WorkerConfig, WorkerToNode } from "../worker/protocol";
 import type { ResultMessage } from "../api/runtime";
 
@@ -35,6 +39,12 @@ export interface NodeConfig {
   resources: Resources;
   sessionDir: string;
 }
+
+/** How often a node reports to the head, and how long the head waits before it checks on a node. */
+const HEARTBEAT_MS = 500;
+const SILENCE_MS = 2000;
+/** A node that answers the broker but has not reported for this long is hung: dead. */
+const HUNG_MS = 15_000;
 
 interface Delivery {
   msg: amqp.ConsumeMessage;
@@ -81,6 +91,9 @@ export class NodeDaemon {
   private taskCh!: amqp.Channel;
   private store!: ObjectStore;
   private stopping?: Promise<void>;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly rpcs = new Map<string, (r: RpcReply) => void>();
+  private rpcSeq = 0;
 
   constructor(readonly config: NodeConfig, private readonly onStopped: () => void = () => undefined) {
     this.topo = new Topology(config.cluster);
@@ -105,11 +118,40 @@ export class NodeDaemon {
     await this.ch.bindQueue(q, this.topo.control, `node.${this.config.nodeId}`);
     await this.ch.bindQueue(q, this.topo.control, "all.*");
     await this.ch.consume(q, (m) => m && this.onControl(m), { noAck: true });
+    const { shapes } = await this.rpc<{ shapes: string[] }>("node.register", this.info());
+    for (const shape of shapes) await this.consumeShape(shape);
+    this.timers.push(setInterval(() => this.notifyHead("node.heartbeat", { nodeId: this.config.nodeId, available: this.available }), HEARTBEAT_MS));
     // Ray prestarts a worker per CPU so the first tasks do not wait for a process to boot.
     for (let i = 0; i < Math.floor(this.config.resources.CPU ?? 0); i++) this.spawn();
   }
 
-  /** The head answers registry requests on its exclusive queue, one at a time. */
+  info(): NodeInfo {
+    return {
+      nodeId: this.config.nodeId,
+      isHead: this.config.isHead,
+      ip: nodeIp(),
+      hostname: os.hostname(),
+      storePath: this.storePath,
+      metricsPort: 0,
+      resources: this.config.resources,
+    };
+  }
+
+  private rpc<T>(kind: string, payload: unknown): Promise<T> {
+    const correlationId = String(++this.rpcSeq);
+    return new Promise<T>((resolve, reject) => {
+      this.rpcs.set(correlationId, (r) => (r.ok ? resolve(r.value as T) : reject(decodeError(r.error))));
+      this.ch.publish("", this.topo.head, v8.serialize(payload), {
+        type: kind, correlationId, replyTo: this.topo.nodeQueue(this.config.nodeId),
+      });
+    });
+  }
+
+  private notifyHead(kind: string, payload: unknown): void {
+    this.ch.publish("", this.topo.head, v8.serialize(payload), { type: kind });
+  }
+
+  /** The head answers registry requests on its exclusive queue, one at a time, and watches the nodes. */
   private async serveHead(registry: HeadRegistry): Promise<void> {
     await this.ch.assertQueue(this.topo.head, { exclusive: true, autoDelete: true });
     await this.ch.consume(this.topo.head, (m) => {
@@ -119,11 +161,52 @@ export class NodeDaemon {
         this.ch.publish("", m.properties.replyTo, v8.serialize(reply), { type: Kind.reply, correlationId: m.properties.correlationId });
       }
     }, { noAck: true });
+    this.timers.push(setInterval(() => void this.checkNodes(registry), HEARTBEAT_MS));
+  }
+
+  /**
+   * A node silent for a while is asked about at the broker: its control queue is exclusive to its
+   * connection, so a passive declare that finds no queue means the connection (the node) is gone.
+   */
+  private async checkNodes(registry: HeadRegistry): Promise<void> {
+    const now = Date.now();
+    for (const n of registry.aliveNodes()) {
+      if (n.info.nodeId === this.config.nodeId || now - n.lastSeen < SILENCE_MS) continue;
+      const gone = await queueAbsent(this.conn, this.topo.nodeQueue(n.info.nodeId));
+      if ((gone || now - n.lastSeen > HUNG_MS) && registry.nodeDied(n.info.nodeId)) this.onNodeDied(registry, n.info.nodeId);
+    }
+  }
+
+  /** Tells everyone, and restarts (or buries) the actors that lived there. */
+  private onNodeDied(registry: HeadRegistry, nodeId: string): void {
+    this.ch.publish(this.topo.control, "all.node-dead", v8.serialize({ nodeId }), { type: Kind.nodeDead });
+    for (const a of registry.actorsOn(nodeId)) {
+      const creation = a.creation;
+      if (!creation) continue;
+      const h = creation.headers;
+      const restarts: number = h.restarts ?? 0;
+      const maxRestarts: number = h.maxRestarts ?? 0;
+      if (maxRestarts < 0 || restarts < maxRestarts) {
+        registry.onEvent(a.handle.id, { type: "RESTARTING" });
+        this.ch.publish(this.topo.tasks, creation.routingKey, creation.body, { messageId: creation.messageId, type: creation.type, headers: { ...h, restarts: restarts + 1 } });
+      } else {
+        void this.actorDead(a.handle.id, new NodeDiedError(`the actor ${a.handle.className} (${a.handle.id}) died with its node ${nodeId} and has used its ${maxRestarts} restart(s) (maxRestarts)`));
+      }
+    }
   }
 
   private onControl(msg: amqp.ConsumeMessage): void {
     switch (msg.properties.type) {
-      case Kind.shape: return void this.consumeShape(msg.content.toString());
+      case Kind.reply: {
+        this.rpcs.get(msg.properties.correlationId)?.(v8.deserialize(msg.content));
+        this.rpcs.delete(msg.properties.correlationId);
+        return;
+      }
+      case Kind.shape: {
+        const shape = msg.content.toString();
+        if (this.registry && !this.registry.shapes.has(shape)) this.registry.shapes.set(shape, Date.now());
+        return void this.consumeShape(shape);
+      }
       case Kind.cancel: return this.onCancel(v8.deserialize(msg.content));
       case Kind.killActor: return this.onKillActor(v8.deserialize(msg.content));
       case Kind.stop: return void this.stop();
@@ -138,6 +221,7 @@ export class NodeDaemon {
     if (!fits(demand, this.config.resources)) return;
     await this.taskCh.consume(this.topo.shapeQueue(shape), (m) => {
       if (!m) return;
+      if (m.fields.redelivered) return this.onRedelivered(m);
       this.pending.push({ msg: m, demand });
       this.schedule();
     });
@@ -230,7 +314,10 @@ export class NodeDaemon {
         a.alive = true;
         this.taskCh.ack(t.msg);
         this.available = add(subtract(this.available, a.held), t.demand);
-        this.actorEvent(a.id, { type: "ALIVE", nodeId: this.config.nodeId, pid: m.pid });
+        const c = t.msg;
+        this.actorEvent(a.id, { type: "ALIVE", nodeId: this.config.nodeId, pid: m.pid }, {
+          body: c.content, routingKey: c.fields.routingKey, headers: c.properties.headers ?? {}, messageId: c.properties.messageId, type: c.properties.type,
+        });
         return this.schedule();
       }
       case "actor-failed":
@@ -306,14 +393,14 @@ export class NodeDaemon {
   private async actorDead(actorId: string, error: Error): Promise<void> {
     const encoded = encodeError(error);
     this.actorEvent(actorId, { type: "DEAD", cause: encoded });
-    await drainMailbox(this.conn, this.topo.mailbox(actorId), (m) =>
+    await drainQueue(this.conn, this.topo.mailbox(actorId), (m) =>
       this.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encoded }),
     ).catch((err) => console.error(`warren node: could not answer the calls left to dead actor ${actorId}:`, err));
     this.ch.publish(this.topo.control, "all.actor-dead", v8.serialize({ id: actorId, cause: encoded }), { type: Kind.actorDead });
   }
 
-  private actorEvent(id: string, event: ActorEvent): void {
-    this.ch.publish("", this.topo.head, v8.serialize({ id, event }), { type: "actor.event" });
+  private actorEvent(id: string, event: ActorEvent, creation?: ActorCreationMessage): void {
+    this.notifyHead("actor.event", { id, event, creation });
   }
 
   private onKillActor(k: { id: string; noRestart: boolean }): void {
@@ -324,6 +411,24 @@ export class NodeDaemon {
       w.proc.kill("SIGKILL");
     }
     this.schedule();
+  }
+
+  /**
+   * The broker gave back a delivery whose consumer died with it (a node that died mid-task): that
+   * was an attempt. Publish it again as the next attempt or restart, or answer that it failed.
+   */
+  private onRedelivered(m: amqp.ConsumeMessage): void {
+    const h = m.properties.headers ?? {};
+    this.taskCh.ack(m);
+    if (h.actor) {
+      const restarts: number = h.restarts ?? 0;
+      if (h.maxRestarts < 0 || restarts < h.maxRestarts) return this.republish(m, { restarts: restarts + 1 });
+      return void this.actorDead(h.actor, new NodeDiedError(`the actor ${h.actor} died with the node that was creating it, and has no restarts left (maxRestarts)`));
+    }
+    const attempt: number = h.attempt ?? 0;
+    if (h.maxRetries < 0 || attempt < h.maxRetries) return this.republish(m);
+    const err = new NodeDiedError(`the node running ${m.properties.type} died ${attempt + 1} time(s); maxRetries is ${h.maxRetries}`);
+    this.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encodeError(err) });
   }
 
   /** Sends a delivery back to its queue for another attempt (or restart). */
@@ -355,6 +460,7 @@ export class NodeDaemon {
   /** Stops workers, closes the broker connection and store; a private node also removes all it made. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      for (const t of this.timers) clearInterval(t);
       const exits = [...this.workers].map((w) => new Promise((res) => {
         w.proc.once("exit", res);
         w.proc.kill("SIGKILL");
@@ -378,40 +484,16 @@ export class NodeDaemon {
   }
 }
 
-/**
- * Empties a dead actor's mailbox, answering each call, then deletes it. It first waits for the
- * dead worker's consumer to be gone, so the calls that worker held are back in the queue. A call
- * published between the last read and the delete fails the delete (ifEmpty), so the loop reads
- * again; once the queue is gone, callers' publishes come back unroutable and they fail at once.
- */
-async function drainMailbox(conn: amqp.ChannelModel, queue: string, answer: (m: amqp.GetMessage) => void): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while ((await consumers(conn, queue)) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  for (let round = 0; round < 100; round++) {
-    const ch = await conn.createChannel();
-    ch.on("error", () => undefined);
-    try {
-      for (let m = await ch.get(queue, { noAck: true }); m; m = await ch.get(queue, { noAck: true })) answer(m);
-      await ch.deleteQueue(queue, { ifEmpty: true });
-      await ch.close();
-      return;
-    } catch {
-      // 404: already gone; 406: not empty after all (read again). Either closed the channel.
-      if ((await consumers(conn, queue)) < 0) return;
-    }
-  }
-  throw new WarrenError(`could not empty the mailbox ${queue}: calls keep arriving`);
-}
-
-/** The queue's consumer count, or -1 if it does not exist (a passive declare on a throwaway channel). */
-async function consumers(conn: amqp.ChannelModel, queue: string): Promise<number> {
+/** Whether a queue is gone: a passive declare that fails with 404 (not 405, held by another connection). */
+async function queueAbsent(conn: amqp.ChannelModel, queue: string): Promise<boolean> {
   const ch = await conn.createChannel();
-  ch.on("error", () => undefined);
+  let code = 0;
+  ch.on("error", (err: { code?: number }) => { code = err.code ?? 0; });
   try {
-    const { consumerCount } = await ch.checkQueue(queue);
+    await ch.checkQueue(queue);
     await ch.close();
-    return consumerCount;
+    return false;
   } catch {
-    return -1;
+    return code === 404;
   }
 }

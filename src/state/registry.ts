@@ -1,15 +1,28 @@
 /**
- * state: the head's registry (Ray's GCS role). It answers requests on the head queue: named
+ * state: the head's registry (Ray's GCS role). It answers requests on the head queue: nodes
+ * (registered, heartbeating, alive or dead), the resource shapes announced in the cluster, named
  * actors (one name, one actor: the head decides, one request at a time) and actor lifecycles.
  */
 import { WarrenError } from "../errors";
 import { EncodedError, encodeError } from "../serialization";
 import type { RpcReply } from "../transport";
 import { ActorEvent, ActorState, startActorLifecycle } from "../lifecycle/actor";
+import { NodeState, startNodeLifecycle } from "../lifecycle/node";
+import { Resources, add, fits, parseShape } from "../scheduling/shape";
 import type { HandleInfo } from "../api/actor";
+
+/** An actor's creation message, kept by the head to restart the actor if its node dies. */
+export interface ActorCreationMessage {
+  body: Buffer;
+  routingKey: string;
+  headers: Record<string, any>;
+  messageId: string;
+  type: string;
+}
 
 export interface ActorRecord {
   handle: HandleInfo;
+  creation?: ActorCreationMessage;
   name?: string;
   namespace: string;
   detached: boolean;
@@ -24,20 +37,117 @@ export interface RegisterActor {
   detached: boolean;
 }
 
+/** What a node tells the head when it starts. */
+export interface NodeInfo {
+  nodeId: string;
+  isHead: boolean;
+  ip: string;
+  hostname: string;
+  storePath: string;
+  metricsPort: number;
+  resources: Resources;
+}
+
+export interface NodeRecord {
+  info: NodeInfo;
+  available: Resources;
+  lastSeen: number;
+  lifecycle: ReturnType<typeof startNodeLifecycle>;
+}
+
+/** One entry of `nodes()`: Ray's fields. */
+export interface NodeSummary {
+  NodeID: string;
+  Alive: boolean;
+  NodeManagerAddress: string;
+  NodeManagerHostname: string;
+  ObjectStorePath: string;
+  MetricsExportPort: number;
+  Resources: Resources;
+  IsHead: boolean;
+}
+
 /** The answer to a registration: the actor the caller should use (another one if the name existed). */
 export type Registered = { created: boolean; handle: HandleInfo };
 
 export class HeadRegistry {
   private readonly actors = new Map<string, ActorRecord>();
   private readonly named = new Map<string, string>();
+  private readonly nodes = new Map<string, NodeRecord>();
+  /** Every resource shape announced, with when it was first seen. */
+  readonly shapes = new Map<string, number>();
 
   /** Request kinds the head answers, each from a plain payload to a plain reply. */
   readonly handlers: Record<string, (payload: any) => unknown> = {
     "actor.register": (p: RegisterActor) => this.register(p),
     "actor.get": (p: { name: string; namespace: string }) => this.getNamed(p.name, p.namespace),
-    "actor.event": (p: { id: string; event: ActorEvent }) => this.onEvent(p.id, p.event),
+    "actor.event": (p: { id: string; event: ActorEvent; creation?: ActorCreationMessage }) => this.onEvent(p.id, p.event, p.creation),
     "actor.info": (p: { id: string }) => this.info(p.id),
+    "node.register": (p: NodeInfo) => this.registerNode(p),
+    "node.heartbeat": (p: { nodeId: string; available: Resources }) => this.heartbeat(p.nodeId, p.available),
+    "node.list": () => this.listNodes(),
+    "shape.list": () => [...this.shapes.keys()],
+    "resources.total": () => this.totals(false),
+    "resources.available": () => this.totals(true),
   };
+
+  registerNode(info: NodeInfo): { shapes: string[] } {
+    this.nodes.set(info.nodeId, { info, available: { ...info.resources }, lastSeen: Date.now(), lifecycle: startNodeLifecycle() });
+    return { shapes: [...this.shapes.keys()] };
+  }
+
+  heartbeat(nodeId: string, available: Resources): void {
+    const n = this.nodes.get(nodeId);
+    if (!n || this.nodeState(nodeId) === "DEAD") return;
+    n.available = available;
+    n.lastSeen = Date.now();
+  }
+
+  nodeState(nodeId: string): NodeState | undefined {
+    return this.nodes.get(nodeId)?.lifecycle.getSnapshot().value as NodeState | undefined;
+  }
+
+  /** Marks a node dead; returns false if it already was (or is unknown). */
+  nodeDied(nodeId: string): boolean {
+    const n = this.nodes.get(nodeId);
+    if (!n || this.nodeState(nodeId) === "DEAD") return false;
+    n.lifecycle.send({ type: "DIED" });
+    return true;
+  }
+
+  aliveNodes(): NodeRecord[] {
+    return [...this.nodes.values()].filter((n) => n.lifecycle.getSnapshot().value === "ALIVE");
+  }
+
+  listNodes(): NodeSummary[] {
+    return [...this.nodes.values()].map((n) => {
+      const alive = n.lifecycle.getSnapshot().value === "ALIVE";
+      return {
+        NodeID: n.info.nodeId,
+        Alive: alive,
+        NodeManagerAddress: n.info.ip,
+        NodeManagerHostname: n.info.hostname,
+        ObjectStorePath: n.info.storePath,
+        MetricsExportPort: n.info.metricsPort,
+        Resources: alive ? n.info.resources : {},
+        IsHead: n.info.isHead,
+      };
+    });
+  }
+
+  /** Sum over alive nodes of their totals, or of what is free now (Ray leaves out what is 0). */
+  totals(available: boolean): Resources {
+    let sum: Resources = {};
+    for (const n of this.aliveNodes()) sum = add(sum, available ? n.available : n.info.resources);
+    if (available) for (const k of Object.keys(sum)) if (!(sum[k] > 0)) delete sum[k];
+    return sum;
+  }
+
+  /** Shapes no alive node could ever run: Ray's infeasible demands. */
+  infeasibleShapes(): string[] {
+    const alive = this.aliveNodes();
+    return [...this.shapes.keys()].filter((s) => !alive.some((n) => fits(parseShape(s), n.info.resources)));
+  }
 
   register(p: RegisterActor): Registered {
     if (p.name !== undefined) {
@@ -61,8 +171,11 @@ export class HeadRegistry {
     return id && this.state(id) !== "DEAD" ? this.actors.get(id)!.handle : null;
   }
 
-  onEvent(id: string, event: ActorEvent): void {
-    this.actors.get(id)?.lifecycle.send(event);
+  onEvent(id: string, event: ActorEvent, creation?: ActorCreationMessage): void {
+    const a = this.actors.get(id);
+    if (!a) return;
+    if (creation) a.creation = creation;
+    a.lifecycle.send(event);
   }
 
   info(id: string): { state: ActorState; cause?: EncodedError; className?: string } | null {
@@ -74,6 +187,10 @@ export class HeadRegistry {
 
   state(id: string): ActorState | undefined {
     return this.actors.get(id)?.lifecycle.getSnapshot().value as ActorState | undefined;
+  }
+
+  actorsOn(nodeId: string): ActorRecord[] {
+    return this.list().filter((a) => a.lifecycle.getSnapshot().context.nodeId === nodeId && this.state(a.handle.id) === "ALIVE");
   }
 
   list(): ActorRecord[] {

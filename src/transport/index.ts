@@ -78,6 +78,7 @@ export const Kind = {
   reply: "reply",
   killActor: "kill-actor",
   actorDead: "actor-dead",
+  nodeDead: "node-dead",
 } as const;
 
 /** The answer to a request to the head. */
