@@ -102,6 +102,7 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
   const info: HandleInfo = { id: randomBytes(16).toString("hex"), className: meta.desc.name, cls: meta.desc, methods: meta.methods };
   const registration = {
     handle: info,
+    owner: rt.config.ownerId,
     name: o.name,
     namespace: o.namespace ?? taskContext.getStore()?.namespace ?? rt.config.namespace,
     getIfExists: o.getIfExists ?? false,

@@ -4,13 +4,14 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { ChildProcess, fork } from "node:child_process";
-import { WarrenError } from "../errors";
+import { WarrenError, redactAddress } from "../errors";
 import { InitOptions, validateInitOptions } from "../options";
 import { brokerAddress } from "../transport";
 import { newOwnerId } from "../objects/ref";
 import { nodeResources } from "../node/resources";
 import type { NodeConfig } from "../node/daemon";
-import { Runtime } from "./runtime";
+import { Runtime, RuntimeConfig } from "./runtime";
+import type { NodeSummary } from "../state/registry";
 import { compiled } from "./paths";
 
 const NODE_MAIN = path.join(__dirname, "..", "node", "main.js");
@@ -34,25 +35,20 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   }
   if (Runtime.isActive) throw new WarrenError("warren.init() was already called: call `await warren.shutdown()` first");
   const o = validateInitOptions(options);
-  if (o.cluster) {
-    throw new WarrenError(`joining the existing cluster "${o.cluster}" is not supported yet; call init() without cluster`);
-  }
   const address = brokerAddress(o.address);
+  const ownerId = newOwnerId();
+  const namespace = o.namespace ?? ownerId;
+  const base = { address, ownerId, namespace, jobId: ownerId, role: "driver" as const, logToDriver: o.logToDriver ?? true };
+  if (o.cluster) return join(o.cluster, base);
   const cluster = `local-${randomBytes(6).toString("hex")}`;
   const nodeId = randomBytes(20).toString("hex");
   const sessionDir = path.join(os.tmpdir(), "warren", `session_${cluster}`);
-  const ownerId = newOwnerId();
-  const namespace = o.namespace ?? ownerId;
   const nodeConfig: NodeConfig = {
     address, cluster, nodeId, isHead: true, private: true, sessionDir,
     resources: nodeResources({ numCpus: o.numCpus, numGpus: o.numGpus, memory: o.memory, objectStoreMemory: o.objectStoreMemory, resources: o.resources }),
   };
   // The driver connects first, so an unreachable broker fails here, fast and clearly.
-  const rt = await Runtime.start({
-    address, cluster, ownerId, nodeId, namespace, jobId: ownerId, role: "driver",
-    storePath: path.join(sessionDir, "objects.lmdb"),
-    logToDriver: o.logToDriver ?? true,
-  });
+  const rt = await Runtime.start({ ...base, cluster, nodeId, storePath: path.join(sessionDir, "objects.lmdb") });
   try {
     head = await startNode(nodeConfig);
   } catch (err) {
@@ -60,6 +56,29 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
     throw err;
   }
   return { address, cluster, nodeId, namespace, jobId: ownerId };
+}
+
+/**
+ * Joins a running cluster as a driver of the node on this machine (its object store is this
+ * process's store too), like `ray.init(address=...)`.
+ */
+async function join(cluster: string, base: Omit<RuntimeConfig, "cluster" | "nodeId" | "storePath">): Promise<ClusterInfo> {
+  const rt = await Runtime.start({ ...base, cluster, nodeId: "", storePath: "" });
+  try {
+    const nodes = await rt.rpc<NodeSummary[]>("node.list", {}).catch((err) => {
+      throw new WarrenError(`no cluster "${cluster}" answers on ${redactAddress(base.address)} (${err.message}). Start one with \`warren start --head --cluster ${cluster}\``, { cause: err });
+    });
+    const local = nodes.filter((n) => n.Alive && n.NodeManagerHostname === os.hostname()).sort((a, b) => Number(b.IsHead) - Number(a.IsHead))[0];
+    if (!local) {
+      throw new WarrenError(`cluster "${cluster}" has no node on this machine (${os.hostname()}): start one with \`warren start --address <broker> --cluster ${cluster}\``);
+    }
+    rt.config.nodeId = local.NodeID;
+    rt.config.storePath = local.ObjectStorePath;
+    return { address: base.address, cluster, nodeId: local.NodeID, namespace: base.namespace, jobId: base.jobId };
+  } catch (err) {
+    await rt.close();
+    throw err;
+  }
 }
 
 /** Forks a node daemon and waits until it is consuming. */

@@ -81,6 +81,17 @@ interface TaskRecord {
   name: string;
   /** The actor an actor call goes to. */
   actorId?: string;
+  /** What was published, kept to publish again if the node running it dies. */
+  sent?: Sent;
+}
+
+/** A published task message: enough to publish it again. */
+interface Sent {
+  exchange: string;
+  key: string;
+  body: Buffer;
+  name: string;
+  headers: { attempt: number; maxRetries: number; [k: string]: unknown };
 }
 
 /** Per-call context inside a worker (tasks of one async actor run concurrently). */
@@ -114,7 +125,7 @@ export class Runtime {
   private readonly deadActors = new Map<string, EncodedError>();
   /** Actors this process created, while their mailbox is being declared (then DECLARED). */
   readonly mailboxes = new Map<string, Promise<void>>();
-  private readonly rpcs = new Map<string, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private readonly rpcs = new Map<string, { resolve(v: unknown): void; reject(e: Error): void; to: string }>();
   private rpcSeq = 0;
   private syncRpc?: (address: string, head: string, kind: string, payload: unknown) => RpcReply;
   private store?: ObjectStore;
@@ -217,20 +228,40 @@ export class Runtime {
     const exchange = route ? route.exchange : this.topo.tasks;
     const key = route ? route.key : t.shape;
     const publish = () => {
-      if (machine.getSnapshot().status !== "active") return; // cancelled while waiting
+      const rec = this.tasks.get(taskId);
+      if (!rec) return; // cancelled while waiting
       machine.send({ type: "ARGS_READY" });
-      this.ch.publish(exchange, key, v8.serialize(spec), {
-        messageId: taskId,
-        type: t.name,
-        mandatory: route !== undefined,
-        headers: { attempt: 0, maxRetries: t.maxRetries, ...route?.headers },
-      });
+      rec.sent = { exchange, key, body: v8.serialize(spec), name: t.name, headers: { attempt: 0, maxRetries: t.maxRetries, ...route?.headers } };
+      this.send(taskId, rec.sent);
     };
     if (route?.after) waits.push(route.after);
     else if (!route && this.shapes.get(t.shape) !== DECLARED) waits.push(this.ensureShape(t.shape));
     if (waits.length === 0) publish();
     else Promise.all(waits).then(publish, (err) => this.failTask(taskId, encodeError(err)));
     return returns.map((id) => this.track(new ObjectRef(id)));
+  }
+
+  private send(taskId: string, m: Sent): void {
+    this.ch.publish(m.exchange, m.key, m.body, { messageId: taskId, type: m.name, mandatory: m.exchange === "", headers: m.headers });
+  }
+
+  /**
+   * The head reports tasks that were running on a node that died (their deliveries were already
+   * acked, see node/daemon.ts): publish each again while retries last, else fail it.
+   */
+  private onTasksLost(lost: { nodeId: string; tasks: string[] }): void {
+    for (const taskId of lost.tasks) {
+      const rec = this.tasks.get(taskId);
+      if (!rec?.sent) continue;
+      const { attempt, maxRetries } = rec.sent.headers;
+      if (maxRetries < 0 || attempt < maxRetries) {
+        rec.sent.headers = { ...rec.sent.headers, attempt: attempt + 1 };
+        this.send(taskId, rec.sent);
+      } else {
+        const err = new NodeDiedError(`the node ${lost.nodeId} running ${rec.name} died, and maxRetries (${maxRetries}) retries were used`);
+        this.failTask(taskId, encodeError(err));
+      }
+    }
   }
 
   /**
@@ -271,7 +302,13 @@ export class Runtime {
   /** A ref this process no longer holds: free it if no message ever carried it. */
   private freePrivate(id: string): void {
     const value = this.owned.releaseIfPrivate(id);
-    if (value && "node" in value && value.node === this.config.nodeId && !this.closed) this.localStore().remove(id);
+    if (value && "node" in value && !this.closed) this.freeStored(id, value.node);
+  }
+
+  /** Removes a stored object from the node that holds it. */
+  private freeStored(id: string, nodeId: string): void {
+    if (nodeId === this.config.nodeId) this.localStore().remove(id);
+    else this.ch.publish(this.topo.control, `node.${nodeId}`, v8.serialize({ id }), { type: Kind.freeObject });
   }
 
   put(value: unknown): ObjectRef {
@@ -302,6 +339,7 @@ export class Runtime {
       case Kind.log: return printLog(v8.deserialize(msg.content));
       case Kind.objectRequest: return this.onObjectRequest(v8.deserialize(msg.content));
       case Kind.actorDead: return this.onActorDead(v8.deserialize(msg.content));
+      case Kind.tasksLost: return this.onTasksLost(v8.deserialize(msg.content));
       case Kind.reply: {
         const waiter = this.rpcs.get(msg.properties.correlationId);
         this.rpcs.delete(msg.properties.correlationId);
@@ -341,7 +379,7 @@ export class Runtime {
 
   private settle(id: string, value: StoredObject): void {
     // The caller dropped the ref before the result came: free a stored copy nobody will read.
-    if (!this.owned.resolve(id, value) && "node" in value && value.node === this.config.nodeId) this.localStore().remove(id);
+    if (!this.owned.resolve(id, value) && "node" in value) this.freeStored(id, value.node);
   }
 
   private onActorDead(d: { id: string; cause: EncodedError }): void {
@@ -378,7 +416,8 @@ export class Runtime {
       this.replyWaiters.get(id)?.({ error: encodeError(err) });
       this.replyWaiters.delete(id);
     } else if (p.correlationId && this.rpcs.has(p.correlationId)) {
-      this.rpcs.get(p.correlationId)!.reject(new NodeDiedError("the cluster's head is unreachable: it has stopped or died"));
+      const r = this.rpcs.get(p.correlationId)!;
+      r.reject(new NodeDiedError(`${r.to} is unreachable: it has stopped or died`));
       this.rpcs.delete(p.correlationId);
     } else if (msg.fields.routingKey.startsWith(this.topo.mailbox(""))) {
       void this.failDeadActorCall(msg.fields.routingKey.slice(this.topo.mailbox("").length), p.messageId, p.type);
@@ -394,11 +433,13 @@ export class Runtime {
 
   // ---- requests to the head --------------------------------------------------------------
 
-  rpc<T>(kind: string, payload: unknown): Promise<T> {
+  /** A request to the head (or to node `nodeId`), answered to this inbox. */
+  rpc<T>(kind: string, payload: unknown, nodeId?: string): Promise<T> {
     const correlationId = String(++this.rpcSeq);
+    const [exchange, key] = nodeId ? [this.topo.control, `node.${nodeId}`] : ["", this.topo.head];
     return new Promise<T>((resolve, reject) => {
-      this.rpcs.set(correlationId, { resolve: resolve as (v: unknown) => void, reject });
-      this.ch.publish("", this.topo.head, v8.serialize(payload), { type: kind, replyTo: this.inbox, correlationId, mandatory: true });
+      this.rpcs.set(correlationId, { resolve: resolve as (v: unknown) => void, reject, to: nodeId ? `node ${nodeId}` : "the cluster's head" });
+      this.ch.publish(exchange, key, v8.serialize(payload), { type: kind, replyTo: this.inbox, correlationId, mandatory: true });
     });
   }
 
@@ -438,16 +479,36 @@ export class Runtime {
     return p;
   }
 
-  /** The value of a stored object. */
-  materialize(value: StoredObject, id: string): unknown {
+  /** The value of a stored object: inline, in this node's store, or fetched from the node holding it. */
+  async materialize(value: StoredObject, id: string): Promise<unknown> {
     if ("inline" in value) return decode(value.inline);
     if ("error" in value) throw decodeError(value.error);
-    if (value.node !== this.config.nodeId) {
-      throw new ObjectLostError(`ObjectRef(${id}) is stored on node ${value.node}, which this process cannot reach`);
-    }
-    const bytes = this.localStore().view(id);
-    if (!bytes) throw new ObjectLostError(`ObjectRef(${id}) is no longer in the object store of node ${value.node}`);
+    const local = this.config.storePath ? this.localStore().view(id) : undefined;
+    if (local) return decode(local);
+    if (value.node === this.config.nodeId) throw new ObjectLostError(`ObjectRef(${id}) is no longer in the object store of node ${value.node}`);
+    const bytes = await this.fetch(value.node, id, value.size);
+    if (this.config.storePath) this.localStore().putSync(id, bytes); // a copy for this node's other processes
     return decode(bytes);
+  }
+
+  /**
+   * Copies an object from the node holding it, in chunks well under the broker's message size
+   * limit (16 MiB from RabbitMQ 4.0), a few requests in flight at once.
+   */
+  private async fetch(nodeId: string, id: string, size: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(size);
+    let next = 0;
+    const worker = async () => {
+      while (next < size) {
+        const offset = next;
+        next += FETCH_CHUNK;
+        const { chunk } = await this.rpc<{ chunk: Uint8Array }>("object.fetch", { id, offset, length: Math.min(FETCH_CHUNK, size - offset) }, nodeId)
+          .catch((err) => { throw new ObjectLostError(`ObjectRef(${id}) could not be fetched from node ${nodeId}: ${err.message}`, { cause: err }); });
+        buf.set(chunk, offset);
+      }
+    };
+    await Promise.all(Array.from({ length: FETCH_WINDOW }, worker));
+    return buf;
   }
 
   async get(refs: ObjectRef[], timeoutSec?: number): Promise<unknown[]> {
@@ -466,7 +527,7 @@ export class Runtime {
       }
     }
     const values: unknown[] = [];
-    for (let i = 0; i < refs.length; i++) values.push(this.materialize(await located[i], refs[i].hex()));
+    for (let i = 0; i < refs.length; i++) values.push(await this.materialize(await located[i], refs[i].hex()));
     return values;
   }
 
@@ -535,6 +596,8 @@ export interface Route {
   headers?: Record<string, unknown>;
 }
 const ENDED_KEPT = 10_000;
+const FETCH_CHUNK = 8 * 1024 * 1024;
+const FETCH_WINDOW = 4;
 const DEAD_ACTORS_KEPT = 10_000;
 
 export interface LogEntry {

@@ -21,7 +21,8 @@ import { Kind, RpcReply, Topology, connectBroker } from "../transport";
 import { drainQueue } from "../transport/queues";
 import { ObjectStore } from "../objects/store";
 import { decodeError, encodeError } from "../serialization";
-import { Resources, add, fits, parseShape, subtract } from "../scheduling/shape";
+import { Resources, add, fits, parseShape, slots, subtract } from "../scheduling/shape";
+import { ChannelOps, ShapeConsumer } from "./consumer";
 import { HeadRegistry, NodeInfo, answer } from "../state/registry";
 import { nodeIp } from "./resources";
 import type { ActorEvent } from "../lifecycle/actor";
@@ -34,7 +35,10 @@ export interface NodeConfig {
   cluster: string;
   nodeId: string;
   isHead: boolean;
-  /** A private cluster started by `init()`: the node goes when its driver goes, and cleans up. */
+  /**
+   * Started by a process that owns it (`init()`, the testing Cluster): it goes when that process
+   * goes and removes its session directory; a private head also removes the cluster's queues.
+   */
   private: boolean;
   resources: Resources;
   sessionDir: string;
@@ -45,10 +49,24 @@ const HEARTBEAT_MS = 500;
 const SILENCE_MS = 2000;
 /** A node that answers the broker but has not reported for this long is hung: dead. */
 const HUNG_MS = 15_000;
+/** A task running this long is acked early (after the head has heard of it): far below consumer_timeout. */
+const LONG_TASK_MS = 10_000;
+/** A delivery this node cannot start is given back after this long if a peer could start it. */
+const SPILL_MS = 20;
 
 interface Delivery {
   msg: amqp.ConsumeMessage;
   demand: Resources;
+  shape: string;
+  received: number;
+}
+
+interface Running extends Delivery {
+  cpuLent: boolean;
+  cancelled: boolean;
+  started: number;
+  /** Acked before it finished; the head knows it runs here (see ackEarly). */
+  acked: boolean;
 }
 
 interface HostedActor {
@@ -64,12 +82,10 @@ interface HostedActor {
 interface Worker {
   proc: ChildProcess;
   ready: boolean;
-  task?: Delivery & { cpuLent: boolean; cancelled: boolean };
+  task?: Running;
   actor?: HostedActor;
 }
 
-/** How many deliveries of one shape the broker may push ahead of admission. */
-const PREFETCH = 256;
 const WORKER_MAIN = path.join(__dirname, "..", "worker", "main.js");
 
 export class NodeDaemon {
@@ -80,8 +96,14 @@ export class NodeDaemon {
   private readonly workers = new Set<Worker>();
   private readonly idle: Worker[] = [];
   private starting = 0;
-  /** Every shape announced in the cluster; those this node fits are consumed. */
-  private readonly shapes = new Set<string>();
+  /** Every shape announced in the cluster, with its consumer if this node can ever run it. */
+  private readonly shapes = new Map<string, ShapeConsumer | undefined>();
+  private ops!: ChannelOps;
+  /** Other alive nodes and what they had free at the last heartbeat. */
+  private peers: { nodeId: string; available: Resources }[] = [];
+  private balanceTimer?: NodeJS.Timeout;
+  /** (Head) owners found gone, whose non-detached actors were killed. */
+  private readonly goneOwners = new Set<string>();
   private readonly cancelled = new Set<string>();
   /** Actors killed with noRestart before this node placed them. */
   private readonly killed = new Set<string>();
@@ -110,7 +132,7 @@ export class NodeDaemon {
     this.ch = await this.conn.createChannel();
     this.taskCh = await this.conn.createChannel();
     for (const c of [this.ch, this.taskCh]) c.on("error", () => undefined);
-    await this.taskCh.prefetch(PREFETCH);
+    this.ops = new ChannelOps(this.taskCh);
     await this.topo.declare(this.ch);
     if (this.registry) await this.serveHead(this.registry);
     const q = this.topo.nodeQueue(this.config.nodeId);
@@ -120,7 +142,7 @@ export class NodeDaemon {
     await this.ch.consume(q, (m) => m && this.onControl(m), { noAck: true });
     const { shapes } = await this.rpc<{ shapes: string[] }>("node.register", this.info());
     for (const shape of shapes) await this.consumeShape(shape);
-    this.timers.push(setInterval(() => this.notifyHead("node.heartbeat", { nodeId: this.config.nodeId, available: this.available }), HEARTBEAT_MS));
+    this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS));
     // Ray prestarts a worker per CPU so the first tasks do not wait for a process to boot.
     for (let i = 0; i < Math.floor(this.config.resources.CPU ?? 0); i++) this.spawn();
   }
@@ -135,6 +157,40 @@ export class NodeDaemon {
       metricsPort: 0,
       resources: this.config.resources,
     };
+  }
+
+  /**
+   * Reports to the head: what is free, and which tasks run here with their delivery already acked
+   * (so the head can tell their owners if this node dies). Long tasks are acked here, after the
+   * head has heard of them, so a broker's consumer_timeout never applies to them.
+   */
+  private async heartbeat(): Promise<void> {
+    const now = Date.now();
+    const long = this.runningTasks().filter((t) => !t.acked && now - t.started > LONG_TASK_MS);
+    const reply = this.rpc<{ peers: NodeDaemon["peers"] }>("node.heartbeat", {
+      nodeId: this.config.nodeId,
+      available: this.available,
+      acked: [...this.runningTasks().filter((t) => t.acked), ...long].map((t) => t.msg.properties.messageId as string),
+    });
+    for (const t of long) this.ack(t);
+    this.peers = (await reply.catch(() => ({ peers: [] }))).peers;
+  }
+
+  private runningTasks(): Running[] {
+    return [...this.workers].flatMap((w) => (w.task ? [w.task] : []));
+  }
+
+  /** A task that blocks (or runs long) is acked once the head has been told it runs here. */
+  private ackEarly(t: Running): void {
+    if (t.acked) return;
+    this.notifyHead("node.running", { nodeId: this.config.nodeId, task: t.msg.properties.messageId });
+    this.ack(t); // after the notice on the same channel order: the head hears first
+  }
+
+  private ack(t: Running): void {
+    if (t.acked) return;
+    t.acked = true;
+    this.taskCh.ack(t.msg);
   }
 
   private rpc<T>(kind: string, payload: unknown): Promise<T> {
@@ -173,13 +229,33 @@ export class NodeDaemon {
     for (const n of registry.aliveNodes()) {
       if (n.info.nodeId === this.config.nodeId || now - n.lastSeen < SILENCE_MS) continue;
       const gone = await queueAbsent(this.conn, this.topo.nodeQueue(n.info.nodeId));
-      if ((gone || now - n.lastSeen > HUNG_MS) && registry.nodeDied(n.info.nodeId)) this.onNodeDied(registry, n.info.nodeId);
+      if (!gone && now - n.lastSeen < HUNG_MS) continue;
+      const lost = registry.nodeDied(n.info.nodeId);
+      if (lost) this.onNodeDied(registry, n.info.nodeId, lost);
+    }
+    // Ray's rule: an actor that is not detached lives only as long as the process that made it.
+    for (const [owner, actors] of registry.actorOwners()) {
+      if (this.goneOwners.has(owner) || !(await queueAbsent(this.conn, this.topo.inbox(owner)))) continue;
+      this.goneOwners.add(owner);
+      for (const a of actors) {
+        const kill = { id: a.handle.id, noRestart: true, why: "its owner (the process that created it) has exited" };
+        this.ch.publish(this.topo.control, "all.kill-actor", v8.serialize(kill), { type: Kind.killActor });
+      }
     }
   }
 
-  /** Tells everyone, and restarts (or buries) the actors that lived there. */
-  private onNodeDied(registry: HeadRegistry, nodeId: string): void {
+  /**
+   * Tells everyone, tells owners which of their tasks were lost with it (their deliveries were
+   * acked; the rest the broker gives to other nodes by itself), and restarts (or buries) the
+   * actors that lived there.
+   */
+  private onNodeDied(registry: HeadRegistry, nodeId: string, lost: string[]): void {
     this.ch.publish(this.topo.control, "all.node-dead", v8.serialize({ nodeId }), { type: Kind.nodeDead });
+    const byOwner = new Map<string, string[]>();
+    for (const task of lost) byOwner.set(task.slice(0, 16), [...(byOwner.get(task.slice(0, 16)) ?? []), task]);
+    for (const [owner, tasks] of byOwner) {
+      this.ch.publish("", this.topo.inbox(owner), v8.serialize({ nodeId, tasks }), { type: Kind.tasksLost });
+    }
     for (const a of registry.actorsOn(nodeId)) {
       const creation = a.creation;
       if (!creation) continue;
@@ -209,22 +285,37 @@ export class NodeDaemon {
       }
       case Kind.cancel: return this.onCancel(v8.deserialize(msg.content));
       case Kind.killActor: return this.onKillActor(v8.deserialize(msg.content));
+      case Kind.fetchObject: return this.serveObject(msg);
+      case Kind.freeObject: return this.store.remove(v8.deserialize(msg.content).id);
       case Kind.stop: return void this.stop();
     }
+  }
+
+  /** A chunk of a stored object, for a process on another node (serialize copies it out of the map). */
+  private serveObject(msg: amqp.ConsumeMessage): void {
+    const { id, offset, length } = v8.deserialize(msg.content);
+    const view = this.store.view(id);
+    const reply: RpcReply = view
+      ? { ok: true, value: { chunk: view.subarray(offset, offset + length) } }
+      : { ok: false, error: encodeError(new WarrenError(`object ${id} is not in the store of node ${this.config.nodeId}`)) };
+    this.ch.publish("", msg.properties.replyTo, v8.serialize(reply), { type: Kind.reply, correlationId: msg.properties.correlationId });
   }
 
   /** Starts consuming a shape's queue if this node could ever run it. */
   private async consumeShape(shape: string): Promise<void> {
     if (this.shapes.has(shape)) return;
-    this.shapes.add(shape);
     const demand = parseShape(shape);
-    if (!fits(demand, this.config.resources)) return;
-    await this.taskCh.consume(this.topo.shapeQueue(shape), (m) => {
-      if (!m) return;
+    if (!fits(demand, this.config.resources)) return void this.shapes.set(shape, undefined);
+    // Enough in flight to keep every slot busy with one waiting behind it, and no more, so the
+    // rest of a burst stays in the queue for other nodes.
+    const prefetch = Math.min(256, 2 * slots(demand, this.config.resources) + 2);
+    const consumer = new ShapeConsumer(this.ops, this.topo.shapeQueue(shape), prefetch, (m) => {
       if (m.fields.redelivered) return this.onRedelivered(m);
-      this.pending.push({ msg: m, demand });
+      this.pending.push({ msg: m, demand, shape, received: Date.now() });
       this.schedule();
     });
+    this.shapes.set(shape, consumer);
+    await consumer.resume();
   }
 
   /** Admits pending deliveries in arrival order, as far as resources and idle workers allow. */
@@ -244,11 +335,40 @@ export class NodeDaemon {
       if (!w) { waitingForWorker++; i++; continue; }
       this.pending.splice(i, 1);
       this.available = subtract(this.available, d.demand);
-      w.task = { ...d, cpuLent: false, cancelled: false };
+      w.task = { ...d, cpuLent: false, cancelled: false, started: Date.now(), acked: false };
       if (h.actor) w.actor = { id: h.actor, creation: d.msg, held: parseShape(h.held), alive: false };
       this.post(w, { t: "task", body: d.msg.content, tag: d.msg.fields.deliveryTag, attempt: h.attempt ?? 0, maxRetries: h.maxRetries ?? 0 });
     }
     for (let n = waitingForWorker - this.starting; n > 0; n--) this.spawn();
+    this.balance();
+  }
+
+  /**
+   * Spillback: while this node holds deliveries of a shape it cannot start and a peer has room for
+   * them, it stops consuming that shape and gives back what has waited SPILL_MS, so an idle node
+   * takes it. It consumes again once nothing of that shape waits here.
+   */
+  private balance(): void {
+    clearTimeout(this.balanceTimer);
+    if (this.stopping) return;
+    const now = Date.now();
+    let recheck = false;
+    for (const [shape, consumer] of this.shapes) {
+      if (!consumer) continue;
+      const waiting = this.pending.filter((d) => d.shape === shape);
+      if (waiting.length === 0) {
+        if (!consumer.active) void consumer.resume();
+        continue;
+      }
+      if (!this.peers.some((p) => fits(waiting[0].demand, p.available))) continue;
+      if (consumer.active) void consumer.pause();
+      for (const d of waiting) {
+        if (now - d.received < SPILL_MS) { recheck = true; continue; }
+        this.pending.splice(this.pending.indexOf(d), 1);
+        this.giveBack(d.msg);
+      }
+    }
+    if (recheck || this.pending.length > 0) this.balanceTimer = setTimeout(() => this.balance(), SPILL_MS);
   }
 
   private spawn(): void {
@@ -287,7 +407,7 @@ export class NodeDaemon {
         const t = w.task!;
         w.task = undefined;
         if (m.retry) this.republish(t.msg);
-        this.taskCh.ack(t.msg);
+        this.ack(t);
         this.release(t);
         this.idle.push(w);
         return this.schedule();
@@ -295,6 +415,7 @@ export class NodeDaemon {
       // A task blocked in get() lends its CPU back (Ray's rule: CPU only, not GPU or custom).
       case "blocked":
         if (w.task && !w.task.cpuLent && w.task.demand.CPU && !w.actor) {
+          this.ackEarly(w.task); // a waiting task must not hold prefetch that its children need
           w.task.cpuLent = true;
           this.available = add(this.available, { CPU: w.task.demand.CPU });
           this.schedule();
@@ -312,7 +433,7 @@ export class NodeDaemon {
         const a = w.actor!;
         w.task = undefined;
         a.alive = true;
-        this.taskCh.ack(t.msg);
+        this.ack(t);
         this.available = add(subtract(this.available, a.held), t.demand);
         const c = t.msg;
         this.actorEvent(a.id, { type: "ALIVE", nodeId: this.config.nodeId, pid: m.pid }, {
@@ -330,7 +451,7 @@ export class NodeDaemon {
     }
   }
 
-  private release(t: Delivery & { cpuLent: boolean }): void {
+  private release(t: Running): void {
     this.available = add(this.available, t.cpuLent ? { ...t.demand, CPU: 0 } : t.demand);
   }
 
@@ -346,7 +467,7 @@ export class NodeDaemon {
     this.schedule();
   }
 
-  private onTaskWorkerExit(w: Worker, t: NonNullable<Worker["task"]>, how: string): void {
+  private onTaskWorkerExit(w: Worker, t: Running, how: string): void {
     const h = t.msg.properties.headers ?? {};
     const attempt: number = h.attempt ?? 0;
     const maxRetries: number = h.maxRetries ?? 0;
@@ -362,7 +483,7 @@ export class NodeDaemon {
       );
       this.replyToOwner(t.msg.properties.messageId, { task: t.msg.properties.messageId, error: encodeError(err) });
     }
-    this.taskCh.ack(t.msg);
+    this.ack(t);
     this.release(t);
   }
 
@@ -376,7 +497,7 @@ export class NodeDaemon {
     const final = a.final ?? (maxRestarts >= 0 && restarts >= maxRestarts
       ? new ActorDiedError(`the actor ${a.id} died: its worker (pid=${w.proc.pid}) exited (${how}) and it has used its ${maxRestarts} restart(s) (maxRestarts)`)
       : undefined);
-    if (!a.alive) this.taskCh.ack(a.creation);
+    if (!a.alive && w.task) this.ack(w.task);
     if (final) {
       void this.actorDead(a.id, final);
     } else {
@@ -403,11 +524,11 @@ export class NodeDaemon {
     this.notifyHead("actor.event", { id, event, creation });
   }
 
-  private onKillActor(k: { id: string; noRestart: boolean }): void {
+  private onKillActor(k: { id: string; noRestart: boolean; why?: string }): void {
     if (k.noRestart) this.killed.add(k.id);
     for (const w of this.workers) {
       if (w.actor?.id !== k.id) continue;
-      if (k.noRestart) w.actor.final = new ActorDiedError(`the actor ${k.id} was killed with warren.kill()`);
+      if (k.noRestart) w.actor.final = new ActorDiedError(`the actor ${k.id} was killed: ${k.why ?? "warren.kill() was called"}`);
       w.proc.kill("SIGKILL");
     }
     this.schedule();
@@ -429,6 +550,13 @@ export class NodeDaemon {
     if (h.maxRetries < 0 || attempt < h.maxRetries) return this.republish(m);
     const err = new NodeDiedError(`the node running ${m.properties.type} died ${attempt + 1} time(s); maxRetries is ${h.maxRetries}`);
     this.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encodeError(err) });
+  }
+
+  /** Gives a delivery back unchanged (spillback): a copy at the queue's tail, this one acked. */
+  private giveBack(msg: amqp.ConsumeMessage): void {
+    const p = msg.properties;
+    this.taskCh.publish(msg.fields.exchange, msg.fields.routingKey, msg.content, { messageId: p.messageId, type: p.type, headers: p.headers });
+    this.taskCh.ack(msg);
   }
 
   /** Sends a delivery back to its queue for another attempt (or restart). */
@@ -461,17 +589,18 @@ export class NodeDaemon {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       for (const t of this.timers) clearInterval(t);
+      clearTimeout(this.balanceTimer);
       const exits = [...this.workers].map((w) => new Promise((res) => {
         w.proc.once("exit", res);
         w.proc.kill("SIGKILL");
       }));
       await Promise.all(exits);
-      if (this.config.private) {
+      if (this.config.private && this.registry) {
         const ch = await this.conn.createChannel().catch(() => undefined);
         if (ch) {
           ch.on("error", () => undefined);
-          for (const shape of this.shapes) await ch.deleteQueue(this.topo.shapeQueue(shape)).catch(() => undefined);
-          for (const a of this.registry?.list() ?? []) await ch.deleteQueue(this.topo.mailbox(a.handle.id)).catch(() => undefined);
+          for (const shape of this.registry.shapes.keys()) await ch.deleteQueue(this.topo.shapeQueue(shape)).catch(() => undefined);
+          for (const a of this.registry.list()) await ch.deleteQueue(this.topo.mailbox(a.handle.id)).catch(() => undefined);
           await this.topo.remove(ch).catch(() => undefined);
         }
       }

@@ -158,3 +158,15 @@ export function subtract(available: Readonly<Resources>, demand: Readonly<Resour
 export function add(available: Readonly<Resources>, demand: Readonly<Resources>): Resources {
   return combine(available, demand, 1n);
 }
+
+/** How many of `demand` fit in `total` at once (a demand of nothing: `cap`). */
+export function slots(demand: Readonly<Resources>, total: Readonly<Resources>, cap = 128): number {
+  let n = 0;
+  let left: Resources = { ...total };
+  while (n < cap && fits(demand, left)) {
+    if (Object.keys(demand).length === 0) return cap;
+    left = subtract(left, demand);
+    n++;
+  }
+  return n;
+}

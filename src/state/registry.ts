@@ -22,6 +22,7 @@ export interface ActorCreationMessage {
 
 export interface ActorRecord {
   handle: HandleInfo;
+  owner: string;
   creation?: ActorCreationMessage;
   name?: string;
   namespace: string;
@@ -31,6 +32,8 @@ export interface ActorRecord {
 
 export interface RegisterActor {
   handle: HandleInfo;
+  /** The creator's owner id: a non-detached actor dies with it. */
+  owner: string;
   name?: string;
   namespace: string;
   getIfExists: boolean;
@@ -51,6 +54,8 @@ export interface NodeInfo {
 export interface NodeRecord {
   info: NodeInfo;
   available: Resources;
+  /** Tasks running there whose deliveries are acked: lost if the node dies, so their owners must hear. */
+  acked: Set<string>;
   lastSeen: number;
   lifecycle: ReturnType<typeof startNodeLifecycle>;
 }
@@ -84,35 +89,44 @@ export class HeadRegistry {
     "actor.event": (p: { id: string; event: ActorEvent; creation?: ActorCreationMessage }) => this.onEvent(p.id, p.event, p.creation),
     "actor.info": (p: { id: string }) => this.info(p.id),
     "node.register": (p: NodeInfo) => this.registerNode(p),
-    "node.heartbeat": (p: { nodeId: string; available: Resources }) => this.heartbeat(p.nodeId, p.available),
+    "node.heartbeat": (p: { nodeId: string; available: Resources; acked: string[] }) => this.heartbeat(p.nodeId, p.available, p.acked),
+    "node.running": (p: { nodeId: string; task: string }) => void this.nodes.get(p.nodeId)?.acked.add(p.task),
     "node.list": () => this.listNodes(),
+    "node.acked": (p: { nodeId: string }) => [...(this.nodes.get(p.nodeId)?.acked ?? [])],
     "shape.list": () => [...this.shapes.keys()],
+    "shape.infeasible": () => this.infeasibleShapes(),
     "resources.total": () => this.totals(false),
     "resources.available": () => this.totals(true),
   };
 
   registerNode(info: NodeInfo): { shapes: string[] } {
-    this.nodes.set(info.nodeId, { info, available: { ...info.resources }, lastSeen: Date.now(), lifecycle: startNodeLifecycle() });
+    this.nodes.set(info.nodeId, { info, available: { ...info.resources }, acked: new Set(), lastSeen: Date.now(), lifecycle: startNodeLifecycle() });
     return { shapes: [...this.shapes.keys()] };
   }
 
-  heartbeat(nodeId: string, available: Resources): void {
+  /** A node's report; the answer is what its peers have free, for its spillback decisions. */
+  heartbeat(nodeId: string, available: Resources, acked: string[]): { peers: { nodeId: string; available: Resources }[] } {
     const n = this.nodes.get(nodeId);
-    if (!n || this.nodeState(nodeId) === "DEAD") return;
-    n.available = available;
-    n.lastSeen = Date.now();
+    if (n && this.nodeState(nodeId) !== "DEAD") {
+      n.available = available;
+      n.acked = new Set(acked);
+      n.lastSeen = Date.now();
+    }
+    return { peers: this.aliveNodes().filter((p) => p.info.nodeId !== nodeId).map((p) => ({ nodeId: p.info.nodeId, available: p.available })) };
   }
 
   nodeState(nodeId: string): NodeState | undefined {
     return this.nodes.get(nodeId)?.lifecycle.getSnapshot().value as NodeState | undefined;
   }
 
-  /** Marks a node dead; returns false if it already was (or is unknown). */
-  nodeDied(nodeId: string): boolean {
+  /** Marks a node dead; returns the tasks lost with it (acked there), or undefined if it already was dead. */
+  nodeDied(nodeId: string): string[] | undefined {
     const n = this.nodes.get(nodeId);
-    if (!n || this.nodeState(nodeId) === "DEAD") return false;
+    if (!n || this.nodeState(nodeId) === "DEAD") return undefined;
     n.lifecycle.send({ type: "DIED" });
-    return true;
+    const lost = [...n.acked];
+    n.acked.clear();
+    return lost;
   }
 
   aliveNodes(): NodeRecord[] {
@@ -162,7 +176,7 @@ export class HeadRegistry {
       }
       this.named.set(key, p.handle.id);
     }
-    this.actors.set(p.handle.id, { handle: p.handle, name: p.name, namespace: p.namespace, detached: p.detached, lifecycle: startActorLifecycle() });
+    this.actors.set(p.handle.id, { handle: p.handle, owner: p.owner, name: p.name, namespace: p.namespace, detached: p.detached, lifecycle: startActorLifecycle() });
     return { created: true, handle: p.handle };
   }
 
@@ -187,6 +201,16 @@ export class HeadRegistry {
 
   state(id: string): ActorState | undefined {
     return this.actors.get(id)?.lifecycle.getSnapshot().value as ActorState | undefined;
+  }
+
+  /** Owners of live non-detached actors: when an owner is gone, its actors go too. */
+  actorOwners(): Map<string, ActorRecord[]> {
+    const owners = new Map<string, ActorRecord[]>();
+    for (const a of this.actors.values()) {
+      if (a.detached || this.state(a.handle.id) === "DEAD") continue;
+      owners.set(a.owner, [...(owners.get(a.owner) ?? []), a]);
+    }
+    return owners;
   }
 
   actorsOn(nodeId: string): ActorRecord[] {

@@ -1,5 +1,86 @@
-/** warren/testing: helpers for tests of programs built on warren. */
+/**
+ * warren/testing: helpers for tests of programs built on warren. `Cluster` starts a head and
+ * nodes on this machine, each its own daemon process with its own session directory and LMDB
+ * store, sharing nothing but the broker (as nodes on different hosts would).
+ */
+import * as os from "node:os";
+import * as path from "node:path";
+import { randomBytes } from "node:crypto";
+import type { ChildProcess } from "node:child_process";
 import { WarrenError } from "../errors";
+import { validateInitOptions } from "../options";
+import { brokerAddress } from "../transport";
+import { nodeResources } from "../node/resources";
+import { startNode } from "../api/cluster";
+
+export interface NodeOptions {
+  numCpus?: number;
+  numGpus?: number;
+  memory?: number;
+  objectStoreMemory?: number;
+  resources?: Record<string, number>;
+}
+
+export class Cluster {
+  private readonly nodes = new Map<string, ChildProcess>();
+
+  private constructor(readonly address: string, readonly cluster: string) {}
+
+  /** Starts a head (and `nodes`), then resolves; pass `{ address, cluster }` to `warren.init()`. */
+  static async start(options: { head?: NodeOptions; nodes?: NodeOptions[]; address?: string } = {}): Promise<Cluster> {
+    const c = new Cluster(brokerAddress(options.address), `test-${randomBytes(5).toString("hex")}`);
+    try {
+      await c.startNode(options.head ?? {}, true);
+      for (const n of options.nodes ?? []) await c.addNode(n);
+    } catch (err) {
+      await c.shutdown();
+      throw err;
+    }
+    return c;
+  }
+
+  /** Ids of the nodes running now, the head first. */
+  get nodeIds(): string[] {
+    return [...this.nodes.keys()];
+  }
+
+  get headId(): string {
+    return this.nodeIds[0];
+  }
+
+  /** Adds a node; resolves with its id once it has joined. */
+  addNode(options: NodeOptions = {}): Promise<string> {
+    return this.startNode(options, false);
+  }
+
+  private async startNode(options: NodeOptions, isHead: boolean): Promise<string> {
+    const o = validateInitOptions(options);
+    const nodeId = randomBytes(20).toString("hex");
+    const proc = await startNode({
+      address: this.address, cluster: this.cluster, nodeId, isHead, private: true,
+      sessionDir: path.join(os.tmpdir(), "warren", `session_${this.cluster}`, `node_${nodeId.slice(0, 12)}`),
+      resources: nodeResources({ numCpus: o.numCpus ?? 1, numGpus: o.numGpus ?? 0, memory: o.memory, objectStoreMemory: o.objectStoreMemory, resources: o.resources }),
+    });
+    this.nodes.set(nodeId, proc);
+    return nodeId;
+  }
+
+  /** Stops a node: gracefully (SIGTERM: it stops its workers and leaves) or not (SIGKILL, like a crash). */
+  async removeNode(nodeId: string, options: { graceful?: boolean } = {}): Promise<void> {
+    const proc = this.nodes.get(nodeId);
+    if (!proc) throw new WarrenError(`no node ${nodeId} in this cluster; nodes: ${this.nodeIds.join(", ")}`);
+    this.nodes.delete(nodeId);
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((res) => proc.once("exit", res));
+    proc.kill(options.graceful === false ? "SIGKILL" : "SIGTERM");
+    await exited;
+  }
+
+  /** Stops every node, the head last (it removes the cluster's queues and exchanges). */
+  async shutdown(): Promise<void> {
+    for (const id of this.nodeIds.reverse()) await this.removeNode(id);
+  }
+}
 
 /**
  * Resolves once `condition()` (sync or async) returns true, checking every 10 ms; rejects after

@@ -79,6 +79,9 @@ export const Kind = {
   killActor: "kill-actor",
   actorDead: "actor-dead",
   nodeDead: "node-dead",
+  tasksLost: "tasks-lost",
+  fetchObject: "object.fetch",
+  freeObject: "object.free",
 } as const;
 
 /** The answer to a request to the head. */

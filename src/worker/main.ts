@@ -99,7 +99,7 @@ async function resolveArgs(spec: TaskSpec): Promise<unknown[]> {
   const args = decode(spec.args) as unknown[];
   for (const i of spec.refArgs) {
     const known = spec.resolved[i];
-    args[i] = known ? rt.materialize(known, (args[i] as ObjectRef).hex()) : (await rt.get([args[i] as ObjectRef]))[0];
+    args[i] = known ? await rt.materialize(known, (args[i] as ObjectRef).hex()) : (await rt.get([args[i] as ObjectRef]))[0];
   }
   return args;
 }
