@@ -74,7 +74,15 @@ export interface RuntimeContext {
   actorId: string | undefined;
   workerId: string;
   namespace: string;
+  /** What the running task or actor holds, e.g. `{ CPU: 1, GPU: 1 }`; empty in a driver. */
+  assignedResources: Record<string, number>;
   isCanceled(): boolean;
+}
+
+/** The GPU ids assigned to the running task or actor (its worker's CUDA_VISIBLE_DEVICES); [] elsewhere. */
+export function getGpuIds(): number[] {
+  void Runtime.current; // the same "not initialized" error as everything else
+  return [...(taskContext.getStore()?.gpuIds ?? [])];
 }
 
 export function getRuntimeContext(): RuntimeContext {
@@ -88,6 +96,7 @@ export function getRuntimeContext(): RuntimeContext {
     actorId: ctx?.actorId,
     workerId: rt.config.ownerId,
     namespace: ctx?.namespace ?? rt.config.namespace,
+    assignedResources: { ...(ctx?.resources ?? {}) },
     isCanceled: () => ctx?.canceled ?? false,
   };
 }

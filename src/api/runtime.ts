@@ -104,6 +104,9 @@ export interface TaskContext {
   namespace: string;
   actorId?: string;
   canceled: boolean;
+  /** The GPUs assigned to it (its worker's CUDA_VISIBLE_DEVICES) and the resources it holds. */
+  gpuIds: number[];
+  resources: Record<string, number>;
 }
 
 export const taskContext = new AsyncLocalStorage<TaskContext>();

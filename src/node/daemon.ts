@@ -23,6 +23,7 @@ import { ObjectStore } from "../objects/store";
 import { decodeError, encodeError } from "../serialization";
 import { Resources, add, fits, parseShape, slots, subtract } from "../scheduling/shape";
 import { ChannelOps, ShapeConsumer } from "./consumer";
+import { GpuPool } from "./gpus";
 import { HeadRegistry, NodeInfo, answer } from "../state/registry";
 import { nodeIp } from "./resources";
 import type { ActorEvent } from "../lifecycle/actor";
@@ -62,6 +63,7 @@ interface Delivery {
 }
 
 interface Running extends Delivery {
+  gpuIds: number[];
   cpuLent: boolean;
   cancelled: boolean;
   started: number;
@@ -74,6 +76,7 @@ interface HostedActor {
   /** The creation delivery, published again to restart the actor. */
   creation: amqp.ConsumeMessage;
   held: Resources;
+  gpuIds: number[];
   alive: boolean;
   /** Why it must not restart, once that is decided (killed, exited, constructor threw). */
   final?: Error;
@@ -92,6 +95,7 @@ export class NodeDaemon {
   readonly topo: Topology;
   readonly storePath: string;
   private available: Resources;
+  private readonly gpus: GpuPool;
   private readonly pending: Delivery[] = [];
   private readonly workers = new Set<Worker>();
   private readonly idle: Worker[] = [];
@@ -120,6 +124,7 @@ export class NodeDaemon {
   constructor(readonly config: NodeConfig, private readonly onStopped: () => void = () => undefined) {
     this.topo = new Topology(config.cluster);
     this.available = { ...config.resources };
+    this.gpus = new GpuPool(Array.from({ length: Math.floor(config.resources.GPU ?? 0) }, (_, i) => i));
     this.storePath = path.join(config.sessionDir, "objects.lmdb");
     if (config.isHead) this.registry = new HeadRegistry();
   }
@@ -331,13 +336,16 @@ export class NodeDaemon {
         continue;
       }
       if (!fits(d.demand, this.available)) { i++; continue; }
-      const w = this.idle.pop();
-      if (!w) { waitingForWorker++; i++; continue; }
+      if (this.idle.length === 0) { waitingForWorker++; i++; continue; }
+      const gpuIds = this.gpus.allocate(d.demand.GPU ?? 0);
+      if (!gpuIds) { i++; continue; }
+      const w = this.idle.pop()!;
       this.pending.splice(i, 1);
       this.available = subtract(this.available, d.demand);
-      w.task = { ...d, cpuLent: false, cancelled: false, started: Date.now(), acked: false };
-      if (h.actor) w.actor = { id: h.actor, creation: d.msg, held: parseShape(h.held), alive: false };
-      this.post(w, { t: "task", body: d.msg.content, tag: d.msg.fields.deliveryTag, attempt: h.attempt ?? 0, maxRetries: h.maxRetries ?? 0 });
+      w.task = { ...d, gpuIds, cpuLent: false, cancelled: false, started: Date.now(), acked: false };
+      const held = h.actor ? parseShape(h.held) : d.demand;
+      if (h.actor) w.actor = { id: h.actor, creation: d.msg, held, gpuIds, alive: false };
+      this.post(w, { t: "task", body: d.msg.content, tag: d.msg.fields.deliveryTag, attempt: h.attempt ?? 0, maxRetries: h.maxRetries ?? 0, gpuIds, resources: held });
     }
     for (let n = waitingForWorker - this.starting; n > 0; n--) this.spawn();
     this.balance();
@@ -453,6 +461,7 @@ export class NodeDaemon {
 
   private release(t: Running): void {
     this.available = add(this.available, t.cpuLent ? { ...t.demand, CPU: 0 } : t.demand);
+    this.gpus.release(t.gpuIds, t.demand.GPU ?? 0);
   }
 
   private onWorkerExit(w: Worker, code: number | null, signal: string | null): void {
@@ -489,8 +498,10 @@ export class NodeDaemon {
 
   /** An actor's worker is gone: restart the actor if it may, else it is dead for good. */
   private onActorWorkerExit(w: Worker, a: HostedActor, how: string): void {
-    if (a.alive) this.available = add(this.available, a.held);
-    else if (w.task) this.release(w.task);
+    if (a.alive) {
+      this.available = add(this.available, a.held);
+      this.gpus.release(a.gpuIds, a.held.GPU ?? 0);
+    } else if (w.task) this.release(w.task);
     const h = a.creation.properties.headers ?? {};
     const restarts: number = h.restarts ?? 0;
     const maxRestarts: number = h.maxRestarts ?? 0;

@@ -28,6 +28,7 @@ export class ActorHost {
     private readonly rt: Runtime,
     private readonly instance: object,
     private readonly create: ActorCreation,
+    private readonly held: { gpuIds: number[]; resources: Record<string, number> },
     private readonly deps: HostDeps,
   ) {
     this.className = create.handle.className;
@@ -67,7 +68,7 @@ export class ActorHost {
       process.title = `warren::${spec.name}`;
       const ctx: TaskContext = {
         taskId: spec.id, taskName: spec.name, logName: this.className, jobId: spec.job,
-        namespace: spec.namespace, actorId: this.create.handle.id, canceled: false,
+        namespace: spec.namespace, actorId: this.create.handle.id, canceled: false, ...this.held,
       };
       result = await this.deps.execute(spec, ctx, (args) => {
         const method = (this.instance as Record<string, unknown>)[spec.actor!.method!];

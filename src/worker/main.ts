@@ -46,17 +46,19 @@ async function main(): Promise<void> {
   rt.blockHooks = { block: () => send({ t: "blocked" }), unblock: () => send({ t: "unblocked" }) };
   forwardOutput();
   process.on("message", (m: NodeToWorker) => {
-    if (m.t === "task") void runTask(m.body, m.tag, m.attempt, m.maxRetries);
+    if (m.t === "task") void runTask(m);
     else if (m.t === "cancel") cancel(m.task, m.recursive);
   });
   process.on("disconnect", () => process.exit(0));
   send({ t: "ready", pid: process.pid });
 }
 
-async function runTask(body: Buffer, tag: number, attempt: number, maxRetries: number): Promise<void> {
-  const spec: TaskSpec = v8.deserialize(body);
-  if (spec.actor?.create) return becomeActor(spec, spec.actor.create);
-  const ctx: TaskContext = { taskId: spec.id, taskName: spec.name, logName: spec.name, jobId: spec.job, namespace: spec.namespace, canceled: false };
+async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
+  const { tag, attempt, maxRetries, gpuIds, resources } = m;
+  const spec: TaskSpec = v8.deserialize(m.body);
+  setVisibleGpus(gpuIds);
+  if (spec.actor?.create) return becomeActor(spec, spec.actor.create, gpuIds, resources);
+  const ctx: TaskContext = { taskId: spec.id, taskName: spec.name, logName: spec.name, jobId: spec.job, namespace: spec.namespace, canceled: false, gpuIds, resources };
   running.set(spec.id, ctx);
   process.title = `warren::${spec.name}`;
   const result = await execute(spec, ctx, (args) => {
@@ -95,6 +97,14 @@ export function publishResult(spec: TaskSpec, result: ResultMessage): void {
   rt.ch.publish("", rt.topo.inbox(spec.id.slice(0, 16)), v8.serialize(result), { type: Kind.result });
 }
 
+/** What the node gave: CUDA sees only the task's GPUs (none for a task without any). */
+const inheritedGpus = process.env.CUDA_VISIBLE_DEVICES;
+function setVisibleGpus(ids: number[]): void {
+  if (ids.length > 0) process.env.CUDA_VISIBLE_DEVICES = ids.join(",");
+  else if (inheritedGpus === undefined) delete process.env.CUDA_VISIBLE_DEVICES;
+  else process.env.CUDA_VISIBLE_DEVICES = inheritedGpus;
+}
+
 async function resolveArgs(spec: TaskSpec): Promise<unknown[]> {
   const args = decode(spec.args) as unknown[];
   for (const i of spec.refArgs) {
@@ -129,9 +139,9 @@ async function storeReturns(spec: TaskSpec, value: unknown): Promise<StoredObjec
 }
 
 /** Runs an actor's constructor; on success this worker hosts the actor until it dies. */
-async function becomeActor(spec: TaskSpec, create: ActorCreation): Promise<void> {
+async function becomeActor(spec: TaskSpec, create: ActorCreation, gpuIds: number[], resources: Record<string, number>): Promise<void> {
   const info = create.handle;
-  const ctx: TaskContext = { taskId: spec.id, taskName: spec.name, logName: info.className, jobId: spec.job, namespace: spec.namespace, actorId: info.id, canceled: false };
+  const ctx: TaskContext = { taskId: spec.id, taskName: spec.name, logName: info.className, jobId: spec.job, namespace: spec.namespace, actorId: info.id, canceled: false, gpuIds, resources };
   process.title = `warren::${info.className}`;
   let instance: object | undefined;
   const result = await execute(spec, ctx, (args) => {
@@ -144,7 +154,7 @@ async function becomeActor(spec: TaskSpec, create: ActorCreation): Promise<void>
     send({ t: "actor-failed", error: result.error });
     return;
   }
-  const host = new ActorHost(rt, instance!, create, { execute, publishResult, send });
+  const host = new ActorHost(rt, instance!, create, { gpuIds, resources }, { execute, publishResult, send });
   await host.start();
   publishResult(spec, { task: spec.id, returns: [] });
   send({ t: "actor-alive", pid: process.pid });

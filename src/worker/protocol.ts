@@ -10,7 +10,7 @@ export interface WorkerConfig {
 }
 
 export type NodeToWorker =
-  | { t: "task"; body: Buffer; tag: number; attempt: number; maxRetries: number }
+  | { t: "task"; body: Buffer; tag: number; attempt: number; maxRetries: number; gpuIds: number[]; resources: Record<string, number> }
   | { t: "cancel"; task: string; recursive: boolean };
 
 export type WorkerToNode =
