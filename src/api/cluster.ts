@@ -81,6 +81,24 @@ async function join(cluster: string, base: Omit<RuntimeConfig, "cluster" | "node
   }
 }
 
+/**
+ * Connects to a cluster only to ask about it (the CLI's status, list, summary): no local node is
+ * needed and nothing runs. Close it with `shutdown()`.
+ */
+export async function attach(options: { address?: string; cluster: string }): Promise<ClusterInfo> {
+  if (Runtime.isActive) throw new WarrenError("warren is already initialized in this process");
+  const address = brokerAddress(options.address);
+  const ownerId = newOwnerId();
+  const rt = await Runtime.start({ address, cluster: options.cluster, ownerId, namespace: ownerId, jobId: ownerId, role: "driver", logToDriver: false, nodeId: "", storePath: "" });
+  try {
+    await rt.rpc("node.list", {});
+  } catch (err) {
+    await rt.close();
+    throw new WarrenError(`no cluster "${options.cluster}" answers on ${redactAddress(address)} (${(err as Error).message})`, { cause: err });
+  }
+  return { address, cluster: options.cluster, nodeId: "", namespace: ownerId, jobId: ownerId };
+}
+
 /** Forks a node daemon and waits until it is consuming. */
 export function startNode(config: NodeConfig): Promise<ChildProcess> {
   fs.mkdirSync(config.sessionDir, { recursive: true });

@@ -9,8 +9,8 @@ export { remote, RemoteFunction } from "./remote";
 export type { RemoteArgs, ReturnRefs } from "./remote";
 export { Actor, actor, method, getActor, kill, exitActor } from "./actor";
 export { ActorHandle, ActorMethod } from "./handle";
-export { nodes, clusterResources, availableResources } from "./state";
-export type { NodeSummary } from "./state";
+export { nodes, clusterResources, availableResources, state } from "./state";
+export type { NodeSummary, ListOptions, Filters, TaskRow } from "./state";
 export type { ActorMethods } from "./handle";
 
 type Values<T extends readonly unknown[]> = { -readonly [K in keyof T]: T[K] extends ObjectRef<infer V> ? V : never };

@@ -79,10 +79,28 @@ interface TaskRecord {
   machine: TaskActor;
   returns: string[];
   name: string;
+  /** For the state API. */
+  info: TaskInfo;
   /** The actor an actor call goes to. */
   actorId?: string;
   /** What was published, kept to publish again if the node running it dies. */
   sent?: Sent;
+}
+
+/** What the state API shows of a task besides its state (Ray's columns). */
+export interface TaskInfo {
+  task_id: string;
+  name: string;
+  func_or_class_name: string;
+  type: "NORMAL_TASK" | "ACTOR_TASK" | "ACTOR_CREATION_TASK";
+  job_id: string;
+  actor_id: string | null;
+  parent_task_id: string | null;
+  required_resources: string;
+  start_time_ms: number;
+  end_time_ms: number | null;
+  error_type: string | null;
+  error_message: string | null;
 }
 
 /** A published task message: enough to publish it again. */
@@ -118,7 +136,7 @@ export class Runtime {
   private readonly ids: TaskIds;
   private readonly tasks = new Map<string, TaskRecord>();
   /** Final states of recently ended tasks, oldest first, for state queries. */
-  private readonly ended = new Map<string, string>();
+  private readonly ended = new Map<string, TaskInfo & { state: string; attempt_number: number }>();
   private readonly requests = new Map<string, Promise<StoredObject>>();
   private readonly replyWaiters = new Map<string, (value: StoredObject) => void>();
   private readonly shapes = new Map<string, Promise<void>>();
@@ -130,6 +148,7 @@ export class Runtime {
   readonly mailboxes = new Map<string, Promise<void>>();
   private readonly rpcs = new Map<string, { resolve(v: unknown): void; reject(e: Error): void; to: string }>();
   private rpcSeq = 0;
+  private readonly gathering = new Map<string, (r: RpcReply) => void>();
   private syncRpc?: (address: string, head: string, kind: string, payload: unknown) => RpcReply;
   private store?: ObjectStore;
   private closed = false;
@@ -169,6 +188,7 @@ export class Runtime {
     await ch.assertQueue(inbox, { exclusive: true, autoDelete: true });
     if (config.role === "driver" && config.logToDriver) await ch.bindQueue(inbox, rt.topo.logs, config.jobId);
     await ch.bindQueue(inbox, rt.topo.control, "all.actor-dead");
+    await ch.bindQueue(inbox, rt.topo.control, "all.state");
     await ch.consume(inbox, (msg) => msg && rt.onInbox(msg), { noAck: true });
     Runtime.active = rt;
     return rt;
@@ -207,7 +227,14 @@ export class Runtime {
     }
     const machine = startTask();
     const callee = actor?.method !== undefined ? actor.id : undefined;
-    this.tasks.set(taskId, { machine, returns, name: t.name, actorId: callee });
+    const ctx = taskContext.getStore();
+    const info: TaskInfo = {
+      task_id: taskId, name: t.name, func_or_class_name: actor?.create ? t.fn.name : actor?.method ? `${t.fn.name}.${actor.method}` : t.fn.name,
+      type: actor?.create ? "ACTOR_CREATION_TASK" : actor ? "ACTOR_TASK" : "NORMAL_TASK",
+      job_id: ctx?.jobId ?? this.config.jobId, actor_id: actor?.id ?? null, parent_task_id: ctx?.taskId ?? null,
+      required_resources: t.shape, start_time_ms: Date.now(), end_time_ms: null, error_type: null, error_message: null,
+    };
+    this.tasks.set(taskId, { machine, returns, name: t.name, actorId: callee, info });
     if (callee) {
       const dead = this.deadActors.get(callee);
       if (dead) {
@@ -343,7 +370,10 @@ export class Runtime {
       case Kind.objectRequest: return this.onObjectRequest(v8.deserialize(msg.content));
       case Kind.actorDead: return this.onActorDead(v8.deserialize(msg.content));
       case Kind.tasksLost: return this.onTasksLost(v8.deserialize(msg.content));
+      case Kind.stateQuery: return this.answerState(msg);
       case Kind.reply: {
+        const gathering = this.gathering.get(msg.properties.correlationId);
+        if (gathering) return gathering(v8.deserialize(msg.content));
         const waiter = this.rpcs.get(msg.properties.correlationId);
         this.rpcs.delete(msg.properties.correlationId);
         const r: RpcReply = v8.deserialize(msg.content);
@@ -376,13 +406,40 @@ export class Runtime {
       rec.machine.send({ type: "FINISH" });
       rec.returns.forEach((id, i) => this.settle(id, r.returns![i]));
     }
-    this.ended.set(r.task, rec.machine.getSnapshot().value as string);
+    this.ended.set(r.task, {
+      ...rec.info, state: rec.machine.getSnapshot().value as string, attempt_number: rec.sent?.headers.attempt ?? 0,
+      end_time_ms: Date.now(), error_type: r.error?.name ?? null, error_message: r.error ? r.error.message.split("\n")[0] : null,
+    });
     if (this.ended.size > ENDED_KEPT) this.ended.delete(this.ended.keys().next().value!);
   }
 
   private settle(id: string, value: StoredObject): void {
     // The caller dropped the ref before the result came: free a stored copy nobody will read.
     if (!this.owned.resolve(id, value) && "node" in value) this.freeStored(id, value.node);
+  }
+
+  /** Answers a state query (api/state.ts): this process's tasks, or the objects it owns. */
+  private answerState(msg: amqp.ConsumeMessage): void {
+    const { what } = v8.deserialize(msg.content) as { what: "tasks" | "objects" };
+    const rows = what === "tasks"
+      ? [
+          ...[...this.tasks.values()].map((r) => ({ ...r.info, state: r.machine.getSnapshot().value as string, attempt_number: r.sent?.headers.attempt ?? 0 })),
+          ...this.ended.values(),
+        ]
+      : this.owned.rows().map((o) => ({ ...o, owner_pid: process.pid, owner_id: this.config.ownerId, job_id: this.config.jobId }));
+    const reply: RpcReply = { ok: true, value: rows.slice(-STATE_ROWS) };
+    this.ch.publish("", msg.properties.replyTo, v8.serialize(reply), { type: Kind.reply, correlationId: msg.properties.correlationId });
+  }
+
+  /** Asks every process and node (a broadcast) and gathers what answers within `windowMs`. */
+  async gather<T>(what: string, windowMs = 300): Promise<T[]> {
+    const correlationId = String(++this.rpcSeq);
+    const rows: T[] = [];
+    this.gathering.set(correlationId, (r) => r.ok && rows.push(...(r.value as T[])));
+    this.ch.publish(this.topo.control, "all.state", v8.serialize({ what }), { type: Kind.stateQuery, replyTo: this.inbox, correlationId });
+    await new Promise((r) => setTimeout(r, windowMs));
+    this.gathering.delete(correlationId);
+    return rows;
   }
 
   private onActorDead(d: { id: string; cause: EncodedError }): void {
@@ -397,7 +454,7 @@ export class Runtime {
 
   /** The state of a task this process submitted, from its lifecycle machine. */
   taskState(taskId: string): string | undefined {
-    return (this.tasks.get(taskId)?.machine.getSnapshot().value as string | undefined) ?? this.ended.get(taskId);
+    return (this.tasks.get(taskId)?.machine.getSnapshot().value as string | undefined) ?? this.ended.get(taskId)?.state;
   }
 
   // ---- borrowing -------------------------------------------------------------------------
@@ -602,6 +659,8 @@ const ENDED_KEPT = 10_000;
 const FETCH_CHUNK = 8 * 1024 * 1024;
 const FETCH_WINDOW = 4;
 const DEAD_ACTORS_KEPT = 10_000;
+/** At most this many rows per process in a state answer (Ray's state API also caps). */
+const STATE_ROWS = 10_000;
 
 export interface LogEntry {
   name: string;

@@ -18,7 +18,7 @@ import type * as amqp from "amqplib";
 import * as os from "node:os";
 import { ActorDiedError, NodeDiedError, WarrenError, WorkerCrashedError } from "../errors";
 import { Kind, RpcReply, Topology, connectBroker } from "../transport";
-import { drainQueue } from "../transport/queues";
+import { drainQueue, messageCount } from "../transport/queues";
 import { ObjectStore } from "../objects/store";
 import { decodeError, encodeError } from "../serialization";
 import { Resources, add, fits, parseShape, slots, subtract } from "../scheduling/shape";
@@ -217,12 +217,24 @@ export class NodeDaemon {
     await this.ch.assertQueue(this.topo.head, { exclusive: true, autoDelete: true });
     await this.ch.consume(this.topo.head, (m) => {
       if (!m) return;
-      const reply = answer(registry, m.properties.type, v8.deserialize(m.content));
-      if (m.properties.replyTo) {
-        this.ch.publish("", m.properties.replyTo, v8.serialize(reply), { type: Kind.reply, correlationId: m.properties.correlationId });
-      }
+      const reply = (r: RpcReply) => m.properties.replyTo &&
+        this.ch.publish("", m.properties.replyTo, v8.serialize(r), { type: Kind.reply, correlationId: m.properties.correlationId });
+      if (m.properties.type === "shape.demand") {
+        this.demand(registry).then((value) => reply({ ok: true, value }), (err) => reply({ ok: false, error: encodeError(err) }));
+      } else reply(answer(registry, m.properties.type, v8.deserialize(m.content)));
     }, { noAck: true });
     this.timers.push(setInterval(() => void this.checkNodes(registry), HEARTBEAT_MS));
+  }
+
+  /** What waits in each shape's queue, and whether any alive node could ever run it (for `warren status`). */
+  private async demand(registry: HeadRegistry): Promise<{ shape: string; pending: number; infeasible: boolean }[]> {
+    const infeasible = new Set(registry.infeasibleShapes());
+    const rows = [];
+    for (const shape of registry.shapes.keys()) {
+      const pending = await messageCount(this.conn, this.topo.shapeQueue(shape));
+      rows.push({ shape, pending, infeasible: infeasible.has(shape) });
+    }
+    return rows;
   }
 
   /**
@@ -291,9 +303,24 @@ export class NodeDaemon {
       case Kind.cancel: return this.onCancel(v8.deserialize(msg.content));
       case Kind.killActor: return this.onKillActor(v8.deserialize(msg.content));
       case Kind.fetchObject: return this.serveObject(msg);
+      case Kind.stateQuery: return this.answerState(msg);
       case Kind.freeObject: return this.store.remove(v8.deserialize(msg.content).id);
       case Kind.stop: return void this.stop();
     }
+  }
+
+  /** What this node runs now, for the state API to lay over the owners' view. */
+  private answerState(msg: amqp.ConsumeMessage): void {
+    const { what } = v8.deserialize(msg.content) as { what: string };
+    const value = what !== "tasks" ? [] : [...this.workers].filter((w) => w.task).map((w) => ({
+      task_id: w.task!.msg.properties.messageId as string,
+      state: w.task!.cpuLent ? "RUNNING_IN_GET" : "RUNNING",
+      node_id: this.config.nodeId,
+      worker_pid: w.proc.pid ?? null,
+      running: true,
+    }));
+    const reply: RpcReply = { ok: true, value };
+    this.ch.publish("", msg.properties.replyTo, v8.serialize(reply), { type: Kind.reply, correlationId: msg.properties.correlationId });
   }
 
   /** A chunk of a stored object, for a process on another node (serialize copies it out of the map). */

@@ -67,6 +67,17 @@ export class OwnerTable {
     if (e) e.escaped = true;
   }
 
+  /** Ray's object columns for the state API. */
+  rows(): { object_id: string; object_size: number | null; task_status: string; reference_type: string; location: string }[] {
+    return [...this.entries].map(([id, e]) => ({
+      object_id: id,
+      object_size: !e.value ? null : "inline" in e.value ? e.value.inline.length : "node" in e.value ? e.value.size : null,
+      task_status: !e.value ? "PENDING" : "error" in e.value ? "FAILED" : "FINISHED",
+      reference_type: "LOCAL_REFERENCE",
+      location: !e.value ? "" : "node" in e.value ? `node:${e.value.node}` : "inline" in e.value ? "owner" : "",
+    }));
+  }
+
   /** Forgets an object nobody else can hold; returns its value so a stored copy can be freed. */
   releaseIfPrivate(id: string): StoredObject | undefined | false {
     const e = this.entries.get(id);

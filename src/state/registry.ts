@@ -95,6 +95,7 @@ export class HeadRegistry {
     "node.acked": (p: { nodeId: string }) => [...(this.nodes.get(p.nodeId)?.acked ?? [])],
     "shape.list": () => [...this.shapes.keys()],
     "shape.infeasible": () => this.infeasibleShapes(),
+    "actor.list": () => this.actorRows(),
     "resources.total": () => this.totals(false),
     "resources.available": () => this.totals(true),
   };
@@ -201,6 +202,25 @@ export class HeadRegistry {
 
   state(id: string): ActorState | undefined {
     return this.actors.get(id)?.lifecycle.getSnapshot().value as ActorState | undefined;
+  }
+
+  /** Ray's actor columns for the state API. */
+  actorRows(): Record<string, unknown>[] {
+    return this.list().map((a) => {
+      const snap = a.lifecycle.getSnapshot();
+      return {
+        actor_id: a.handle.id,
+        class_name: a.handle.className,
+        state: snap.value,
+        name: a.name ?? "",
+        ray_namespace: a.namespace,
+        node_id: snap.context.nodeId ?? null,
+        pid: snap.context.pid ?? null,
+        num_restarts: snap.context.restarts,
+        is_detached: a.detached,
+        death_cause: snap.context.cause?.message.split("\n")[0] ?? null,
+      };
+    });
   }
 
   /** Owners of live non-detached actors: when an owner is gone, its actors go too. */

@@ -80,6 +80,7 @@ export const Kind = {
   actorDead: "actor-dead",
   nodeDead: "node-dead",
   tasksLost: "tasks-lost",
+  stateQuery: "state",
   fetchObject: "object.fetch",
   freeObject: "object.free",
 } as const;

@@ -39,3 +39,16 @@ export async function consumerCount(conn: amqp.ChannelModel, queue: string): Pro
     return -1;
   }
 }
+
+/** Messages ready in a queue (not those delivered and unacked), or 0 if it does not exist. */
+export async function messageCount(conn: amqp.ChannelModel, queue: string): Promise<number> {
+  const ch = await conn.createChannel();
+  ch.on("error", () => undefined);
+  try {
+    const { messageCount } = await ch.checkQueue(queue);
+    await ch.close();
+    return messageCount;
+  } catch {
+    return 0;
+  }
+}

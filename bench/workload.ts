@@ -1,0 +1,48 @@
+// The remote functions and actor classes the benchmark cases call, at the top level of a module
+// that imports only from "warren": workers load this file by path (through tsx), as they would a
+// user's module. Names follow Ray's ray_perf.py (small_value, small_value_batch, work).
+import * as warren from "warren";
+
+/** Seconds a get inside a worker may wait before the case fails instead of hanging. */
+const GET_TIMEOUT = 60;
+
+/** Ray's `small_value`: the smallest useful task. */
+export const smallValue = warren.remote(function small_value() {
+  return 0;
+});
+
+/** Ray's n:n client task: `n` calls spread over `actors`, then one get of all of them. */
+export const work = warren.remote(async function work(actors: warren.ActorHandle<SyncActor>[], n: number) {
+  const refs = Array.from({ length: n }, (_, i) => actors[i % actors.length].small_value.remote());
+  await warren.get(refs, { timeout: GET_TIMEOUT });
+  return n;
+});
+
+/** Ray's `Actor`: one sync method, so calls run one at a time unless `maxConcurrency` says more. */
+@warren.actor({ numCpus: 0 })
+export class SyncActor extends warren.Actor {
+  small_value(): number {
+    return 0;
+  }
+}
+
+/** Ray's `AsyncActor`: an async method (warren then defaults `maxConcurrency` to 1000, like Ray). */
+@warren.actor({ numCpus: 0 })
+export class AsyncActor extends warren.Actor {
+  async small_value(): Promise<number> {
+    return 0;
+  }
+}
+
+/**
+ * Ray's multi-client `Actor.small_value_batch`: a client that is itself an actor, submitting `n`
+ * tasks and getting them all. Async because a JavaScript get cannot block.
+ */
+@warren.actor({ numCpus: 0 })
+export class Client extends warren.Actor {
+  async small_value_batch(n: number): Promise<number> {
+    const refs = Array.from({ length: n }, () => smallValue.remote());
+    await warren.get(refs, { timeout: GET_TIMEOUT });
+    return n;
+  }
+}
