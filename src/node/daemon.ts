@@ -18,7 +18,7 @@ import type * as amqp from "amqplib";
 import * as os from "node:os";
 import { ActorDiedError, NodeDiedError, WarrenError, WorkerCrashedError } from "../errors";
 import { Kind, RpcReply, Topology, connectBroker } from "../transport";
-import { drainQueue, messageCount } from "../transport/queues";
+import { drainQueue, queueAbsent, queueInfo } from "../transport/queues";
 import { ObjectStore } from "../objects/store";
 import { decodeError, encodeError } from "../serialization";
 import { Resources, add, fits, parseShape, slots, subtract } from "../scheduling/shape";
@@ -231,7 +231,7 @@ export class NodeDaemon {
     const infeasible = new Set(registry.infeasibleShapes());
     const rows = [];
     for (const shape of registry.shapes.keys()) {
-      const pending = await messageCount(this.conn, this.topo.shapeQueue(shape));
+      const pending = (await queueInfo(this.conn, this.topo.shapeQueue(shape)))?.messageCount ?? 0;
       rows.push({ shape, pending, infeasible: infeasible.has(shape) });
     }
     return rows;
@@ -648,19 +648,5 @@ export class NodeDaemon {
       this.onStopped();
     })();
     return this.stopping;
-  }
-}
-
-/** Whether a queue is gone: a passive declare that fails with 404 (not 405, held by another connection). */
-async function queueAbsent(conn: amqp.ChannelModel, queue: string): Promise<boolean> {
-  const ch = await conn.createChannel();
-  let code = 0;
-  ch.on("error", (err: { code?: number }) => { code = err.code ?? 0; });
-  try {
-    await ch.checkQueue(queue);
-    await ch.close();
-    return false;
-  } catch {
-    return code === 404;
   }
 }

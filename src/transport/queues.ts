@@ -10,7 +10,7 @@ import { WarrenError } from "../errors";
  */
 export async function drainQueue(conn: amqp.ChannelModel, queue: string, answer: (m: amqp.GetMessage) => void): Promise<void> {
   const deadline = Date.now() + 30_000;
-  while ((await consumerCount(conn, queue)) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while (((await queueInfo(conn, queue))?.consumerCount ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   for (let round = 0; round < 100; round++) {
     const ch = await conn.createChannel();
     ch.on("error", () => undefined);
@@ -21,34 +21,35 @@ export async function drainQueue(conn: amqp.ChannelModel, queue: string, answer:
       return;
     } catch {
       // 404: already gone; 406: not empty after all (read again). Either closed the channel.
-      if ((await consumerCount(conn, queue)) < 0) return;
+      if (!(await queueInfo(conn, queue))) return;
     }
   }
   throw new WarrenError(`could not empty ${queue}: messages keep arriving`);
 }
 
-/** The queue's consumer count, or -1 if it does not exist (a passive declare on a throwaway channel). */
-export async function consumerCount(conn: amqp.ChannelModel, queue: string): Promise<number> {
+/** A queue's counts (ready messages, consumers), or undefined if it does not exist. */
+export async function queueInfo(conn: amqp.ChannelModel, queue: string): Promise<{ messageCount: number; consumerCount: number } | undefined> {
   const ch = await conn.createChannel();
   ch.on("error", () => undefined);
   try {
-    const { consumerCount } = await ch.checkQueue(queue);
+    const { messageCount, consumerCount } = await ch.checkQueue(queue);
     await ch.close();
-    return consumerCount;
+    return { messageCount, consumerCount };
   } catch {
-    return -1;
+    return undefined;
   }
 }
 
-/** Messages ready in a queue (not those delivered and unacked), or 0 if it does not exist. */
-export async function messageCount(conn: amqp.ChannelModel, queue: string): Promise<number> {
+/** Whether a queue is gone: a passive declare that fails with 404 (not 405, held by another connection). */
+export async function queueAbsent(conn: amqp.ChannelModel, queue: string): Promise<boolean> {
   const ch = await conn.createChannel();
-  ch.on("error", () => undefined);
+  let code = 0;
+  ch.on("error", (err: { code?: number }) => { code = err.code ?? 0; });
   try {
-    const { messageCount } = await ch.checkQueue(queue);
+    await ch.checkQueue(queue);
     await ch.close();
-    return messageCount;
+    return false;
   } catch {
-    return 0;
+    return code === 404;
   }
 }

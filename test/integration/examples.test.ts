@@ -45,3 +45,55 @@ test("Queue: two consumers each get work", () => {
 test("actor counter", () => {
   expect(run("actor_counter")).toContain("[ 1, 2, 3, 4, 5 ]");
 });
+
+test("dynamic resources: three Counters with per-instance CPUs and custom resources hold all of them", () => {
+  const out = run("dynamic_resources");
+  expect(out).toContain("declared resources: numCpus: 6, resources: { Custom1: 1, Custom2: 1, Custom3: 1 }");
+  expect(out).toContain("cluster resources: { CPU: 6, Custom1: 1, Custom2: 1, Custom3: 1 }");
+  expect(out).toContain("available before the actors: { CPU: 6, Custom1: 1, Custom2: 1, Custom3: 1 }");
+  expect(out).toContain("a1, a2, a3 increment -> [ 1, 1, 1 ]");
+  expect(out).toContain("a2 increment again -> 2");
+  expect(out).toContain("available while the actors are alive: {}\n");
+  expect(out).toMatch(/^still free: only memory, node:[\d.]+, object_store_memory$/m);
+});
+
+test("GPU ids: a task without numGpus gets none, one with numGpus: 1 gets one of the two declared", () => {
+  const out = run("gpu_ids");
+  expect(out).toContain("this example declares numGpus: 2");
+  expect(out).toContain("cluster GPU: 2");
+  expect(out).toMatch(/^g\.remote\(\) -> getGpuIds\(\): \[\] CUDA_VISIBLE_DEVICES: /m);
+  const m = out.match(/^g\.options\(\{ numCpus: 1, numGpus: 1 \}\)\.remote\(\) -> getGpuIds\(\): \[ ([01]) \] CUDA_VISIBLE_DEVICES: (\d+)$/m);
+  expect(m).not.toBeNull();
+  expect(m![2]).toBe(m![1]);
+});
+
+test("accelerator types: the V100 task runs holding accelerator_type:V100: 0.001; a T4 task does not run", () => {
+  const out = run("accelerator_types");
+  expect(out).toContain('this example declares a V100: numGpus: 1, resources: { "accelerator_type:V100": 1 }');
+  expect(out).toContain("This function was run on a node with a Tesla V100 GPU\n");
+  expect(out).toContain("resources the task held: { CPU: 1, GPU: 1, 'accelerator_type:V100': 0.001 }");
+  expect(out).toContain("with acceleratorType: T4 it does not run here: GetTimeoutError");
+});
+
+test("circular dependency: g (1 CPU, 1 GPU) waits for f on a 1-CPU node and finishes", () => {
+  const out = run("circular_dependency");
+  expect(out).toContain("this example declares numCpus: 1, numGpus: 1");
+  expect(out).toContain("g() -> 1\n");
+  expect(out).toContain("f held: { CPU: 1 } while g held: { CPU: 1, GPU: 1 } and GPU ids [ 0 ]");
+  expect(out).toContain("free on the node while f ran: { CPU: 0, GPU: 0 }");
+  expect(out).toContain("g released its CPU while blocked in get (so f could run on it) and kept its GPU");
+});
+
+test("cluster state: one alive head node with Ray's fields, its resources as the cluster's", () => {
+  const out = run("cluster_state");
+  for (const field of ["NodeID", "NodeManagerAddress", "NodeManagerHostname", "ObjectStorePath", "MetricsExportPort"]) {
+    expect(out).toMatch(new RegExp(`^    ${field}: `, "m"));
+  }
+  expect(out).toMatch(/^    NodeID: '[0-9a-f]+',$/m);
+  expect(out).toMatch(/^    Alive: true,$/m);
+  expect(out).toMatch(/^    IsHead: true$/m);
+  expect(out).toMatch(/^    Resources: \{\n      CPU: \d+,/m);
+  expect(out).toMatch(/^clusterResources\(\): \{\n  CPU: \d+,/m);
+  expect(out).toMatch(/^availableResources\(\): \{\n  CPU: \d+,/m);
+  expect(out).toMatch(/'node:[\d.]+': 1/);
+});
