@@ -14,7 +14,7 @@ import { ObjectRef, TaskIds, objectId } from "../objects/ref";
 import { ObjectStore } from "../objects/store";
 import { OwnerTable, StoredObject } from "../objects/owner";
 import { EncodedError, decode, decodeError, encode, encodeArgs, encodeError, findInstances, hasMarkers } from "../serialization";
-import { startTask, TaskActor } from "../lifecycle/task";
+import { INITIAL_TASK_STATE, TaskState, nextTaskState } from "../lifecycle/task";
 import type { Descriptor } from "./registry";
 import { ActorHandleCore, HandleInfo } from "./handle";
 import { compiled } from "./paths";
@@ -76,7 +76,8 @@ export interface ResultMessage {
 }
 
 interface TaskRecord {
-  machine: TaskActor;
+  /** Its lifecycle state, moved by the task machine (lifecycle/task.ts). */
+  state: TaskState;
   returns: string[];
   name: string;
   /** For the state API. */
@@ -225,7 +226,6 @@ export class Runtime {
       returns.push(id);
       this.owned.pending(id);
     }
-    const machine = startTask();
     const callee = actor?.method !== undefined ? actor.id : undefined;
     const ctx = taskContext.getStore();
     const info: TaskInfo = {
@@ -234,7 +234,7 @@ export class Runtime {
       job_id: ctx?.jobId ?? this.config.jobId, actor_id: actor?.id ?? null, parent_task_id: ctx?.taskId ?? null,
       required_resources: t.shape, start_time_ms: Date.now(), end_time_ms: null, error_type: null, error_message: null,
     };
-    this.tasks.set(taskId, { machine, returns, name: t.name, actorId: callee, info });
+    this.tasks.set(taskId, { state: INITIAL_TASK_STATE, returns, name: t.name, actorId: callee, info });
     if (callee) {
       const dead = this.deadActors.get(callee);
       if (dead) {
@@ -260,7 +260,7 @@ export class Runtime {
     const publish = () => {
       const rec = this.tasks.get(taskId);
       if (!rec) return; // cancelled while waiting
-      machine.send({ type: "ARGS_READY" });
+      rec.state = nextTaskState(rec.state, "ARGS_READY");
       rec.sent = { exchange, key, body: v8.serialize(spec), name: t.name, headers: { attempt: 0, maxRetries: t.maxRetries, ...route?.headers } };
       this.send(taskId, rec.sent);
     };
@@ -400,14 +400,14 @@ export class Runtime {
       if (calls?.size === 0) this.actorCalls.delete(rec.actorId);
     }
     if (r.error) {
-      rec.machine.send({ type: "FAIL", error: r.error.name });
+      rec.state = nextTaskState(rec.state, "FAIL");
       for (const id of rec.returns) this.settle(id, { error: r.error });
     } else {
-      rec.machine.send({ type: "FINISH" });
+      rec.state = nextTaskState(rec.state, "FINISH");
       rec.returns.forEach((id, i) => this.settle(id, r.returns![i]));
     }
     this.ended.set(r.task, {
-      ...rec.info, state: rec.machine.getSnapshot().value as string, attempt_number: rec.sent?.headers.attempt ?? 0,
+      ...rec.info, state: rec.state, attempt_number: rec.sent?.headers.attempt ?? 0,
       end_time_ms: Date.now(), error_type: r.error?.name ?? null, error_message: r.error ? r.error.message.split("\n")[0] : null,
     });
     if (this.ended.size > ENDED_KEPT) this.ended.delete(this.ended.keys().next().value!);
@@ -423,7 +423,7 @@ export class Runtime {
     const { what } = v8.deserialize(msg.content) as { what: "tasks" | "objects" };
     const rows = what === "tasks"
       ? [
-          ...[...this.tasks.values()].map((r) => ({ ...r.info, state: r.machine.getSnapshot().value as string, attempt_number: r.sent?.headers.attempt ?? 0 })),
+          ...[...this.tasks.values()].map((r) => ({ ...r.info, state: r.state, attempt_number: r.sent?.headers.attempt ?? 0 })),
           ...this.ended.values(),
         ]
       : this.owned.rows().map((o) => ({ ...o, owner_pid: process.pid, owner_id: this.config.ownerId, job_id: this.config.jobId }));
@@ -454,7 +454,7 @@ export class Runtime {
 
   /** The state of a task this process submitted, from its lifecycle machine. */
   taskState(taskId: string): string | undefined {
-    return (this.tasks.get(taskId)?.machine.getSnapshot().value as string | undefined) ?? this.ended.get(taskId)?.state;
+    return this.tasks.get(taskId)?.state ?? this.ended.get(taskId)?.state;
   }
 
   // ---- borrowing -------------------------------------------------------------------------

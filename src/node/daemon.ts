@@ -21,9 +21,9 @@ import { Kind, RpcReply, Topology, connectBroker } from "../transport";
 import { drainQueue, queueAbsent, queueInfo } from "../transport/queues";
 import { ObjectStore } from "../objects/store";
 import { decodeError, encodeError } from "../serialization";
-import { Resources, add, fits, parseShape, slots, subtract } from "../scheduling/shape";
+import { Demand, Ledger, Resources, compileDemand, fits, parseShape, slots } from "../scheduling/shape";
 import { ChannelOps, ShapeConsumer } from "./consumer";
-import { GpuPool } from "./gpus";
+import { GpuPool, gpuIds } from "./gpus";
 import { HeadRegistry, NodeInfo, answer } from "../state/registry";
 import { nodeIp } from "./resources";
 import type { ActorEvent } from "../lifecycle/actor";
@@ -58,6 +58,7 @@ const SPILL_MS = 20;
 interface Delivery {
   msg: amqp.ConsumeMessage;
   demand: Resources;
+  units: Demand;
   shape: string;
   received: number;
 }
@@ -76,6 +77,7 @@ interface HostedActor {
   /** The creation delivery, published again to restart the actor. */
   creation: amqp.ConsumeMessage;
   held: Resources;
+  heldUnits: Demand;
   gpuIds: number[];
   alive: boolean;
   /** Why it must not restart, once that is decided (killed, exited, constructor threw). */
@@ -94,7 +96,7 @@ const WORKER_MAIN = path.join(__dirname, "..", "worker", "main.js");
 export class NodeDaemon {
   readonly topo: Topology;
   readonly storePath: string;
-  private available: Resources;
+  private readonly free: Ledger;
   private readonly gpus: GpuPool;
   private readonly pending: Delivery[] = [];
   private readonly workers = new Set<Worker>();
@@ -123,8 +125,8 @@ export class NodeDaemon {
 
   constructor(readonly config: NodeConfig, private readonly onStopped: () => void = () => undefined) {
     this.topo = new Topology(config.cluster);
-    this.available = { ...config.resources };
-    this.gpus = new GpuPool(Array.from({ length: Math.floor(config.resources.GPU ?? 0) }, (_, i) => i));
+    this.free = new Ledger(config.resources);
+    this.gpus = new GpuPool(gpuIds(Math.floor(config.resources.GPU ?? 0)));
     this.storePath = path.join(config.sessionDir, "objects.lmdb");
     if (config.isHead) this.registry = new HeadRegistry();
   }
@@ -174,7 +176,7 @@ export class NodeDaemon {
     const long = this.runningTasks().filter((t) => !t.acked && now - t.started > LONG_TASK_MS);
     const reply = this.rpc<{ peers: NodeDaemon["peers"] }>("node.heartbeat", {
       nodeId: this.config.nodeId,
-      available: this.available,
+      available: this.free.toResources(),
       acked: [...this.runningTasks().filter((t) => t.acked), ...long].map((t) => t.msg.properties.messageId as string),
     });
     for (const t of long) this.ack(t);
@@ -341,9 +343,10 @@ export class NodeDaemon {
     // Enough in flight to keep every slot busy with one waiting behind it, and no more, so the
     // rest of a burst stays in the queue for other nodes.
     const prefetch = Math.min(256, 2 * slots(demand, this.config.resources) + 2);
+    const units = compileDemand(demand);
     const consumer = new ShapeConsumer(this.ops, this.topo.shapeQueue(shape), prefetch, (m) => {
       if (m.fields.redelivered) return this.onRedelivered(m);
-      this.pending.push({ msg: m, demand, shape, received: Date.now() });
+      this.pending.push({ msg: m, demand, units, shape, received: Date.now() });
       this.schedule();
     });
     this.shapes.set(shape, consumer);
@@ -352,6 +355,9 @@ export class NodeDaemon {
 
   /** Admits pending deliveries in arrival order, as far as resources and idle workers allow. */
   private schedule(): void {
+    // What deliveries still waiting for a worker would take: a worker is started for each of those
+    // (counting those already starting), not for every delivery that fits what is free.
+    let wouldTake: Ledger | undefined;
     let waitingForWorker = 0;
     for (let i = 0; i < this.pending.length; ) {
       const d = this.pending[i];
@@ -362,16 +368,24 @@ export class NodeDaemon {
         if (h.actor) void this.actorDead(h.actor, new ActorDiedError(`the actor ${h.actor} was killed before it started`));
         continue;
       }
-      if (!fits(d.demand, this.available)) { i++; continue; }
-      if (this.idle.length === 0) { waitingForWorker++; i++; continue; }
+      if (!this.free.fits(d.units)) { i++; continue; }
+      if (this.idle.length === 0) {
+        wouldTake ??= this.free.clone();
+        if (wouldTake.fits(d.units)) {
+          wouldTake.take(d.units);
+          waitingForWorker++;
+        }
+        i++;
+        continue;
+      }
       const gpuIds = this.gpus.allocate(d.demand.GPU ?? 0);
       if (!gpuIds) { i++; continue; }
       const w = this.idle.pop()!;
       this.pending.splice(i, 1);
-      this.available = subtract(this.available, d.demand);
+      this.free.take(d.units);
       w.task = { ...d, gpuIds, cpuLent: false, cancelled: false, started: Date.now(), acked: false };
       const held = h.actor ? parseShape(h.held) : d.demand;
-      if (h.actor) w.actor = { id: h.actor, creation: d.msg, held, gpuIds, alive: false };
+      if (h.actor) w.actor = { id: h.actor, creation: d.msg, held, heldUnits: compileDemand(held), gpuIds, alive: false };
       this.post(w, { t: "task", body: d.msg.content, tag: d.msg.fields.deliveryTag, attempt: h.attempt ?? 0, maxRetries: h.maxRetries ?? 0, gpuIds, resources: held });
     }
     for (let n = waitingForWorker - this.starting; n > 0; n--) this.spawn();
@@ -385,7 +399,7 @@ export class NodeDaemon {
    */
   private balance(): void {
     clearTimeout(this.balanceTimer);
-    if (this.stopping) return;
+    if (this.stopping || (this.pending.length === 0 && [...this.shapes.values()].every((c) => !c || c.active))) return;
     const now = Date.now();
     let recheck = false;
     for (const [shape, consumer] of this.shapes) {
@@ -452,14 +466,14 @@ export class NodeDaemon {
         if (w.task && !w.task.cpuLent && w.task.demand.CPU && !w.actor) {
           this.ackEarly(w.task); // a waiting task must not hold prefetch that its children need
           w.task.cpuLent = true;
-          this.available = add(this.available, { CPU: w.task.demand.CPU });
+          this.free.give(compileDemand({ CPU: w.task.demand.CPU }));
           this.schedule();
         }
         return;
       case "unblocked":
         if (w.task?.cpuLent) {
           w.task.cpuLent = false;
-          this.available = subtract(this.available, { CPU: w.task.demand.CPU });
+          this.free.take(compileDemand({ CPU: w.task.demand.CPU }));
         }
         return;
       case "actor-alive": {
@@ -469,7 +483,8 @@ export class NodeDaemon {
         w.task = undefined;
         a.alive = true;
         this.ack(t);
-        this.available = add(subtract(this.available, a.held), t.demand);
+        this.free.give(t.units);
+        this.free.take(a.heldUnits);
         const c = t.msg;
         this.actorEvent(a.id, { type: "ALIVE", nodeId: this.config.nodeId, pid: m.pid }, {
           body: c.content, routingKey: c.fields.routingKey, headers: c.properties.headers ?? {}, messageId: c.properties.messageId, type: c.properties.type,
@@ -487,7 +502,7 @@ export class NodeDaemon {
   }
 
   private release(t: Running): void {
-    this.available = add(this.available, t.cpuLent ? { ...t.demand, CPU: 0 } : t.demand);
+    this.free.give(t.cpuLent ? compileDemand({ ...t.demand, CPU: 0 }) : t.units);
     this.gpus.release(t.gpuIds, t.demand.GPU ?? 0);
   }
 
@@ -526,7 +541,7 @@ export class NodeDaemon {
   /** An actor's worker is gone: restart the actor if it may, else it is dead for good. */
   private onActorWorkerExit(w: Worker, a: HostedActor, how: string): void {
     if (a.alive) {
-      this.available = add(this.available, a.held);
+      this.free.give(a.heldUnits);
       this.gpus.release(a.gpuIds, a.held.GPU ?? 0);
     } else if (w.task) this.release(w.task);
     const h = a.creation.properties.headers ?? {};

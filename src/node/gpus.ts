@@ -35,3 +35,12 @@ export class GpuPool {
     for (const id of ids) this.free.set(id, Math.min(UNIT, (this.free.get(id) ?? 0) + each));
   }
 }
+
+/**
+ * The ids of a node's `count` GPUs: those CUDA_VISIBLE_DEVICES lists where the node was started
+ * with it (Ray does the same), else 0..count-1.
+ */
+export function gpuIds(count: number, visible = process.env.CUDA_VISIBLE_DEVICES): number[] {
+  const listed = (visible ?? "").split(",").map((s) => s.trim()).filter((s) => /^\d+$/.test(s)).map(Number);
+  return listed.length >= count && count > 0 ? listed.slice(0, count) : Array.from({ length: count }, (_, i) => i);
+}

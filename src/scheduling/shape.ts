@@ -170,3 +170,46 @@ export function slots(demand: Readonly<Resources>, total: Readonly<Resources>, c
   }
   return n;
 }
+
+/** A demand compiled for a Ledger: its positive amounts in units. */
+export type Demand = ReadonlyArray<readonly [string, bigint]>;
+
+export function compileDemand(demand: Readonly<Resources>): Demand {
+  return Object.entries(demand).map(([name, amount]) => [name, toUnits(amount)] as const).filter(([, u]) => u > 0n);
+}
+
+/**
+ * Free resources kept in units, for a node's scheduler: every admission and release on the hot
+ * path is a few integer operations on demands compiled once per shape, not a conversion of whole
+ * objects.
+ */
+export class Ledger {
+  private readonly free: Map<string, bigint>;
+
+  constructor(total: Readonly<Resources> | Map<string, bigint>) {
+    this.free = total instanceof Map ? new Map(total) : toUnitMap(total);
+  }
+
+  fits(d: Demand): boolean {
+    for (const [name, u] of d) if ((this.free.get(name) ?? 0n) < u) return false;
+    return true;
+  }
+
+  /** Takes a demand (it may go negative: a task taking its CPU back after a nested get, like Ray). */
+  take(d: Demand): void {
+    for (const [name, u] of d) this.free.set(name, (this.free.get(name) ?? 0n) - u);
+  }
+
+  give(d: Demand): void {
+    for (const [name, u] of d) this.free.set(name, (this.free.get(name) ?? 0n) + u);
+  }
+
+  clone(): Ledger {
+    return new Ledger(this.free);
+  }
+
+  /** As a plain object (for reports). */
+  toResources(): Resources {
+    return fromUnitMap(this.free, false);
+  }
+}

@@ -60,7 +60,8 @@ async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
   if (spec.actor?.create) return becomeActor(spec, spec.actor.create, gpuIds, resources);
   const ctx: TaskContext = { taskId: spec.id, taskName: spec.name, logName: spec.name, jobId: spec.job, namespace: spec.namespace, canceled: false, gpuIds, resources };
   running.set(spec.id, ctx);
-  process.title = `warren::${spec.name}`;
+  const title = `warren::${spec.name}`;
+  if (process.title !== title) process.title = title;
   const result = await execute(spec, ctx, (args) => {
     const fn = resolve(spec.fn);
     if (typeof fn !== "function") throw new WarrenError(`${spec.name} is not a function in ${spec.fn.module}`);
@@ -69,8 +70,8 @@ async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
   const retry = result.error !== undefined && spec.retryExceptions && !ctx.canceled && (maxRetries < 0 || attempt < maxRetries);
   if (!retry) publishResult(spec, result);
   running.delete(spec.id);
-  process.title = "warren::IDLE";
   send({ t: "done", tag, retry });
+  idleTitleSoon();
 }
 
 /**
@@ -97,7 +98,16 @@ export function publishResult(spec: TaskSpec, result: ResultMessage): void {
   rt.ch.publish("", rt.topo.inbox(spec.id.slice(0, 16)), v8.serialize(result), { type: Kind.result });
 }
 
-/** What the node gave: CUDA sees only the task's GPUs (none for a task without any). */
+/** Titles the process IDLE unless another task starts first (a title change is a syscall). */
+let idleTitle: NodeJS.Immediate | undefined;
+function idleTitleSoon(): void {
+  idleTitle ??= setImmediate(() => {
+    idleTitle = undefined;
+    if (running.size === 0) process.title = "warren::IDLE";
+  });
+}
+
+/** A GPU task's worker sees only its GPUs; other tasks see what the node was started with. */
 const inheritedGpus = process.env.CUDA_VISIBLE_DEVICES;
 function setVisibleGpus(ids: number[]): void {
   if (ids.length > 0) process.env.CUDA_VISIBLE_DEVICES = ids.join(",");
