@@ -36,7 +36,31 @@ export async function connectBroker(address: string, name: string): Promise<amqp
   // A broker that goes away surfaces through the channels' close handlers; without a listener
   // here an 'error' event would crash the process instead.
   conn.on("error", () => undefined);
+  coalesceWrites(conn);
   return conn;
+}
+
+/**
+ * amqplib hands each frame to the socket as its own write, and its muxer flushes everything
+ * queued in one tick together. Corking the socket around that flush turns a tick's frames (a
+ * result and its ack, a batch of publishes) into one writev: on these machines a socket write is
+ * tens of microseconds, most of a small task's cost. It reaches into amqplib 2.x's Connection
+ * (`connection.muxer`, `connection.stream`); if those ever change, it does nothing.
+ */
+function coalesceWrites(conn: amqp.ChannelModel): void {
+  const c = (conn as unknown as { connection?: { muxer?: { _readIncoming?: () => void }; stream?: NodeJS.WritableStream & { cork?(): void; uncork?(): void } } }).connection;
+  const mux = c?.muxer;
+  const stream = c?.stream;
+  if (!mux?._readIncoming || !stream?.cork || !stream.uncork) return;
+  const flush = mux._readIncoming.bind(mux);
+  mux._readIncoming = () => {
+    stream.cork!();
+    try {
+      flush();
+    } finally {
+      stream.uncork!();
+    }
+  };
 }
 
 export class Topology {

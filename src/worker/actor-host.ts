@@ -65,7 +65,8 @@ export class ActorHost {
       );
       result = { task: spec.id, error: encodeError(err) };
     } else {
-      process.title = `warren::${spec.name}`;
+      const title = `warren::${spec.name}`;
+      if (process.title !== title) process.title = title;
       const ctx: TaskContext = {
         taskId: spec.id, taskName: spec.name, logName: this.className, jobId: spec.job,
         namespace: spec.namespace, actorId: this.create.handle.id, canceled: false, ...this.held,
@@ -78,7 +79,7 @@ export class ActorHost {
     }
     this.deps.publishResult(spec, result);
     this.ch.ack(msg);
-    if (--this.running === 0) process.title = `warren::${this.className}`;
+    --this.running;
     if (!this.exiting) return this.pump();
     if (this.running === 0) {
       // exitActor(): the node answers what is left in the mailbox once this process is gone.
