@@ -47,3 +47,18 @@ export function processesWith(text: string): number[] {
   }
   return pids;
 }
+
+/** Runs `fn` with this process's stdout captured (still a jest spy), and returns what was written. */
+export async function captureStdout(fn: () => Promise<unknown>): Promise<string> {
+  const chunks: string[] = [];
+  const spy = jest.spyOn(process.stdout, "write").mockImplementation((c: unknown) => {
+    chunks.push(String(c));
+    return true;
+  });
+  try {
+    await fn();
+  } finally {
+    spy.mockRestore();
+  }
+  return chunks.join("");
+}

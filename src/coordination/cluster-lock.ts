@@ -26,7 +26,7 @@ import type * as amqp from "amqplib";
 import { Runtime } from "../api/runtime";
 import { OptionsError, WarrenError, type FieldProblem } from "../errors";
 import { brokerAddress, connectBroker } from "../transport";
-import { LockTimeoutError } from "./errors";
+import { LockTimeoutError, checkAcquirable } from "./errors";
 import { checkTimeout, deadlineOf, type LockOptions } from "./file-lock";
 
 export interface ClusterLockOptions extends LockOptions {
@@ -87,12 +87,7 @@ export class ClusterLock {
 
   /** Waits until this object holds the lock, or rejects with LockTimeoutError after `timeout`. */
   async acquire(): Promise<void> {
-    if (this.held) {
-      throw new WarrenError(`ClusterLock ${JSON.stringify(this.name)} is already held by this ClusterLock object: release() it first (a ClusterLock is not reentrant)`);
-    }
-    if (this.acquiring) {
-      throw new WarrenError(`ClusterLock ${JSON.stringify(this.name)}: acquire() is already pending on this ClusterLock object; await it (or use a second ClusterLock)`);
-    }
+    checkAcquirable("ClusterLock", this.name, this.held !== undefined, this.acquiring);
     this.acquiring = true;
     let conn: amqp.ChannelModel | undefined;
     let owned = false;

@@ -13,3 +13,9 @@ export class LockTimeoutError extends WarrenError {
     );
   }
 }
+
+/** The misuse both locks refuse: acquiring what this object already holds or is acquiring. */
+export function checkAcquirable(kind: "FileLock" | "ClusterLock", name: string, held: boolean, acquiring: boolean): void {
+  if (held) throw new WarrenError(`${kind} ${JSON.stringify(name)} is already held by this ${kind} object: release() it first (a ${kind} is not reentrant)`);
+  if (acquiring) throw new WarrenError(`${kind} ${JSON.stringify(name)}: acquire() is already pending on this ${kind} object; await it (or use a second ${kind})`);
+}

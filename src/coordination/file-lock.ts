@@ -40,7 +40,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as nodePath from "node:path";
 import { OptionsError, WarrenError } from "../errors";
-import { LockTimeoutError } from "./errors";
+import { LockTimeoutError, checkAcquirable } from "./errors";
 
 export interface LockOptions {
   /** Seconds to wait for the lock before rejecting with LockTimeoutError; 0 tries once. Default: forever. */
@@ -97,12 +97,7 @@ export class FileLock {
 
   /** Waits until this object holds the lock, or rejects with LockTimeoutError after `timeout`. */
   async acquire(): Promise<void> {
-    if (this.server) {
-      throw new WarrenError(`FileLock ${JSON.stringify(this.path)} is already held by this FileLock object: release() it first (a FileLock is not reentrant)`);
-    }
-    if (this.acquiring) {
-      throw new WarrenError(`FileLock ${JSON.stringify(this.path)}: acquire() is already pending on this FileLock object; await it (or use a second FileLock)`);
-    }
+    checkAcquirable("FileLock", this.path, this.server !== undefined, this.acquiring);
     this.acquiring = true;
     try {
       const deadline = deadlineOf(this.timeout);

@@ -6,6 +6,7 @@ import * as warren from "warren";
 import { waitForCondition } from "warren/testing";
 import { Broken, Counter, Gate, Recorder, callCounter, getOrCreate, makeCounter } from "../fixtures/actors";
 import { Runtime } from "../../src/api/runtime";
+import { captureStdout } from "../helpers";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "warren-actors-"));
 
@@ -77,18 +78,9 @@ describe("calls", () => {
   });
 
   test("actor output reaches the driver prefixed with the class name", async () => {
-    const chunks: string[] = [];
-    const spy = jest.spyOn(process.stdout, "write").mockImplementation((c: unknown) => {
-      chunks.push(String(c));
-      return true;
-    });
-    try {
-      const c = Counter.remote();
-      await warren.get(c.say.remote("actor speaking"));
-      expect(chunks.join("")).toMatch(/^\(Counter pid=\d+\) actor speaking$/m);
-    } finally {
-      spy.mockRestore();
-    }
+    const c = Counter.remote();
+    const out = await captureStdout(() => warren.get(c.say.remote("actor speaking")));
+    expect(out).toMatch(/^\(Counter pid=\d+\) actor speaking$/m);
   });
 });
 

@@ -6,6 +6,7 @@ import * as warren from "warren";
 import * as t from "../fixtures/tasks";
 import { waitForCondition } from "warren/testing";
 import { Runtime } from "../../src/api/runtime";
+import { captureStdout } from "../helpers";
 
 let info: warren.ClusterInfo;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "warren-tasks-"));
@@ -96,21 +97,15 @@ describe("tasks", () => {
   });
 
   test("worker output reaches the driver prefixed with the task name and pid", async () => {
-    const chunks: string[] = [];
-    const spy = jest.spyOn(process.stdout, "write").mockImplementation((c: unknown) => {
-      chunks.push(String(c));
-      return true;
-    });
-    try {
-      const workerPid = await warren.get(t.pid.remote());
+    let workerPid = 0;
+    const out = await captureStdout(async () => {
+      workerPid = await warren.get(t.pid.remote());
       await warren.get(t.say.remote("hello from a worker"));
-      const line = chunks.join("").split("\n").find((l) => l.includes("hello from a worker"));
-      expect(line).toMatch(/^\(say pid=\d+\) hello from a worker$/);
-      expect(Number(/pid=(\d+)/.exec(line!)![1])).toBeGreaterThan(0);
-      expect(workerPid).toBeGreaterThan(0);
-    } finally {
-      spy.mockRestore();
-    }
+    });
+    const line = out.split("\n").find((l) => l.includes("hello from a worker"));
+    expect(line).toMatch(/^\(say pid=\d+\) hello from a worker$/);
+    expect(Number(/pid=(\d+)/.exec(line!)![1])).toBeGreaterThan(0);
+    expect(workerPid).toBeGreaterThan(0);
   });
 });
 
