@@ -5,7 +5,8 @@
 "use strict";
 const amqp = require("amqplib");
 
-const [address, queue] = process.argv.slice(2);
+const address = process.env.WARREN_BENCH_ECHO_ADDRESS;
+const [queue] = process.argv.slice(2);
 
 async function main() {
   const conn = await amqp.connect(address, { noDelay: true, clientProperties: { connection_name: "warren bench echo" } });

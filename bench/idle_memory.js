@@ -18,12 +18,15 @@ async function main() {
       if (Date.now() > deadline) throw new Error(`only ${clusterProcesses(info.cluster).workers.length} of ${WORKERS} workers started in 30 s`);
       await sleep(100);
     }
-    // Workers exist before they have loaded and connected: wait until the total stops growing.
-    let last = memorySnapshot(info.cluster).totalMiB;
-    for (let i = 0; i < 40; i++) {
-      await sleep(250);
-      const now = memorySnapshot(info.cluster).totalMiB;
-      if (Math.abs(now - last) < 0.01 * last && i >= 4) break;
+    // Workers exist before they have loaded and connected (about 1 s here): wait at least 2 s,
+    // then until the workers' RSS stops growing (two samples 500 ms apart within 1%), 15 s at most.
+    const workersMiB = () => memorySnapshot(info.cluster).workers.reduce((s, w) => s + w.rssMiB, 0);
+    await sleep(2000);
+    let last = workersMiB();
+    for (let i = 0; i < 26; i++) {
+      await sleep(500);
+      const now = workersMiB();
+      if (Math.abs(now - last) <= 0.01 * last) break;
       last = now;
     }
     const snap = memorySnapshot(info.cluster);

@@ -15,11 +15,16 @@ function safe(fn) {
   }
 }
 
+/** A `/proc/<pid>/status` field in KiB (VmRSS, RssFile...), or undefined if the process is gone. */
+function statusKiB(pid, field) {
+  const status = safe(() => fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+  const m = status && new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, "m").exec(status);
+  return m ? Number(m[1]) : undefined;
+}
+
 /** VmRSS of `pid` in KiB, or undefined if it is gone. */
 function rssKiB(pid) {
-  const status = safe(() => fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-  const m = status && /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-  return m ? Number(m[1]) : undefined;
+  return statusKiB(pid, "VmRSS");
 }
 
 /** The node daemons and workers of `cluster` (node processes only; a zombie is gone). */
@@ -49,10 +54,12 @@ function memorySnapshot(cluster, driverPid = process.pid) {
   const { nodes, workers } = clusterProcesses(cluster);
   const mib = (kib) => Math.round(((kib ?? 0) / 1024) * 10) / 10;
   const driver = mib(rssKiB(driverPid));
+  // Of the driver's RSS, pages of mapped files: mostly the LMDB object store's map after large puts.
+  const driverFile = mib(statusKiB(driverPid, "RssFile"));
   const node = mib(nodes.reduce((s, p) => s + (rssKiB(p) ?? 0), 0));
   const workerList = workers.map((pid) => ({ pid, rssMiB: mib(rssKiB(pid)) })).sort((a, b) => a.pid - b.pid);
   const total = Math.round((driver + node + workerList.reduce((s, w) => s + w.rssMiB, 0)) * 10) / 10;
-  return { driverMiB: driver, nodeMiB: node, nodePids: nodes, workers: workerList, totalMiB: total };
+  return { driverMiB: driver, driverFileMiB: driverFile, nodeMiB: node, nodePids: nodes, workers: workerList, totalMiB: total };
 }
 
-module.exports = { rssKiB, clusterProcesses, memorySnapshot };
+module.exports = { rssKiB, statusKiB, clusterProcesses, memorySnapshot };

@@ -155,6 +155,8 @@ export class Runtime {
   private closed = false;
   /** Set by a worker: told when a `get` blocks and unblocks, so the node can lend the CPU. */
   blockHooks?: { block(): void; unblock(): void };
+  /** Set by a worker: the tasks it runs, for state queries (a leased task's node does not see it). */
+  runningRows?: () => Record<string, unknown>[];
   /** Set by an actor's worker: what exitActor() does. */
   onExitActor?: () => void;
   private readonly freer = new FinalizationRegistry<string>((id) => this.freePrivate(id));
@@ -423,6 +425,7 @@ export class Runtime {
     const { what } = v8.deserialize(msg.content) as { what: "tasks" | "objects" };
     const rows = what === "tasks"
       ? [
+          ...(this.runningRows?.() ?? []),
           ...[...this.tasks.values()].map((r) => ({ ...r.info, state: r.state, attempt_number: r.sent?.headers.attempt ?? 0 })),
           ...this.ended.values(),
         ]

@@ -1,8 +1,8 @@
 /**
  * Cluster state as Ray shows it. Nodes, resources and actors come from the head's registry.
  * Tasks and objects come from their owners, where their lifecycle machines live: a query is
- * broadcast to every process and node, and what answers within a moment is merged (a node's view
- * of what it runs overrides the owner's "submitted"). Nothing is recorded per task on the hot
+ * broadcast to every process, and what answers within a moment is merged (a worker's view of the
+ * task it runs overrides the owner's "submitted"). Nothing is recorded per task on the hot
  * path; tasks of processes that have exited are not listed.
  */
 import { OptionsError } from "../errors";

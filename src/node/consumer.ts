@@ -5,6 +5,7 @@
  * consume, so every qos+consume pair on the channel runs in one queue of operations.
  */
 import type * as amqp from "amqplib";
+import type { Demand } from "../scheduling/shape";
 
 export class ChannelOps {
   private last: Promise<unknown> = Promise.resolve();
@@ -24,7 +25,8 @@ export class ShapeConsumer {
   constructor(
     private readonly ops: ChannelOps,
     readonly queue: string,
-    readonly prefetch: number,
+    /** The shape's demand, compiled. */
+    readonly units: Demand,
     private readonly onMessage: (m: amqp.ConsumeMessage) => void,
   ) {}
 
@@ -32,11 +34,12 @@ export class ShapeConsumer {
     return this.wanted;
   }
 
-  resume(): Promise<void> {
+  /** Consumes again, at most `prefetch` deliveries unacked (as many as the node has free slots). */
+  resume(prefetch: number): Promise<void> {
     this.wanted = true;
     return this.ops.run(async () => {
       if (!this.wanted || this.tag) return;
-      await this.ops.ch.prefetch(this.prefetch);
+      await this.ops.ch.prefetch(prefetch);
       this.tag = (await this.ops.ch.consume(this.queue, (m) => m && this.onMessage(m))).consumerTag;
     });
   }

@@ -21,9 +21,11 @@ import { Kind, RpcReply, Topology, connectBroker } from "../transport";
 import { drainQueue, queueAbsent, queueInfo } from "../transport/queues";
 import { ObjectStore } from "../objects/store";
 import { decodeError, encodeError } from "../serialization";
-import { Demand, Ledger, Resources, compileDemand, fits, parseShape, slots } from "../scheduling/shape";
+import { Demand, Ledger, Resources, compileDemand, fits, parseShape } from "../scheduling/shape";
 import { ChannelOps, ShapeConsumer } from "./consumer";
 import { GpuPool, gpuIds } from "./gpus";
+import { onRedelivery } from "../scheduling/retry";
+import { MetricsServer, serveMetrics } from "./metrics";
 import { HeadRegistry, NodeInfo, answer } from "../state/registry";
 import { nodeIp } from "./resources";
 import type { ActorEvent } from "../lifecycle/actor";
@@ -65,7 +67,6 @@ interface Delivery {
 
 interface Running extends Delivery {
   gpuIds: number[];
-  cpuLent: boolean;
   cancelled: boolean;
   started: number;
   /** Acked before it finished; the head knows it runs here (see ackEarly). */
@@ -87,8 +88,16 @@ interface HostedActor {
 interface Worker {
   proc: ChildProcess;
   ready: boolean;
+  /** A task this node handed it (over IPC). */
   task?: Running;
   actor?: HostedActor;
+  /**
+   * The slot it leases (worker/lease.ts): these resources and GPUs stay taken while it runs the
+   * shape's tasks straight from the broker. `lent`: its running task waits in get() and lent its CPU.
+   */
+  lease?: { units: Demand; demand: Resources; gpuIds: number[]; lent: boolean };
+  /** A leased task running long, acked by the worker once the head knew (see heartbeat). */
+  longTask?: string;
 }
 
 const WORKER_MAIN = path.join(__dirname, "..", "worker", "main.js");
@@ -108,6 +117,7 @@ export class NodeDaemon {
   /** Other alive nodes and what they had free at the last heartbeat. */
   private peers: { nodeId: string; available: Resources }[] = [];
   private balanceTimer?: NodeJS.Timeout;
+  private metrics?: MetricsServer;
   /** (Head) owners found gone, whose non-detached actors were killed. */
   private readonly goneOwners = new Set<string>();
   private readonly cancelled = new Set<string>();
@@ -147,6 +157,12 @@ export class NodeDaemon {
     await this.ch.bindQueue(q, this.topo.control, `node.${this.config.nodeId}`);
     await this.ch.bindQueue(q, this.topo.control, "all.*");
     await this.ch.consume(q, (m) => m && this.onControl(m), { noAck: true });
+    this.metrics = await serveMetrics({
+      nodeId: this.config.nodeId,
+      resources: () => ({ total: this.config.resources, available: this.free.toResources() }),
+      workers: () => this.workers.size,
+      tasksRunning: () => [...this.workers].filter((w) => w.task || w.lease).length,
+    });
     const { shapes } = await this.rpc<{ shapes: string[] }>("node.register", this.info());
     for (const shape of shapes) await this.consumeShape(shape);
     this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS));
@@ -161,7 +177,7 @@ export class NodeDaemon {
       ip: nodeIp(),
       hostname: os.hostname(),
       storePath: this.storePath,
-      metricsPort: 0,
+      metricsPort: this.metrics?.port ?? 0,
       resources: this.config.resources,
     };
   }
@@ -177,7 +193,10 @@ export class NodeDaemon {
     const reply = this.rpc<{ peers: NodeDaemon["peers"] }>("node.heartbeat", {
       nodeId: this.config.nodeId,
       available: this.free.toResources(),
-      acked: [...this.runningTasks().filter((t) => t.acked), ...long].map((t) => t.msg.properties.messageId as string),
+      acked: [
+        ...[...this.runningTasks().filter((t) => t.acked), ...long].map((t) => t.msg.properties.messageId as string),
+        ...[...this.workers].flatMap((w) => (w.longTask ? [w.longTask] : [])),
+      ],
     });
     for (const t of long) this.ack(t);
     this.peers = (await reply.catch(() => ({ peers: [] }))).peers;
@@ -305,24 +324,9 @@ export class NodeDaemon {
       case Kind.cancel: return this.onCancel(v8.deserialize(msg.content));
       case Kind.killActor: return this.onKillActor(v8.deserialize(msg.content));
       case Kind.fetchObject: return this.serveObject(msg);
-      case Kind.stateQuery: return this.answerState(msg);
       case Kind.freeObject: return this.store.remove(v8.deserialize(msg.content).id);
       case Kind.stop: return void this.stop();
     }
-  }
-
-  /** What this node runs now, for the state API to lay over the owners' view. */
-  private answerState(msg: amqp.ConsumeMessage): void {
-    const { what } = v8.deserialize(msg.content) as { what: string };
-    const value = what !== "tasks" ? [] : [...this.workers].filter((w) => w.task).map((w) => ({
-      task_id: w.task!.msg.properties.messageId as string,
-      state: w.task!.cpuLent ? "RUNNING_IN_GET" : "RUNNING",
-      node_id: this.config.nodeId,
-      worker_pid: w.proc.pid ?? null,
-      running: true,
-    }));
-    const reply: RpcReply = { ok: true, value };
-    this.ch.publish("", msg.properties.replyTo, v8.serialize(reply), { type: Kind.reply, correlationId: msg.properties.correlationId });
   }
 
   /** A chunk of a stored object, for a process on another node (serialize copies it out of the map). */
@@ -342,15 +346,14 @@ export class NodeDaemon {
     if (!fits(demand, this.config.resources)) return void this.shapes.set(shape, undefined);
     // Enough in flight to keep every slot busy with one waiting behind it, and no more, so the
     // rest of a burst stays in the queue for other nodes.
-    const prefetch = Math.min(256, 2 * slots(demand, this.config.resources) + 2);
     const units = compileDemand(demand);
-    const consumer = new ShapeConsumer(this.ops, this.topo.shapeQueue(shape), prefetch, (m) => {
+    const consumer = new ShapeConsumer(this.ops, this.topo.shapeQueue(shape), units, (m) => {
       if (m.fields.redelivered) return this.onRedelivered(m);
       this.pending.push({ msg: m, demand, units, shape, received: Date.now() });
       this.schedule();
     });
     this.shapes.set(shape, consumer);
-    await consumer.resume();
+    await consumer.resume(Math.max(1, this.free.count(units, 256)));
   }
 
   /** Admits pending deliveries in arrival order, as far as resources and idle workers allow. */
@@ -383,10 +386,14 @@ export class NodeDaemon {
       const w = this.idle.pop()!;
       this.pending.splice(i, 1);
       this.free.take(d.units);
-      w.task = { ...d, gpuIds, cpuLent: false, cancelled: false, started: Date.now(), acked: false };
+      w.task = { ...d, gpuIds, cancelled: false, started: Date.now(), acked: false };
       const held = h.actor ? parseShape(h.held) : d.demand;
       if (h.actor) w.actor = { id: h.actor, creation: d.msg, held, heldUnits: compileDemand(held), gpuIds, alive: false };
-      this.post(w, { t: "task", body: d.msg.content, tag: d.msg.fields.deliveryTag, attempt: h.attempt ?? 0, maxRetries: h.maxRetries ?? 0, gpuIds, resources: held });
+      else w.lease = { units: d.units, demand: d.demand, gpuIds, lent: false };
+      this.post(w, {
+        t: "task", body: d.msg.content, tag: d.msg.fields.deliveryTag, attempt: h.attempt ?? 0, maxRetries: h.maxRetries ?? 0, gpuIds, resources: held,
+        lease: w.lease && { queue: this.topo.shapeQueue(d.shape) },
+      });
     }
     for (let n = waitingForWorker - this.starting; n > 0; n--) this.spawn();
     this.balance();
@@ -399,14 +406,17 @@ export class NodeDaemon {
    */
   private balance(): void {
     clearTimeout(this.balanceTimer);
-    if (this.stopping || (this.pending.length === 0 && [...this.shapes.values()].every((c) => !c || c.active))) return;
+    if (this.stopping) return;
     const now = Date.now();
     let recheck = false;
     for (const [shape, consumer] of this.shapes) {
       if (!consumer) continue;
       const waiting = this.pending.filter((d) => d.shape === shape);
       if (waiting.length === 0) {
-        if (!consumer.active) void consumer.resume();
+        // Take more of a shape only while a slot for it is free (leased workers pull the rest).
+        const free = this.free.count(consumer.units, 256);
+        if (free > 0 && !consumer.active) void consumer.resume(free);
+        else if (free === 0 && consumer.active) void consumer.pause();
         continue;
       }
       if (!this.peers.some((p) => fits(waiting[0].demand, p.available))) continue;
@@ -456,24 +466,36 @@ export class NodeDaemon {
         const t = w.task!;
         w.task = undefined;
         if (m.retry) this.republish(t.msg);
-        this.ack(t);
-        this.release(t);
+        this.ack(t); // the slot stays the worker's lease
+        return;
+      }
+      case "lease-returned":
+        this.releaseWorker(w);
         this.idle.push(w);
         return this.schedule();
-      }
+      case "long":
+        w.longTask = m.task;
+        this.notifyHead("node.running", { nodeId: this.config.nodeId, task: m.task });
+        this.post(w, { t: "ack-long", task: m.task });
+        return;
+      case "long-done":
+        if (w.longTask === m.task) w.longTask = undefined;
+        return;
       // A task blocked in get() lends its CPU back (Ray's rule: CPU only, not GPU or custom).
-      case "blocked":
-        if (w.task && !w.task.cpuLent && w.task.demand.CPU && !w.actor) {
-          this.ackEarly(w.task); // a waiting task must not hold prefetch that its children need
-          w.task.cpuLent = true;
-          this.free.give(compileDemand({ CPU: w.task.demand.CPU }));
+      case "blocked": {
+        const l = w.lease;
+        if (l && !l.lent && l.demand.CPU) {
+          if (w.task) this.ackEarly(w.task); // a waiting task must not hold prefetch that its children need
+          l.lent = true;
+          this.free.give(compileDemand({ CPU: l.demand.CPU }));
           this.schedule();
         }
         return;
+      }
       case "unblocked":
-        if (w.task?.cpuLent) {
-          w.task.cpuLent = false;
-          this.free.take(compileDemand({ CPU: w.task.demand.CPU }));
+        if (w.lease?.lent) {
+          w.lease.lent = false;
+          this.free.take(compileDemand({ CPU: w.lease.demand.CPU }));
         }
         return;
       case "actor-alive": {
@@ -501,9 +523,17 @@ export class NodeDaemon {
     }
   }
 
-  private release(t: Running): void {
-    this.free.give(t.cpuLent ? compileDemand({ ...t.demand, CPU: 0 }) : t.units);
-    this.gpus.release(t.gpuIds, t.demand.GPU ?? 0);
+  /** Gives back what a worker held: its lease (less a CPU it lent), or the task it was handed. */
+  private releaseWorker(w: Worker): void {
+    const l = w.lease;
+    if (l) {
+      this.free.give(l.lent ? compileDemand({ ...l.demand, CPU: 0 }) : l.units);
+      this.gpus.release(l.gpuIds, l.demand.GPU ?? 0);
+      w.lease = undefined;
+    } else if (w.task) {
+      this.free.give(w.task.units);
+      this.gpus.release(w.task.gpuIds, w.task.demand.GPU ?? 0);
+    }
   }
 
   private onWorkerExit(w: Worker, code: number | null, signal: string | null): void {
@@ -514,7 +544,11 @@ export class NodeDaemon {
     if (this.stopping) return;
     const how = signal ?? `exit code ${code}`;
     if (w.actor) this.onActorWorkerExit(w, w.actor, how);
-    else if (w.task) this.onTaskWorkerExit(w, w.task, how);
+    else {
+      // A leased task it held goes back to the queue by itself (the broker requeues it).
+      if (w.task) this.onTaskWorkerExit(w, w.task, how);
+      this.releaseWorker(w);
+    }
     this.schedule();
   }
 
@@ -535,7 +569,6 @@ export class NodeDaemon {
       this.replyToOwner(t.msg.properties.messageId, { task: t.msg.properties.messageId, error: encodeError(err) });
     }
     this.ack(t);
-    this.release(t);
   }
 
   /** An actor's worker is gone: restart the actor if it may, else it is dead for good. */
@@ -543,7 +576,7 @@ export class NodeDaemon {
     if (a.alive) {
       this.free.give(a.heldUnits);
       this.gpus.release(a.gpuIds, a.held.GPU ?? 0);
-    } else if (w.task) this.release(w.task);
+    } else this.releaseWorker(w);
     const h = a.creation.properties.headers ?? {};
     const restarts: number = h.restarts ?? 0;
     const maxRestarts: number = h.maxRestarts ?? 0;
@@ -555,7 +588,7 @@ export class NodeDaemon {
       void this.actorDead(a.id, final);
     } else {
       this.actorEvent(a.id, { type: "RESTARTING" });
-      this.republish(a.creation, { restarts: restarts + 1 });
+      this.republish(a.creation, { ...h, restarts: restarts + 1 });
     }
   }
 
@@ -592,17 +625,11 @@ export class NodeDaemon {
    * was an attempt. Publish it again as the next attempt or restart, or answer that it failed.
    */
   private onRedelivered(m: amqp.ConsumeMessage): void {
-    const h = m.properties.headers ?? {};
+    const r = onRedelivery(m.properties.type, m.properties.headers ?? {});
     this.taskCh.ack(m);
-    if (h.actor) {
-      const restarts: number = h.restarts ?? 0;
-      if (h.maxRestarts < 0 || restarts < h.maxRestarts) return this.republish(m, { restarts: restarts + 1 });
-      return void this.actorDead(h.actor, new NodeDiedError(`the actor ${h.actor} died with the node that was creating it, and has no restarts left (maxRestarts)`));
-    }
-    const attempt: number = h.attempt ?? 0;
-    if (h.maxRetries < 0 || attempt < h.maxRetries) return this.republish(m);
-    const err = new NodeDiedError(`the node running ${m.properties.type} died ${attempt + 1} time(s); maxRetries is ${h.maxRetries}`);
-    this.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encodeError(err) });
+    if (r.publish) return this.republish(m, r.headers);
+    if (r.actorId) return void this.actorDead(r.actorId, r.error);
+    this.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encodeError(r.error) });
   }
 
   /** Gives a delivery back unchanged (spillback): a copy at the queue's tail, this one acked. */
@@ -612,14 +639,10 @@ export class NodeDaemon {
     this.taskCh.ack(msg);
   }
 
-  /** Sends a delivery back to its queue for another attempt (or restart). */
-  private republish(msg: amqp.ConsumeMessage, headers: Record<string, unknown> = {}): void {
+  /** Sends a delivery back to its queue for another attempt (or restart), with `headers`. */
+  private republish(msg: amqp.ConsumeMessage, headers: Record<string, unknown> = { ...msg.properties.headers, attempt: (msg.properties.headers?.attempt ?? 0) + 1 }): void {
     const p = msg.properties;
-    this.taskCh.publish(msg.fields.exchange, msg.fields.routingKey, msg.content, {
-      messageId: p.messageId,
-      type: p.type,
-      headers: { ...p.headers, attempt: (p.headers?.attempt ?? 0) + 1, ...headers },
-    });
+    this.taskCh.publish(msg.fields.exchange, msg.fields.routingKey, msg.content, { messageId: p.messageId, type: p.type, headers });
   }
 
   private replyToOwner(taskId: string, r: ResultMessage): void {
@@ -630,10 +653,15 @@ export class NodeDaemon {
     this.cancelled.add(c.task);
     if (this.cancelled.size > 100_000) this.cancelled.delete(this.cancelled.values().next().value!);
     for (const w of this.workers) {
-      if (w.task?.msg.properties.messageId !== c.task) continue;
-      w.task.cancelled = true;
-      if (c.force) w.proc.kill("SIGKILL");
-      else this.post(w, { t: "cancel", task: c.task, recursive: c.recursive });
+      if (w.task?.msg.properties.messageId === c.task) {
+        w.task.cancelled = true;
+        if (c.force) {
+          w.proc.kill("SIGKILL");
+          continue;
+        }
+      }
+      // A leased task this node never saw may be running there: the worker decides.
+      if (w.ready && !w.actor) this.post(w, { t: "cancel", task: c.task, force: c.force, recursive: c.recursive });
     }
     this.schedule();
   }
@@ -659,6 +687,7 @@ export class NodeDaemon {
       }
       await this.conn.close().catch(() => undefined);
       await this.store.close();
+      await this.metrics?.close();
       if (this.config.private) fs.rmSync(this.config.sessionDir, { recursive: true, force: true });
       this.onStopped();
     })();

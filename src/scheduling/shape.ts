@@ -204,6 +204,17 @@ export class Ledger {
     for (const [name, u] of d) this.free.set(name, (this.free.get(name) ?? 0n) + u);
   }
 
+  /** How many of `d` fit now (`cap` for a demand of nothing). */
+  count(d: Demand, cap: number): number {
+    if (d.length === 0) return cap;
+    let n = cap;
+    for (const [name, u] of d) {
+      const free = this.free.get(name) ?? 0n;
+      n = Math.min(n, free <= 0n ? 0 : Number(free / u));
+    }
+    return n;
+  }
+
   clone(): Ledger {
     return new Ledger(this.free);
   }

@@ -13,7 +13,7 @@ import type { WorkerToNode } from "./protocol";
 
 export interface HostDeps {
   execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): Promise<ResultMessage>;
-  publishResult(spec: TaskSpec, result: ResultMessage): void;
+  publishResult(result: ResultMessage): void;
   send(msg: WorkerToNode): void;
 }
 
@@ -77,7 +77,7 @@ export class ActorHost {
         return method.apply(this.instance, args);
       });
     }
-    this.deps.publishResult(spec, result);
+    this.deps.publishResult(result);
     this.ch.ack(msg);
     --this.running;
     if (!this.exiting) return this.pump();

@@ -14,6 +14,9 @@ import { Kind } from "../transport";
 import { resolve } from "../api/registry";
 import { ActorCreation, ResultMessage, Runtime, TaskContext, TaskSpec, taskContext } from "../api/runtime";
 import { ActorHost } from "./actor-host";
+import { Lease } from "./lease";
+import { onRedelivery } from "../scheduling/retry";
+import type * as amqp from "amqplib";
 import type { NodeToWorker, WorkerConfig, WorkerToNode } from "./protocol";
 
 const config: WorkerConfig = JSON.parse(process.env.WARREN_WORKER ?? "null");
@@ -26,6 +29,14 @@ process.title = "warren::IDLE";
 
 let rt: Runtime;
 const running = new Map<string, TaskContext>();
+/** Tasks cancelled anywhere in the cluster (forwarded by the node), for deliveries still to come. */
+const cancelled = new Set<string>();
+/** The channel a lease consumes on (one per worker, reused), the lease, and the leased task running. */
+let leaseCh: amqp.Channel;
+let lease: Lease | undefined;
+let leased: { taskId: string; delivery: amqp.ConsumeMessage; acked: boolean } | undefined;
+/** A leased task running this long is acked early, once its node has told the head (node/daemon.ts). */
+const LONG_TASK_MS = 10_000;
 
 function send(msg: WorkerToNode): void {
   process.send?.(msg);
@@ -43,11 +54,32 @@ async function main(): Promise<void> {
     logToDriver: false,
     role: "worker",
   });
-  rt.blockHooks = { block: () => send({ t: "blocked" }), unblock: () => send({ t: "unblocked" }) };
+  let blocked = 0;
+  rt.blockHooks = {
+    block: () => {
+      if (blocked++ > 0) return;
+      void lease?.suspend();
+      send({ t: "blocked" });
+    },
+    unblock: () => {
+      if (--blocked > 0) return;
+      void lease?.resume();
+      send({ t: "unblocked" });
+    },
+  };
+  leaseCh = await rt.conn.createChannel();
+  leaseCh.on("error", () => undefined);
+  rt.runningRows = () => [...running.values()].map((c) => ({
+    task_id: c.taskId, state: blocked > 0 ? "RUNNING_IN_GET" : "RUNNING", node_id: config.nodeId, worker_pid: process.pid, running: true,
+  }));
   forwardOutput();
   process.on("message", (m: NodeToWorker) => {
     if (m.t === "task") void runTask(m);
-    else if (m.t === "cancel") cancel(m.task, m.recursive);
+    else if (m.t === "cancel") void cancel(m.task, m.force, m.recursive);
+    else if (m.t === "ack-long" && leased?.taskId === m.task && !leased.acked) {
+      leased.acked = true;
+      leaseCh.ack(leased.delivery);
+    }
   });
   process.on("disconnect", () => process.exit(0));
   send({ t: "ready", pid: process.pid });
@@ -58,6 +90,45 @@ async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
   const spec: TaskSpec = v8.deserialize(m.body);
   setVisibleGpus(gpuIds);
   if (spec.actor?.create) return becomeActor(spec, spec.actor.create, gpuIds, resources);
+  const { result, retry } = await runSpec(spec, gpuIds, resources, attempt, maxRetries);
+  if (!retry) publishResult(result);
+  send({ t: "done", tag, retry });
+  // With a lease, go on taking this shape's tasks from the broker directly (node/daemon.ts).
+  if (m.lease) {
+    lease = new Lease(leaseCh, m.lease.queue, (d) => runLeased(d, gpuIds, resources), () => {
+      lease = undefined;
+      send({ t: "lease-returned" });
+    });
+    await lease.start();
+  }
+}
+
+/** A task of the leased shape, delivered to this worker: run it, answer, ack it. */
+async function runLeased(d: amqp.ConsumeMessage, gpuIds: number[], resources: Record<string, number>): Promise<void> {
+  const h = d.properties.headers ?? {};
+  const taskId: string = d.properties.messageId;
+  if (cancelled.has(taskId)) return leaseCh.ack(d);
+  if (d.fields.redelivered) {
+    // The worker or node that held it died: that was an attempt (scheduling/retry.ts).
+    const r = onRedelivery(d.properties.type, h);
+    if (r.publish) leaseCh.publish(d.fields.exchange, d.fields.routingKey, d.content, { messageId: taskId, type: d.properties.type, headers: r.headers });
+    else publishResult({ task: taskId, error: encodeError(r.error) });
+    return leaseCh.ack(d);
+  }
+  const spec: TaskSpec = v8.deserialize(d.content);
+  leased = { taskId, delivery: d, acked: false };
+  const long = setTimeout(() => send({ t: "long", task: taskId }), LONG_TASK_MS);
+  const { result, retry } = await runSpec(spec, gpuIds, resources, h.attempt ?? 0, h.maxRetries ?? 0);
+  clearTimeout(long);
+  if (retry) leaseCh.publish(d.fields.exchange, d.fields.routingKey, d.content, { messageId: taskId, type: d.properties.type, headers: { ...h, attempt: (h.attempt ?? 0) + 1 } });
+  else publishResult(result);
+  if (leased.acked) send({ t: "long-done", task: taskId });
+  else leaseCh.ack(d);
+  leased = undefined;
+}
+
+/** Runs a task's function; `retry` when it threw and retryExceptions allows another attempt. */
+async function runSpec(spec: TaskSpec, gpuIds: number[], resources: Record<string, number>, attempt: number, maxRetries: number): Promise<{ result: ResultMessage; retry: boolean }> {
   const ctx: TaskContext = { taskId: spec.id, taskName: spec.name, logName: spec.name, jobId: spec.job, namespace: spec.namespace, canceled: false, gpuIds, resources };
   running.set(spec.id, ctx);
   const title = `warren::${spec.name}`;
@@ -67,11 +138,10 @@ async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
     if (typeof fn !== "function") throw new WarrenError(`${spec.name} is not a function in ${spec.fn.module}`);
     return fn(...args);
   });
-  const retry = result.error !== undefined && spec.retryExceptions && !ctx.canceled && (maxRetries < 0 || attempt < maxRetries);
-  if (!retry) publishResult(spec, result);
   running.delete(spec.id);
-  send({ t: "done", tag, retry });
   idleTitleSoon();
+  const retry = result.error !== undefined && spec.retryExceptions && !ctx.canceled && (maxRetries < 0 || attempt < maxRetries);
+  return { result, retry };
 }
 
 /**
@@ -93,9 +163,9 @@ export async function execute(spec: TaskSpec, ctx: TaskContext, call: (args: unk
 }
 
 /** Sends a result to the task's owner, after the output the task printed. */
-export function publishResult(spec: TaskSpec, result: ResultMessage): void {
+export function publishResult(result: ResultMessage): void {
   flushOutput();
-  rt.ch.publish("", rt.topo.inbox(spec.id.slice(0, 16)), v8.serialize(result), { type: Kind.result });
+  rt.ch.publish("", rt.topo.inbox(result.task.slice(0, 16)), v8.serialize(result), { type: Kind.result });
 }
 
 /** Titles the process IDLE unless another task starts first (a title change is a syscall). */
@@ -160,21 +230,30 @@ async function becomeActor(spec: TaskSpec, create: ActorCreation, gpuIds: number
     return undefined;
   });
   if (result.error) {
-    publishResult(spec, result);
+    publishResult(result);
     send({ t: "actor-failed", error: result.error });
     return;
   }
   const host = new ActorHost(rt, instance!, create, { gpuIds, resources }, { execute, publishResult, send });
   await host.start();
-  publishResult(spec, { task: spec.id, returns: [] });
+  publishResult({ task: spec.id, returns: [] });
   send({ t: "actor-alive", pid: process.pid });
 }
 
-function cancel(taskId: string, recursive: boolean): void {
+/** The node forwards every cancel: remember it (a leased delivery may come later), and act on a running task. */
+async function cancel(taskId: string, force: boolean, recursive: boolean): Promise<void> {
+  cancelled.add(taskId);
+  if (cancelled.size > 100_000) cancelled.delete(cancelled.values().next().value!);
   const ctx = running.get(taskId);
   if (!ctx) return;
   ctx.canceled = true;
   if (recursive) rt.cancelAll(false);
+  if (force && leased?.taskId === taskId) {
+    // Ours to ack (the owner has already failed it), then gone, like a killed worker.
+    if (!leased.acked) leaseCh.ack(leased.delivery);
+    await leaseCh.close().catch(() => undefined);
+    process.exit(0);
+  }
 }
 
 // ---- output to the driver ------------------------------------------------------------------

@@ -10,8 +10,14 @@ export interface WorkerConfig {
 }
 
 export type NodeToWorker =
-  | { t: "task"; body: Buffer; tag: number; attempt: number; maxRetries: number; gpuIds: number[]; resources: Record<string, number> }
-  | { t: "cancel"; task: string; recursive: boolean };
+  | {
+      t: "task"; body: Buffer; tag: number; attempt: number; maxRetries: number; gpuIds: number[]; resources: Record<string, number>;
+      /** After this task, take this shape's tasks from its queue directly until idle (worker/lease.ts). */
+      lease?: { queue: string };
+    }
+  | { t: "cancel"; task: string; force: boolean; recursive: boolean }
+  /** The head has heard the long leased task runs here: ack it now. */
+  | { t: "ack-long"; task: string };
 
 export type WorkerToNode =
   | { t: "ready"; pid: number }
@@ -23,4 +29,9 @@ export type WorkerToNode =
   /** The actor's constructor threw: the actor is dead with this cause. */
   | { t: "actor-failed"; error: EncodedError }
   /** exitActor() was called: the actor is done, the worker exits. */
-  | { t: "actor-exit" };
+  | { t: "actor-exit" }
+  /** The lease ended: the slot's resources are the node's again. */
+  | { t: "lease-returned" }
+  /** A leased task runs long: tell the head, then let the worker ack it (ack-long). */
+  | { t: "long"; task: string }
+  | { t: "long-done"; task: string };

@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+/**
+ * cli: the `warren` command (Ray's `ray start/stop/status/list/summary`). Each command group is a
+ * module: nodes.ts (start, stop), query.ts (status, list, summary); format.ts prints. Exit codes:
+ * 0 done, 1 failed, 2 bad usage (unknown command or option, bad value).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { OptionsError } from "../errors";
+import { validateInitOptions } from "../options";
+import { nodeResources } from "../node/resources";
+import { brokerAddress } from "../transport";
+import type { Predicate } from "../api/state";
+import { UsageError, resolveTarget } from "./common";
+import { start, stop } from "./nodes";
+import { Format, Kind, list, status, summary } from "./query";
+
+const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+/** What the action that ran returned. */
+let exitCode: number = EXIT.ok;
+const run = <A extends unknown[]>(fn: (...args: A) => Promise<number>) => async (...args: A) => {
+  exitCode = await fn(...args);
+};
+
+// ---- argument parsers (a bad value is a usage error, exit 2) --------------------------------
+
+function number(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`must be a number (got ${JSON.stringify(value)})`);
+  return n;
+}
+
+function count(value: string): number {
+  const n = number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`must be an integer >= 0 (got ${value})`);
+  return n;
+}
+
+function json(value: string): Record<string, number> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`must be a JSON object like '{"Custom1": 1}' (${(err as Error).message})`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new InvalidArgumentError(`must be a JSON object like '{"Custom1": 1}' (got ${value})`);
+  }
+  return parsed as Record<string, number>;
+}
+
+function filter(value: string, previous: Array<[string, Predicate, string]>): Array<[string, Predicate, string]> {
+  const m = /^([^=!]+?)\s*(!=|=)\s*(.*)$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`must be key=value or key!=value, like state=FINISHED (got ${JSON.stringify(value)})`);
+  return [...previous, [m[1].trim(), m[2] as Predicate, m[3]]];
+}
+
+/** The option names init() validation reports, as the CLI spells them. */
+const FLAG: Record<string, string> = {
+  numCpus: "--num-cpus", numGpus: "--num-gpus", memory: "--memory", objectStoreMemory: "--object-store-memory",
+  resources: "--resources", address: "--address", cluster: "--cluster",
+};
+
+/** Validates the node flags with init()'s rules, reporting problems by flag name. */
+function nodeOptions(o: Record<string, unknown>) {
+  try {
+    return validateInitOptions(Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)));
+  } catch (err) {
+    if (!(err instanceof OptionsError)) throw err;
+    const problems = err.problems.map((p) => {
+      const [field, ...rest] = p.field.split(/(?=[.[])/);
+      return `${FLAG[field] ?? field}${rest.join("")}: ${p.problem.replace(/use the (\w+) option/, (_, f) => `use ${FLAG[f] ?? f}`)}`;
+    });
+    throw new UsageError(`invalid ${problems.join("; ")}`);
+  }
+}
+
+function version(): string {
+  const root = path.join(__dirname, __filename.endsWith(".ts") ? "../.." : "../../..");
+  return (JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }).version;
+}
+
+// ---- the program ------------------------------------------------------------------------
+
+function program(): Command {
+  const prog = new Command("warren")
+    .description("warren: Ray's programming model for Node on RabbitMQ. Start and stop nodes, and look at a cluster.")
+    .version(version())
+    .exitOverride()
+    .showHelpAfterError("(add --help for usage)")
+    .showSuggestionAfterError(true);
+
+  const address = () => new Option("--address <url>", "the RabbitMQ broker (default: $WARREN_ADDRESS, else amqp://guest:guest@127.0.0.1:5672)");
+  const clusterName = (what: string) => new Option("--cluster <name>", what);
+
+  prog
+    .command("start")
+    .description("start a node daemon on this machine: the head of a new cluster (--head), or a node joining one (--address/--cluster)")
+    .option("--head", "start the head node of a new cluster")
+    .addOption(address())
+    .addOption(clusterName('the cluster\'s name (default: "default")'))
+    .option("--num-cpus <n>", "CPUs of this node (default: this machine's)", number)
+    .option("--num-gpus <n>", "GPUs of this node (default: the NVIDIA GPUs found)", number)
+    .option("--memory <bytes>", "memory tasks and actors may reserve (default: 70% of this machine's)", number)
+    .option("--object-store-memory <bytes>", "object store size (default: 30% of this machine's memory)", number)
+    .option("--resources <json>", "custom resources, a JSON object like '{\"Custom1\": 1}'", json)
+    .option("--block", "stay in the foreground until the node exits (Ctrl-C stops it)")
+    .addHelpText("after", "\nExamples:\n  warren start --head --num-cpus 4\n  warren start --address amqp://user:pass@host:5672 --cluster default --resources '{\"Custom1\": 1}'")
+    .action(run(async (o) => {
+      if (!o.head && o.address === undefined && o.cluster === undefined) {
+        throw new UsageError("pass --head to start a new cluster, or --address and --cluster to join a running one");
+      }
+      const v = nodeOptions({ address: o.address, cluster: o.cluster, numCpus: o.numCpus, numGpus: o.numGpus, memory: o.memory, objectStoreMemory: o.objectStoreMemory, resources: o.resources });
+      const resources = nodeResources({ numCpus: v.numCpus, numGpus: v.numGpus, memory: v.memory, objectStoreMemory: v.objectStoreMemory, resources: v.resources });
+      return start({ head: Boolean(o.head), address: brokerAddress(v.address), cluster: v.cluster ?? "default", resources, block: Boolean(o.block) });
+    }));
+
+  prog
+    .command("stop")
+    .description("stop the warren nodes this machine started (SIGTERM, then SIGKILL after 10 s)")
+    .addOption(clusterName("only the nodes of this cluster (default: all)"))
+    .option("--force", "SIGKILL at once")
+    .action(run(async (o) => {
+      if (o.cluster !== undefined) nodeOptions({ cluster: o.cluster });
+      return stop({ cluster: o.cluster, force: Boolean(o.force) });
+    }));
+
+  const queryOptions = (c: Command) =>
+    c.addOption(address()).addOption(clusterName('the cluster (default: the one this machine started, else "default")'));
+  const target = (o: { address?: string; cluster?: string }) => {
+    nodeOptions({ address: o.address, cluster: o.cluster });
+    return resolveTarget(o);
+  };
+
+  queryOptions(
+    prog.command("status").description("the cluster's nodes, resource usage, and pending and infeasible demands (like `ray status`)"),
+  ).action(run((o) => status(target(o))));
+
+  const format = () => new Option("--format <format>", "output format").choices(["table", "json"]).default("table");
+
+  queryOptions(
+    prog
+      .command("list")
+      .description("list tasks, actors, objects or nodes of the cluster (like `ray list`)")
+      .addArgument(new Argument("<resource>", "what to list").choices(["tasks", "actors", "objects", "nodes"]))
+      .option("--filter <key=value>", "keep rows whose key equals (=) or differs from (!=) value; repeatable", filter, [])
+      .option("--limit <n>", "at most this many rows", count, 100)
+      .option("--detail", "all columns, not only the main ones")
+      .addOption(format())
+      .addHelpText("after", "\nExamples:\n  warren list tasks --filter state=FINISHED\n  warren list nodes --filter state!=DEAD --format json"),
+  ).action(run((kind: Kind, o) => list(target(o), kind, { filters: o.filter, limit: o.limit, detail: Boolean(o.detail), format: o.format as Format })));
+
+  queryOptions(
+    prog
+      .command("summary")
+      .description("tasks per function, actors per class, objects per status (like `ray summary`)")
+      .addArgument(new Argument("<resource>", "what to summarize").choices(["tasks", "actors", "objects"]))
+      .addOption(format()),
+  ).action(run((kind: "tasks" | "actors" | "objects", o) => summary(target(o), kind, o.format as Format)));
+
+  return prog;
+}
+
+/** Runs the CLI; resolves with the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv);
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here too; any other commander error (already printed) is bad usage.
+      return err.code === "commander.helpDisplayed" || err.code === "commander.version" ? EXIT.ok : EXIT.usage;
+    }
+    if (err instanceof UsageError) {
+      console.error(`error: ${err.message}\n(add --help for usage)`);
+      return EXIT.usage;
+    }
+    console.error(`error: ${(err as Error)?.message ?? String(err)}`);
+    if (process.env.WARREN_DEBUG && err instanceof Error) console.error(err.stack);
+    return EXIT.failed;
+  }
+}
+
+if (require.main === module) {
+  // Exit at once: stdout and stderr are synchronous for files and pipes, so nothing is lost.
+  void main(process.argv).then((code) => process.exit(code));
+}

@@ -1,0 +1,102 @@
+// A node's Prometheus endpoint, started with a fake source and scraped over HTTP.
+import * as http from "node:http";
+import { serveMetrics, MetricsServer } from "../../src/node/metrics";
+
+function get(port: number, path: string): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: "127.0.0.1", port, path, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"]), body }));
+    }).on("error", reject);
+  });
+}
+
+/** The value of one sample line, e.g. `warren_node_workers{node_id="n1"} 3`. */
+function sample(body: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const line of body.split("\n")) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = Object.fromEntries([...(m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+const state = {
+  total: { CPU: 4, GPU: 1, memory: 8 * 2 ** 30, Custom1: 2, "node:10.0.0.1": 1 } as Record<string, number>,
+  available: { CPU: 1.5, GPU: 1, memory: 8 * 2 ** 30, Custom1: 2, "node:10.0.0.1": 1 } as Record<string, number>,
+  workers: 3,
+  running: 2,
+};
+const source = {
+  nodeId: "n1",
+  resources: () => ({ total: state.total, available: state.available }),
+  workers: () => state.workers,
+  tasksRunning: () => state.running,
+};
+
+let server: MetricsServer;
+let other: MetricsServer | undefined;
+
+beforeAll(async () => {
+  server = await serveMetrics(source);
+});
+
+afterAll(async () => {
+  await server.close();
+  await other?.close();
+});
+
+test("serves GET /metrics on an ephemeral port of 127.0.0.1 in Prometheus text format", async () => {
+  expect(server.port).toBeGreaterThan(0);
+  const r = await get(server.port, "/metrics");
+  expect(r.status).toBe(200);
+  expect(r.type).toMatch(/^text\/plain; version=0\.0\.4/);
+  expect(r.body).toContain("# TYPE warren_node_resources_total gauge");
+  expect(r.body).toContain("# HELP warren_node_workers ");
+});
+
+test("the node's gauges read the source, every series labelled with node_id", async () => {
+  const { body } = await get(server.port, "/metrics");
+  expect(sample(body, "warren_node_resources_total", { node_id: "n1", resource: "CPU" })).toBe(4);
+  expect(sample(body, "warren_node_resources_total", { node_id: "n1", resource: "memory" })).toBe(8 * 2 ** 30);
+  expect(sample(body, "warren_node_resources_total", { node_id: "n1", resource: "node:10.0.0.1" })).toBe(1);
+  expect(sample(body, "warren_node_resources_available", { node_id: "n1", resource: "CPU" })).toBe(1.5);
+  expect(sample(body, "warren_node_resources_available", { node_id: "n1", resource: "Custom1" })).toBe(2);
+  expect(sample(body, "warren_node_workers", { node_id: "n1" })).toBe(3);
+  expect(sample(body, "warren_node_tasks_running", { node_id: "n1" })).toBe(2);
+  // prom-client's default process metrics, with the same label
+  expect(sample(body, "process_cpu_user_seconds_total", { node_id: "n1" })).toBeGreaterThanOrEqual(0);
+  expect(sample(body, "nodejs_heap_size_used_bytes", { node_id: "n1" })).toBeGreaterThan(0);
+  for (const line of body.split("\n").filter((l) => l && !l.startsWith("#"))) expect(line).toContain('node_id="n1"');
+});
+
+test("a scrape sees the values of that moment; a resource that went away is no longer reported", async () => {
+  state.available = { CPU: 0, memory: 8 * 2 ** 30 };
+  state.workers = 5;
+  state.running = 4;
+  const { body } = await get(server.port, "/metrics");
+  expect(sample(body, "warren_node_resources_available", { resource: "CPU" })).toBe(0);
+  expect(sample(body, "warren_node_resources_available", { resource: "GPU" })).toBeUndefined();
+  expect(sample(body, "warren_node_workers", {})).toBe(5);
+  expect(sample(body, "warren_node_tasks_running", {})).toBe(4);
+});
+
+test("other paths and methods are 404; two nodes in one process keep their own registries", async () => {
+  expect((await get(server.port, "/")).status).toBe(404);
+  other = await serveMetrics({ ...source, nodeId: "n2", workers: () => 7 });
+  expect(other.port).not.toBe(server.port);
+  const [a, b] = await Promise.all([get(server.port, "/metrics"), get(other.port, "/metrics")]);
+  expect(sample(a.body, "warren_node_workers", { node_id: "n1" })).toBe(5);
+  expect(a.body).not.toContain('node_id="n2"');
+  expect(sample(b.body, "warren_node_workers", { node_id: "n2" })).toBe(7);
+});
+
+test("close() stops serving", async () => {
+  const s = await serveMetrics(source);
+  await get(s.port, "/metrics");
+  await s.close();
+  await expect(get(s.port, "/metrics")).rejects.toThrow(/ECONNREFUSED/);
+});
