@@ -594,19 +594,40 @@ export class Runtime {
     return values;
   }
 
+  /**
+   * Waits until `numReturns` of `refs` are ready or `timeoutSec` passes. Subscriptions are taken
+   * back when it returns, so calling it in a loop (Ray's wait-for-each pattern) costs no more each time.
+   */
   async wait(refs: ObjectRef[], numReturns: number, timeoutSec?: number): Promise<[ObjectRef[], ObjectRef[]]> {
     this.ensureOpen();
     const ready = new Set<number>();
+    const takeBack: Array<() => void> = [];
+    let timer: NodeJS.Timeout | undefined;
+    let active = true;
     await new Promise<void>((resolve) => {
-      const done = () => ready.size >= numReturns && resolve();
-      refs.forEach((r, i) => {
-        const l = this.locate(r);
-        if (l instanceof Promise) l.then(() => { ready.add(i); done(); });
-        else ready.add(i);
-      });
-      done();
-      if (timeoutSec !== undefined) setTimeout(resolve, timeoutSec * 1000).unref();
+      const arrived = (i: number) => {
+        if (!active) return;
+        ready.add(i);
+        if (ready.size >= numReturns) resolve();
+      };
+      for (let i = 0; i < refs.length && ready.size < numReturns; i++) {
+        const id = refs[i].hex();
+        if (this.owned.peek(id)) arrived(i);
+        else if (this.owned.has(id)) {
+          const off = this.owned.onReady(id, () => arrived(i));
+          if (off) takeBack.push(off);
+        } else {
+          const l = this.locate(refs[i]);
+          if (l instanceof Promise) l.then(() => arrived(i), () => arrived(i));
+          else arrived(i);
+        }
+      }
+      if (ready.size >= numReturns) resolve();
+      else if (timeoutSec !== undefined) timer = setTimeout(resolve, timeoutSec * 1000);
     });
+    active = false;
+    clearTimeout(timer);
+    for (const off of takeBack) off();
     const yes: ObjectRef[] = [];
     const no: ObjectRef[] = [];
     refs.forEach((r, i) => (ready.has(i) && yes.length < numReturns ? yes : no).push(r));

@@ -13,7 +13,7 @@ export type StoredObject =
 
 interface Entry {
   value?: StoredObject;
-  waiters?: Array<(value: StoredObject) => void>;
+  waiters?: Set<(value: StoredObject) => void>;
   /** Serialized into a message: another process may hold it, so only the owner's exit frees it. */
   escaped: boolean;
 }
@@ -53,13 +53,20 @@ export class OwnerTable {
     return this.entries.get(id)?.value;
   }
 
-  /** Calls `fn` when the object is ready (at once if it is); false if the id is unknown. */
-  onReady(id: string, fn: (value: StoredObject) => void): boolean {
+  /**
+   * Calls `fn` when the object is ready (at once if it is). Returns a function that takes the
+   * call back (wait() gives up on objects it no longer needs), or false if the id is unknown.
+   */
+  onReady(id: string, fn: (value: StoredObject) => void): (() => void) | false {
     const e = this.entries.get(id);
     if (!e) return false;
-    if (e.value) fn(e.value);
-    else (e.waiters ??= []).push(fn);
-    return true;
+    if (e.value) {
+      fn(e.value);
+      return () => undefined;
+    }
+    const waiters = (e.waiters ??= new Set());
+    waiters.add(fn);
+    return () => waiters.delete(fn);
   }
 
   markEscaped(id: string): void {
@@ -81,7 +88,7 @@ export class OwnerTable {
   /** Forgets an object nobody else can hold; returns its value so a stored copy can be freed. */
   releaseIfPrivate(id: string): StoredObject | undefined | false {
     const e = this.entries.get(id);
-    if (!e || e.escaped || e.waiters) return false;
+    if (!e || e.escaped || e.waiters?.size) return false;
     this.entries.delete(id);
     return e.value;
   }
