@@ -29,7 +29,12 @@ async function main() {
   assert.match(node.NodeID, /^[0-9a-f]+$/);
   assert.equal(node.NodeManagerHostname, os.hostname());
   assert.ok(fs.existsSync(node.ObjectStorePath), `no object store at ${node.ObjectStorePath}`);
-  assert.ok(Number.isInteger(node.MetricsExportPort));
+  // Every node serves Prometheus metrics on MetricsExportPort (on the loopback interface).
+  assert.ok(node.MetricsExportPort > 0);
+  const metrics = await (await fetch(`http://127.0.0.1:${node.MetricsExportPort}/metrics`)).text();
+  const cpuLine = metrics.split("\n").find((l) => l.startsWith("warren_node_resources_total{") && l.includes('resource="CPU"'));
+  console.log("metrics:", cpuLine);
+  assert.ok(cpuLine, "the node's metrics have no CPU total");
   assert.ok(node.Resources.CPU > 0);
   assert.equal(node.Resources[`node:${node.NodeManagerAddress}`], 1);
 

@@ -6,7 +6,8 @@ import { randomBytes } from "node:crypto";
 import { ChildProcess, fork } from "node:child_process";
 import { WarrenError, redactAddress } from "../errors";
 import { InitOptions, validateInitOptions } from "../options";
-import { brokerAddress } from "../transport";
+import { Topology, brokerAddress, connectBroker } from "../transport";
+import { queueAbsent } from "../transport/queues";
 import { newOwnerId } from "../objects/ref";
 import { nodeResources } from "../node/resources";
 import type { NodeConfig } from "../node/daemon";
@@ -63,6 +64,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
  * process's store too), like `ray.init(address=...)`.
  */
 async function join(cluster: string, base: Omit<RuntimeConfig, "cluster" | "nodeId" | "storePath">): Promise<ClusterInfo> {
+  await mustExist(base.address, cluster);
   const rt = await Runtime.start({ ...base, cluster, nodeId: "", storePath: "" });
   try {
     const nodes = await rt.rpc<NodeSummary[]>("node.list", {}).catch((err) => {
@@ -88,6 +90,7 @@ async function join(cluster: string, base: Omit<RuntimeConfig, "cluster" | "node
 export async function attach(options: { address?: string; cluster: string }): Promise<ClusterInfo> {
   if (Runtime.isActive) throw new WarrenError("warren is already initialized in this process");
   const address = brokerAddress(options.address);
+  await mustExist(address, options.cluster);
   const ownerId = newOwnerId();
   const rt = await Runtime.start({ address, cluster: options.cluster, ownerId, namespace: ownerId, jobId: ownerId, role: "driver", logToDriver: false, nodeId: "", storePath: "" });
   try {
@@ -97,6 +100,18 @@ export async function attach(options: { address?: string; cluster: string }): Pr
     throw new WarrenError(`no cluster "${options.cluster}" answers on ${redactAddress(address)} (${(err as Error).message})`, { cause: err });
   }
   return { address, cluster: options.cluster, nodeId: "", namespace: ownerId, jobId: ownerId };
+}
+
+/** Fails clearly, before declaring anything on the broker, if no head of `cluster` runs there. */
+async function mustExist(address: string, cluster: string): Promise<void> {
+  const conn = await connectBroker(address, "warren probe");
+  try {
+    if (await queueAbsent(conn, new Topology(cluster).head)) {
+      throw new WarrenError(`no cluster "${cluster}" answers on ${redactAddress(address)}: start one with \`warren start --head --cluster ${cluster}\``);
+    }
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
 }
 
 /** Forks a node daemon and waits until it is consuming. */

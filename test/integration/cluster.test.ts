@@ -24,6 +24,13 @@ test("an unreachable broker is a BrokerUnavailableError naming the address and t
   expect(warren.isInitialized()).toBe(false);
 });
 
+test("joining a cluster that does not run is a clear error that leaves nothing on the broker", async () => {
+  const name = `nowhere-${process.pid}-${Date.now()}`;
+  await expect(warren.init({ cluster: name })).rejects.toThrow(new RegExp(`no cluster "${name}" answers on .*warren start --head --cluster ${name}`));
+  expect(warren.isInitialized()).toBe(false);
+  for (const ex of ["tasks", "control", "logs"]) expect(await brokerHas("exchange", `warren.${name}.${ex}`)).toBe(false);
+});
+
 test("init options are validated", async () => {
   await expect(warren.init({ numCpus: -2, address: "http://x" } as never)).rejects.toThrow(/numCpus.*address|address.*numCpus/s);
 });

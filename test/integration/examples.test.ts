@@ -97,4 +97,6 @@ test("cluster state: one alive head node with Ray's fields, its resources as the
   expect(out).toMatch(/^clusterResources\(\): \{\n  CPU: \d+,/m);
   expect(out).toMatch(/^availableResources\(\): \{\n  CPU: \d+,/m);
   expect(out).toMatch(/'node:[\d.]+': 1/);
+  expect(out).toMatch(/^    MetricsExportPort: [1-9]\d*,$/m);
+  expect(out).toMatch(/^metrics: warren_node_resources_total\{.*resource="CPU".*\} \d+/m);
 });
