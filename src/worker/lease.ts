@@ -8,8 +8,13 @@
 import type * as amqp from "amqplib";
 
 const LEASE_IDLE_MS = 10;
-/** One running, one waiting: hides the broker's turnaround without hoarding a burst. */
-const LEASE_PREFETCH = 2;
+/**
+ * Deliveries a lease may hold: enough that short tasks never wait on the broker's turnaround.
+ * A task running longer than SLOW_TASK_MS suspends the lease (what waits goes back to the queue
+ * for other workers and nodes), so slow tasks hoard nothing.
+ */
+const LEASE_PREFETCH = 8;
+const SLOW_TASK_MS = 20;
 
 export class Lease {
   private tag?: string;
@@ -17,7 +22,9 @@ export class Lease {
   private busy = false;
   private idleTimer?: NodeJS.Timeout;
   private ending = false;
-  private suspended = false;
+  /** Reasons not to consume now: the running task waits in get(), or runs long. */
+  private suspensions = 0;
+  private changes: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly ch: amqp.Channel,
@@ -27,37 +34,53 @@ export class Lease {
   ) {}
 
   async start(): Promise<void> {
-    await this.consume();
+    await this.settle();
     this.pump();
   }
 
-  private async consume(): Promise<void> {
-    await this.ch.prefetch(LEASE_PREFETCH);
-    this.tag = (await this.ch.consume(this.queue, (m) => {
-      if (!m) return;
-      this.waiting.push(m);
-      this.pump();
-    })).consumerTag;
+  /** Stop consuming and give back what waits here, unstarted (the running task waits, or is slow). */
+  suspend(): Promise<void> {
+    this.suspensions++;
+    return this.settle();
   }
 
-  /** The running task waits in get(): stop consuming and give back what waits here, unstarted. */
-  async suspend(): Promise<void> {
-    if (this.suspended || this.ending) return;
-    this.suspended = true;
-    if (this.tag) await this.ch.cancel(this.tag).catch(() => undefined);
-    this.tag = undefined;
-    for (const m of this.waiting.splice(0)) {
-      const p = m.properties;
-      this.ch.publish(m.fields.exchange, m.fields.routingKey, m.content, { messageId: p.messageId, type: p.type, headers: p.headers });
-      this.ch.ack(m);
+  /** One reason fewer; with none left, take the shape's tasks again. */
+  resume(): Promise<void> {
+    this.suspensions--;
+    return this.settle();
+  }
+
+  /**
+   * Brings the consumer in line with what is wanted now, one change at a time: a suspend that
+   * came while a consume was still starting must still cancel it, or the lease would hold tasks
+   * its own waiting task needs.
+   */
+  private settle(): Promise<void> {
+    this.changes = this.changes.then(() => this.apply(), () => this.apply());
+    return this.changes;
+  }
+
+  private async apply(): Promise<void> {
+    const want = this.suspensions === 0 && !this.ending;
+    if (want && !this.tag) {
+      await this.ch.prefetch(LEASE_PREFETCH);
+      this.tag = (await this.ch.consume(this.queue, (m) => {
+        if (!m) return;
+        this.waiting.push(m);
+        this.pump();
+      })).consumerTag;
+    } else if (!want && this.tag) {
+      const tag = this.tag;
+      this.tag = undefined;
+      await this.ch.cancel(tag).catch(() => undefined);
     }
-  }
-
-  /** The task goes on: take the shape's tasks again. */
-  async resume(): Promise<void> {
-    if (!this.suspended || this.ending) return;
-    this.suspended = false;
-    await this.consume();
+    if (this.suspensions > 0 && !this.ending) {
+      for (const m of this.waiting.splice(0)) {
+        const p = m.properties;
+        this.ch.publish(m.fields.exchange, m.fields.routingKey, m.content, { messageId: p.messageId, type: p.type, headers: p.headers });
+        this.ch.ack(m);
+      }
+    }
   }
 
   private pump(): void {
@@ -69,8 +92,15 @@ export class Lease {
       return;
     }
     this.busy = true;
+    let slow = false;
+    const timer = setTimeout(() => {
+      slow = true;
+      void this.suspend();
+    }, SLOW_TASK_MS);
     void this.run(m).finally(() => {
+      clearTimeout(timer);
       this.busy = false;
+      if (slow) void this.resume();
       this.pump();
     });
   }
@@ -78,8 +108,7 @@ export class Lease {
   /** Stops consuming; once what already arrived has run, gives the slot back. */
   private async end(): Promise<void> {
     this.ending = true;
-    if (this.tag) await this.ch.cancel(this.tag).catch(() => undefined);
-    this.tag = undefined;
+    await this.settle();
     while (this.busy || this.waiting.length > 0) {
       if (!this.busy) this.pump();
       await new Promise((r) => setImmediate(r));
