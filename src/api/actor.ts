@@ -7,7 +7,7 @@
 import "reflect-metadata";
 import { randomBytes } from "node:crypto";
 import { WarrenError } from "../errors";
-import { ActorOptions, MethodOptions, mergeOptions, validateActorOptions, validateMethodOptions } from "../options";
+import { ActorOptions, MethodOptions, definitionOptions, mergeOptions, validateActorOptions, validateMethodOptions } from "../options";
 import { actorDemand, shapeKey } from "../scheduling/shape";
 import { Kind } from "../transport";
 import * as v8 from "node:v8";
@@ -52,7 +52,7 @@ export class Actor {
  * (experimentalDecorators) and as a standard decorator. Use at the top level of a module.
  */
 export function actor(options: ActorOptions = {}) {
-  const validated = validateActorOptions(options, "options of @warren.actor");
+  const validated = definitionOptions(options, validateActorOptions, "options of @warren.actor");
   return <C extends ActorClass>(cls: C, _context?: unknown): C => {
     if (typeof cls !== "function" || !(cls.prototype instanceof Actor)) {
       throw new WarrenError(`@warren.actor decorates classes that extend warren.Actor; ${(cls as { name?: string })?.name ?? cls} does not`);
@@ -65,7 +65,7 @@ export function actor(options: ActorOptions = {}) {
 
 /** Method decorator: `@method({ numReturns: 2 })`. Legacy or standard decorators alike. */
 export function method(options: MethodOptions) {
-  const validated = validateMethodOptions(options, "options of @warren.method");
+  const validated = definitionOptions(options, validateMethodOptions, "options of @warren.method");
   return (target: unknown, _key?: unknown, descriptor?: PropertyDescriptor): void => {
     const fn = descriptor ? descriptor.value : target;
     if (typeof fn !== "function") throw new WarrenError("@warren.method decorates methods");

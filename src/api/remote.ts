@@ -1,6 +1,6 @@
 /** `remote(fn)`: a function turned into a task that runs on a worker, with `.remote()` and `.options()`. */
 import { WarrenError } from "../errors";
-import { TaskOptions, mergeOptions, validateTaskOptions } from "../options";
+import { TaskOptions, definitionOptions, mergeOptions, validateTaskOptions } from "../options";
 import { shapeKey, taskDemand } from "../scheduling/shape";
 import type { ObjectRef } from "../objects/ref";
 import { Descriptor, register } from "./registry";
@@ -64,6 +64,6 @@ export function remote(a: unknown, b?: unknown): RemoteFunction<unknown[], unkno
     throw new WarrenError("warren.remote() takes a function, or an options object and a function (for classes use @warren.actor)");
   }
   const name = fn.name || "anonymous";
-  const validated = validateTaskOptions(opts, `options of remote(${name})`);
+  const validated = definitionOptions(opts, validateTaskOptions, `options of remote(${name})`);
   return new RemoteFunction(register(fn, name), validated);
 }
