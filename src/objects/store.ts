@@ -31,8 +31,15 @@ export class ObjectStore {
     this.db.putSync(id, bytes);
   }
 
-  /** A view valid until the next read in this process: decode it before reading again. */
+  /**
+   * A view valid until the next read in this process: decode it before reading again. A process
+   * that does not write keeps reading one snapshot, so a miss renews it once: the object may have
+   * been committed by another process since.
+   */
   view(id: string): Buffer | undefined {
+    const found = this.db.getBinaryFast(id);
+    if (found) return found;
+    this.db.resetReadTxn();
     return this.db.getBinaryFast(id);
   }
 

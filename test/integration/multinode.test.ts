@@ -109,6 +109,17 @@ test("a task waiting in get() on a node that dies is resubmitted by its owner", 
   spare.push(await cluster.addNode({ numCpus: 2, resources: { Spot: 2 } }));
 }, 60_000);
 
+test("an object held only by a node that died is ObjectLostError", async () => {
+  const holderNode = await cluster.addNode({ numCpus: 1, resources: { Holder: 1 } });
+  const big = pattern.options({ resources: { Holder: 1 } }).remote(1024 * 1024);
+  const [ready] = await warren.wait([big], { timeout: 30 });
+  expect(ready).toHaveLength(1);
+  await cluster.removeNode(holderNode, { graceful: false });
+  const err = await warren.get(big, { timeout: 30 }).catch((e) => e);
+  expect(err).toBeInstanceOf(warren.ObjectLostError);
+  expect(err.message).toContain(holderNode);
+}, 60_000);
+
 test("an infeasible task waits, is reported, and runs once a node that fits joins", async () => {
   const ref = whereAmI.options({ resources: { Special: 1 } }).remote();
   const [ready] = await warren.wait([ref], { timeout: 1 });
