@@ -152,7 +152,7 @@ export class Runtime {
   private readonly deadActors = new Map<string, EncodedError>();
   /** Actors this process created, while their mailbox is being declared (then DECLARED). */
   readonly mailboxes = new Map<string, Promise<void>>();
-  private readonly rpcs = new Map<string, { resolve(v: unknown): void; reject(e: Error): void; to: string }>();
+  private readonly rpcs = new Map<string, { resolve(v: unknown): void; reject(e: Error): void; to: string; nodeId?: string }>();
   private rpcSeq = 0;
   private readonly gathering = new Map<string, (r: RpcReply) => void>();
   private syncRpc?: (address: string, head: string, kind: string, payload: unknown) => RpcReply;
@@ -197,6 +197,7 @@ export class Runtime {
     if (config.role === "driver" && config.logToDriver) await ch.bindQueue(inbox, rt.topo.logs, config.jobId);
     await ch.bindQueue(inbox, rt.topo.control, "all.actor-dead");
     await ch.bindQueue(inbox, rt.topo.control, "all.state");
+    await ch.bindQueue(inbox, rt.topo.control, "all.node-dead");
     await ch.consume(inbox, (msg) => msg && rt.onInbox(msg), { noAck: true });
     Runtime.active = rt;
     return rt;
@@ -377,6 +378,7 @@ export class Runtime {
       case Kind.objectRequest: return this.onObjectRequest(v8.deserialize(msg.content));
       case Kind.actorDead: return this.onActorDead(v8.deserialize(msg.content));
       case Kind.tasksLost: return this.onTasksLost(v8.deserialize(msg.content));
+      case Kind.nodeDead: return this.onNodeDead(v8.deserialize(msg.content));
       case Kind.stateQuery: return this.answerState(msg);
       case Kind.reply: {
         const gathering = this.gathering.get(msg.properties.correlationId);
@@ -450,6 +452,15 @@ export class Runtime {
     return rows;
   }
 
+  /** A node died: requests to it (object fetches) will never be answered. */
+  private onNodeDead(d: { nodeId: string }): void {
+    for (const [id, r] of this.rpcs) {
+      if (r.nodeId !== d.nodeId) continue;
+      this.rpcs.delete(id);
+      r.reject(new NodeDiedError(`node ${d.nodeId} died`));
+    }
+  }
+
   private onActorDead(d: { id: string; cause: EncodedError }): void {
     this.deadActors.set(d.id, d.cause);
     if (this.deadActors.size > DEAD_ACTORS_KEPT) this.deadActors.delete(this.deadActors.keys().next().value!);
@@ -506,7 +517,7 @@ export class Runtime {
     const correlationId = String(++this.rpcSeq);
     const [exchange, key] = nodeId ? [this.topo.control, `node.${nodeId}`] : ["", this.topo.head];
     return new Promise<T>((resolve, reject) => {
-      this.rpcs.set(correlationId, { resolve: resolve as (v: unknown) => void, reject, to: nodeId ? `node ${nodeId}` : "the cluster's head" });
+      this.rpcs.set(correlationId, { resolve: resolve as (v: unknown) => void, reject, to: nodeId ? `node ${nodeId}` : "the cluster's head", nodeId });
       this.ch.publish(exchange, key, v8.serialize(payload), { type: kind, replyTo: this.inbox, correlationId, mandatory: true });
     });
   }
@@ -583,20 +594,27 @@ export class Runtime {
     this.ensureOpen();
     const located = refs.map((r) => this.locate(r));
     const waiting = located.filter((l) => l instanceof Promise);
-    if (waiting.length > 0) {
-      this.blockHooks?.block();
-      try {
-        await withTimeout(Promise.all(waiting), timeoutSec, () => new GetTimeoutError(
-          `get timed out after ${timeoutSec}s: ${waiting.length} of ${refs.length} object(s) not ready ` +
-            `(first: ${refs[located.indexOf(waiting[0])]})`,
-        ));
-      } finally {
-        this.blockHooks?.unblock();
+    let fetching = 0;
+    const values = async () => {
+      const out: unknown[] = [];
+      for (let i = 0; i < refs.length; i++) {
+        const where = await located[i];
+        fetching = i;
+        out.push(await this.materialize(where, refs[i].hex()));
       }
+      return out;
+    };
+    if (waiting.length === 0 && timeoutSec === undefined) return values();
+    if (waiting.length > 0) this.blockHooks?.block();
+    try {
+      // The timeout covers the whole get: waiting for objects and fetching them from other nodes.
+      return await withTimeout(values(), timeoutSec, () => new GetTimeoutError(
+        `get timed out after ${timeoutSec}s: ${refs.length - fetching} of ${refs.length} object(s) not ready or not yet fetched ` +
+          `(first: ${refs[fetching]})`,
+      ));
+    } finally {
+      if (waiting.length > 0) this.blockHooks?.unblock();
     }
-    const values: unknown[] = [];
-    for (let i = 0; i < refs.length; i++) values.push(await this.materialize(await located[i], refs[i].hex()));
-    return values;
   }
 
   /**

@@ -3,6 +3,7 @@
  * nodes on this machine, each its own daemon process with its own session directory and LMDB
  * store, sharing nothing but the broker (as nodes on different hosts would).
  */
+import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
@@ -25,6 +26,11 @@ export class Cluster {
   private readonly nodes = new Map<string, ChildProcess>();
 
   private constructor(readonly address: string, readonly cluster: string) {}
+
+  /** Where its nodes keep their session directories (removed by shutdown()). */
+  get sessionDir(): string {
+    return path.join(os.tmpdir(), "warren", `session_${this.cluster}`);
+  }
 
   /** Starts a head (and `nodes`), then resolves; pass `{ address, cluster }` to `warren.init()`. */
   static async start(options: { head?: NodeOptions; nodes?: NodeOptions[]; address?: string } = {}): Promise<Cluster> {
@@ -58,7 +64,7 @@ export class Cluster {
     const nodeId = randomBytes(20).toString("hex");
     const proc = await startNode({
       address: this.address, cluster: this.cluster, nodeId, isHead, private: true,
-      sessionDir: path.join(os.tmpdir(), "warren", `session_${this.cluster}`, `node_${nodeId.slice(0, 12)}`),
+      sessionDir: path.join(this.sessionDir, `node_${nodeId.slice(0, 12)}`),
       resources: nodeResources({ numCpus: o.numCpus ?? 1, numGpus: o.numGpus ?? 0, memory: o.memory, objectStoreMemory: o.objectStoreMemory, resources: o.resources }),
     });
     this.nodes.set(nodeId, proc);
@@ -74,11 +80,14 @@ export class Cluster {
     const exited = new Promise((res) => proc.once("exit", res));
     proc.kill(options.graceful === false ? "SIGKILL" : "SIGTERM");
     await exited;
+    // A killed node cannot remove its own directory; the machine it stood for is gone anyway.
+    fs.rmSync(path.join(this.sessionDir, `node_${nodeId.slice(0, 12)}`), { recursive: true, force: true });
   }
 
   /** Stops every node, the head last (it removes the cluster's queues and exchanges). */
   async shutdown(): Promise<void> {
     for (const id of this.nodeIds.reverse()) await this.removeNode(id);
+    fs.rmSync(this.sessionDir, { recursive: true, force: true });
   }
 }
 

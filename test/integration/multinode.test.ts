@@ -23,6 +23,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await warren.shutdown();
   await cluster.shutdown();
+  expect(fs.existsSync(cluster.sessionDir)).toBe(false);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
