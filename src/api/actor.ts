@@ -6,7 +6,7 @@
  */
 import "reflect-metadata";
 import { randomBytes } from "node:crypto";
-import { WarrenError } from "../errors";
+import { OptionsError, WarrenError } from "../errors";
 import { ActorOptions, MethodOptions, definitionOptions, mergeOptions, validateActorOptions, validateMethodOptions } from "../options";
 import { actorDemand, shapeKey } from "../scheduling/shape";
 import { Kind } from "../transport";
@@ -58,6 +58,7 @@ export function actor(options: ActorOptions = {}) {
       throw new WarrenError(`@warren.actor decorates classes that extend warren.Actor; ${(cls as { name?: string })?.name ?? cls} does not`);
     }
     const meta: ActorMeta = { desc: register(cls, cls.name), options: validated, ...describeMethods(cls) };
+    checkGroups(cls.name, meta.methods, validated.concurrencyGroups);
     Reflect.defineMetadata(ACTOR_META, meta, cls);
     return cls;
   };
@@ -80,11 +81,23 @@ function describeMethods(cls: ActorClass): { methods: HandleInfo["methods"]; has
     for (const name of Object.getOwnPropertyNames(proto)) {
       const fn = Object.getOwnPropertyDescriptor(proto, name)?.value;
       if (name === "constructor" || typeof fn !== "function" || name in methods) continue;
-      methods[name] = { numReturns: methodOptions.get(fn)?.numReturns ?? 1 };
+      const o = methodOptions.get(fn);
+      methods[name] = { numReturns: o?.numReturns ?? 1, ...(o?.concurrencyGroup !== undefined && { group: o.concurrencyGroup }) };
       if (fn.constructor.name.startsWith("Async")) hasAsync = true;
     }
   }
   return { methods, hasAsync };
+}
+
+/** Every method's concurrency group must be one the actor defines. */
+function checkGroups(className: string, methods: HandleInfo["methods"], groups: Record<string, number> | undefined): void {
+  const problems = Object.entries(methods)
+    .filter(([, m]) => m.group !== undefined && !(groups && m.group in groups))
+    .map(([name, m]) => ({
+      field: `${name}.concurrencyGroup`,
+      problem: `"${m.group}" is not one of the actor's concurrencyGroups (${groups ? Object.keys(groups).join(", ") : "none defined"}); define it with @warren.actor({ concurrencyGroups: { ${m.group}: N } })`,
+    }));
+  if (problems.length > 0) throw new OptionsError(`concurrency groups of ${className}`, problems);
 }
 
 export function actorMeta(cls: unknown): ActorMeta {
@@ -124,7 +137,13 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
   rt.submit(
     { fn: meta.desc, name: `${info.className}.__init__`, shape, numReturns: 0, maxRetries: 0, retryExceptions: false },
     args,
-    { id: info.id, create: { handle: info, maxConcurrency: o.maxConcurrency ?? (meta.hasAsync ? 1000 : 1), maxTaskRetries: o.maxTaskRetries ?? 0 } },
+    {
+      id: info.id,
+      create: {
+        handle: info, maxConcurrency: o.maxConcurrency ?? (meta.hasAsync ? 1000 : 1), maxTaskRetries: o.maxTaskRetries ?? 0,
+        concurrencyGroups: o.concurrencyGroups ?? {},
+      },
+    },
     {
       exchange: rt.topo.tasks,
       key: shape,

@@ -17,7 +17,8 @@ export interface HandleInfo {
   id: string;
   className: string;
   cls: Descriptor;
-  methods: Record<string, { numReturns: number }>;
+  /** Each method's default numReturns, and its concurrency group if it has one. */
+  methods: Record<string, { numReturns: number; group?: string }>;
 }
 
 export class ActorHandleCore {
@@ -67,6 +68,7 @@ export class ActorMethod<A extends unknown[], R, N extends number = 1> {
       exchange: "",
       key: rt.topo.mailbox(this.info.id),
       after: declaring === DECLARED ? undefined : declaring,
+      headers: { method: this.method }, // the actor host picks its concurrency group without decoding
     });
     return (t.numReturns === 1 ? refs[0] : t.numReturns === 0 ? undefined : refs) as ReturnRefs<R, N>;
   }

@@ -62,6 +62,8 @@ export interface ActorCreation {
   handle: HandleInfo;
   maxConcurrency: number;
   maxTaskRetries: number;
+  /** Group name -> how many of its calls may run at once; other methods share maxConcurrency. */
+  concurrencyGroups: Record<string, number>;
 }
 
 /** Everything `.remote()` needs that does not change per call, computed once by `.options()`. */

@@ -38,6 +38,8 @@ export interface ActorOptions extends ResourceOptions {
   /** -1 retries forever. */
   maxTaskRetries?: number;
   maxConcurrency?: number;
+  /** Named groups of methods and how many calls of each may run at once (Ray's concurrency groups). */
+  concurrencyGroups?: Record<string, number>;
 }
 
 export interface MethodOptions {

@@ -175,6 +175,12 @@ export class ActorOptionsSchema extends DemandFields implements ActorOptions {
   @IntAtLeast(-1, " (-1 restarts forever)") maxRestarts?: number;
   @IntAtLeast(-1, " (-1 retries forever)") maxTaskRetries?: number;
   @IntAtLeast(1) maxConcurrency?: number;
+  @check("isConcurrencyGroups", (v) =>
+    typeof v !== "object" || v === null || Array.isArray(v)
+      ? `must be an object of group name -> integer >= 1, like { io: 2 } (got ${show(v)})`
+      : Object.entries(v).map(([k, n]) => (k === "" ? "group names must be non-empty" : Number.isInteger(n) && (n as number) >= 1 ? undefined : `${k}: must be an integer >= 1 (got ${show(n)})`)).find(Boolean),
+  )
+  concurrencyGroups?: Record<string, number>;
 }
 
 export class MethodOptionsSchema implements MethodOptions {

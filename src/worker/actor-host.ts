@@ -1,6 +1,7 @@
 /**
  * A worker that hosts an actor: it consumes the actor's mailbox and runs calls in arrival order,
- * up to `maxConcurrency` at once (1 for actors with only sync methods, so calls never interleave).
+ * up to `maxConcurrency` at once (1 for actors with only sync methods, so calls never interleave);
+ * methods in a concurrency group count against that group's limit instead.
  * A call delivered again after a crash was in flight on the dead incarnation: it runs again only
  * if maxTaskRetries allows, otherwise its caller gets ActorDiedError.
  */
@@ -20,6 +21,8 @@ export interface HostDeps {
 export class ActorHost {
   private readonly queue: amqp.ConsumeMessage[] = [];
   private running = 0;
+  /** Calls running per concurrency group ("" is the default group, limited by maxConcurrency). */
+  private readonly busy = new Map<string, number>();
   private exiting = false;
   private ch!: amqp.Channel;
   private readonly className: string;
@@ -50,8 +53,24 @@ export class ActorHost {
     });
   }
 
+  /** Starts, in arrival order, every waiting call whose group has room. */
   private pump(): void {
-    while (!this.exiting && this.running < this.create.maxConcurrency && this.queue.length > 0) void this.run(this.queue.shift()!);
+    for (let i = 0; i < this.queue.length && !this.exiting; ) {
+      const group = this.groupOf(this.queue[i]);
+      const limit = group === "" ? this.create.maxConcurrency : this.create.concurrencyGroups[group];
+      if ((this.busy.get(group) ?? 0) >= limit) { i++; continue; }
+      const [m] = this.queue.splice(i, 1);
+      this.busy.set(group, (this.busy.get(group) ?? 0) + 1);
+      void this.run(m).finally(() => {
+        this.busy.set(group, this.busy.get(group)! - 1);
+        if (!this.exiting) this.pump();
+      });
+    }
+  }
+
+  private groupOf(m: amqp.ConsumeMessage): string {
+    const method = m.properties.headers?.method as string | undefined;
+    return (method && this.create.handle.methods[method]?.group) || "";
   }
 
   private async run(msg: amqp.ConsumeMessage): Promise<void> {
@@ -80,8 +99,7 @@ export class ActorHost {
     this.deps.publishResult(result);
     this.ch.ack(msg);
     --this.running;
-    if (!this.exiting) return this.pump();
-    if (this.running === 0) {
+    if (this.exiting && this.running === 0) {
       // exitActor(): the node answers what is left in the mailbox once this process is gone.
       this.deps.send({ t: "actor-exit" });
       await this.ch.close();

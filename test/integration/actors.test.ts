@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as warren from "warren";
 import { waitForCondition } from "warren/testing";
-import { Broken, Counter, Gate, Recorder, callCounter, getOrCreate, makeCounter } from "../fixtures/actors";
+import { Broken, Counter, Gate, Grouped, Recorder, callCounter, getOrCreate, makeCounter } from "../fixtures/actors";
 import { Runtime } from "../../src/api/runtime";
 import { captureStdout } from "../helpers";
 
@@ -53,6 +53,27 @@ describe("calls", () => {
     await expect(warren.get(g.open.remote(), { timeout: 1 })).rejects.toBeInstanceOf(warren.GetTimeoutError);
     await warren.kill(g);
     await expect(warren.get(blocked)).rejects.toBeInstanceOf(warren.ActorDiedError);
+  });
+
+  test("concurrency groups: a group's limit holds its calls back while other methods run", async () => {
+    const g = Grouped.remote();
+    const slow = g.slowIo.remote();
+    await waitForCondition(async () => (await warren.get(g.waiting.remote())) === 1);
+    const quick = g.quickIo.remote();
+    await expect(warren.get(quick, { timeout: 0.5 })).rejects.toBeInstanceOf(warren.GetTimeoutError);
+    expect(await warren.get(g.release.remote())).toBe(1);
+    expect(await warren.get([slow, quick])).toEqual(["slow io", "quick io"]);
+  });
+
+  test("a method in a group the actor does not define is an OptionsError at definition", () => {
+    class Bad extends warren.Actor {
+      m(): number {
+        return 1;
+      }
+    }
+    warren.method({ concurrencyGroup: "nope" })(Bad.prototype, "m", Object.getOwnPropertyDescriptor(Bad.prototype, "m"));
+    expect(() => warren.actor({ concurrencyGroups: { io: 2 } })(Bad)).toThrow(/m\.concurrencyGroup: "nope" is not one of the actor's concurrencyGroups \(io\)/);
+    expect(() => warren.actor({ concurrencyGroups: { io: 0 } } as never)).toThrow(warren.OptionsError);
   });
 
   test("@method numReturns splits a method's result", async () => {
