@@ -143,6 +143,11 @@ export class Runtime {
   readonly owned = new OwnerTable();
   private readonly ids: TaskIds;
   private readonly tasks = new Map<string, TaskRecord>();
+  /**
+   * Lineage: how to make again the objects of finished tasks whose values sit in a node's store
+   * (the message they were published as), should that node die. Bounded, oldest dropped first.
+   */
+  private readonly lineage = new Map<string, { sent: Sent; returns: string[]; name: string; info: TaskInfo }>();
   /** Final states of recently ended tasks, oldest first, for state queries. */
   private readonly ended = new Map<string, TaskInfo & { state: string; attempt_number: number }>();
   private readonly requests = new Map<string, Promise<StoredObject>>();
@@ -416,6 +421,10 @@ export class Runtime {
     } else {
       rec.state = nextTaskState(rec.state, "FINISH");
       rec.returns.forEach((id, i) => this.settle(id, r.returns![i]));
+      if (rec.sent && r.returns!.some((v) => "node" in v)) {
+        this.lineage.set(r.task, { sent: rec.sent, returns: rec.returns, name: rec.name, info: rec.info });
+        if (this.lineage.size > LINEAGE_KEPT) this.lineage.delete(this.lineage.keys().next().value!);
+      }
     }
     this.ended.set(r.task, {
       ...rec.info, state: rec.state, attempt_number: rec.sent?.headers.attempt ?? 0,
@@ -602,7 +611,7 @@ export class Runtime {
       for (let i = 0; i < refs.length; i++) {
         const where = await located[i];
         fetching = i;
-        out.push(await this.materialize(where, refs[i].hex()));
+        out.push(await this.materialize(where, refs[i].hex()).catch((err) => this.remake(refs[i], err)));
       }
       return out;
     };
@@ -617,6 +626,24 @@ export class Runtime {
     } finally {
       if (waiting.length > 0) this.blockHooks?.unblock();
     }
+  }
+
+  /**
+   * Lineage reconstruction: an object this process owns was lost with the node that held it, and
+   * the task that made it is known; publish that task again (within its maxRetries) and read the
+   * new copy. Anything else rethrows the loss.
+   */
+  private async remake(ref: ObjectRef, lost: unknown): Promise<unknown> {
+    const l = this.lineage.get(ref.taskId);
+    if (!(lost instanceof ObjectLostError) || !l || this.tasks.has(ref.taskId)) throw lost;
+    const { attempt, maxRetries } = l.sent.headers;
+    if (maxRetries >= 0 && attempt >= maxRetries) throw lost;
+    this.lineage.delete(ref.taskId);
+    const sent: Sent = { ...l.sent, headers: { ...l.sent.headers, attempt: attempt + 1 } };
+    for (const id of l.returns) this.owned.reset(id);
+    this.tasks.set(ref.taskId, { state: nextTaskState(INITIAL_TASK_STATE, "ARGS_READY"), returns: l.returns, name: l.name, info: l.info, sent });
+    this.send(ref.taskId, sent);
+    return this.materialize(await this.locate(ref), ref.hex());
   }
 
   /**
@@ -708,6 +735,7 @@ const ENDED_KEPT = 10_000;
 const FETCH_CHUNK = 8 * 1024 * 1024;
 const FETCH_WINDOW = 4;
 const DEAD_ACTORS_KEPT = 10_000;
+const LINEAGE_KEPT = 10_000;
 /** At most this many rows per process in a state answer (Ray's state API also caps). */
 const STATE_ROWS = 10_000;
 

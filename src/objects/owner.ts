@@ -37,6 +37,12 @@ export class OwnerTable {
     this.entries.set(id, { value, escaped: false });
   }
 
+  /** Makes a ready object pending again (it is being made anew: lineage reconstruction). */
+  reset(id: string): void {
+    const e = this.entries.get(id);
+    if (e) e.value = undefined;
+  }
+
   /** Sets the value of a pending object; false if unknown or already set (a late duplicate). */
   resolve(id: string, value: StoredObject): boolean {
     const e = this.entries.get(id);

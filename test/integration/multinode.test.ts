@@ -110,9 +110,24 @@ test("a task waiting in get() on a node that dies is resubmitted by its owner", 
   spare.push(await cluster.addNode({ numCpus: 2, resources: { Spot: 2 } }));
 }, 60_000);
 
-test("an object held only by a node that died is ObjectLostError", async () => {
+test("an object whose node died is made again by its task (lineage), on another node", async () => {
+  const nodes = [await cluster.addNode({ numCpus: 1, resources: { Recon: 1 } }), await cluster.addNode({ numCpus: 1, resources: { Recon: 1 } })];
+  const big = pattern.options({ resources: { Recon: 1 } }).remote(1024 * 1024);
+  await warren.wait([big], { timeout: 30 });
+  const holder = (Runtime.current.owned.peek(big.hex()) as { node: string }).node;
+  expect(nodes).toContain(holder);
+  await cluster.removeNode(holder, { graceful: false });
+  const value = (await warren.get(big, { timeout: 30 })) as Uint8Array;
+  expect(value.length).toBe(1024 * 1024);
+  expect(value[4096 * 7]).toBe(7);
+  expect((Runtime.current.owned.peek(big.hex()) as { node: string }).node).toBe(nodes.find((n) => n !== holder));
+  expect(await Runtime.current.rpc<string[]>("shape.infeasible", {})).not.toContain("CPU:1,Recon:1");
+  await cluster.removeNode(nodes.find((n) => n !== holder)!);
+}, 60_000);
+
+test("an object held only by a node that died, whose task may not run again, is ObjectLostError", async () => {
   const holderNode = await cluster.addNode({ numCpus: 1, resources: { Holder: 1 } });
-  const big = pattern.options({ resources: { Holder: 1 } }).remote(1024 * 1024);
+  const big = pattern.options({ resources: { Holder: 1 }, maxRetries: 0 }).remote(1024 * 1024);
   const [ready] = await warren.wait([big], { timeout: 30 });
   expect(ready).toHaveLength(1);
   await cluster.removeNode(holderNode, { graceful: false });
