@@ -6,7 +6,6 @@
 import { inspect } from "node:util";
 import { registerRevival } from "../serialization";
 import { MethodOptions, validateMethodOptions } from "../options";
-import type { ObjectRef } from "../objects/ref";
 import type { Descriptor } from "./registry";
 import type { RemoteArgs, ReturnRefs } from "./remote";
 import { DECLARED, Runtime, TaskTemplate } from "./runtime";
@@ -90,4 +89,3 @@ export type ActorMethods<T> = {
 export type ActorHandle<T = unknown> = ActorHandleCore & ActorMethods<T>;
 export const ActorHandle = ActorHandleCore;
 
-export type { ObjectRef };

@@ -13,7 +13,6 @@ import { attach, shutdown } from "../api/cluster";
 import { compiled } from "../api/paths";
 import { Runtime } from "../api/runtime";
 import { nodes } from "../api/state";
-import { nodeResources } from "../node/resources";
 import type { NodeConfig } from "../node/daemon";
 import type { Resources } from "../scheduling/shape";
 import { DEFAULT_ADDRESS, Topology, connectBroker } from "../transport";

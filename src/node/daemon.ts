@@ -30,7 +30,7 @@ import { HeadRegistry, NodeInfo, answer } from "../state/registry";
 import { nodeIp } from "./resources";
 import type { ActorEvent } from "../lifecycle/actor";
 import type { ActorCreationMessage } from "../state/registry";
-import type { NodeToWorker, WorkerConfig, WorkerToNode } from "../worker/protocol";
+import { LONG_TASK_MS, type NodeToWorker, type WorkerConfig, type WorkerToNode } from "../worker/protocol";
 import type { ResultMessage } from "../api/runtime";
 
 export interface NodeConfig {
@@ -52,8 +52,6 @@ const HEARTBEAT_MS = 500;
 const SILENCE_MS = 2000;
 /** A node that answers the broker but has not reported for this long is hung: dead. */
 const HUNG_MS = 15_000;
-/** A task running this long is acked early (after the head has heard of it): far below consumer_timeout. */
-const LONG_TASK_MS = 10_000;
 /** A delivery this node cannot start is given back after this long if a peer could start it. */
 const SPILL_MS = 20;
 

@@ -17,7 +17,7 @@ import { ActorHost } from "./actor-host";
 import { Lease } from "./lease";
 import { onRedelivery } from "../scheduling/retry";
 import type * as amqp from "amqplib";
-import type { NodeToWorker, WorkerConfig, WorkerToNode } from "./protocol";
+import { LONG_TASK_MS, type NodeToWorker, type WorkerConfig, type WorkerToNode } from "./protocol";
 
 const config: WorkerConfig = JSON.parse(process.env.WARREN_WORKER ?? "null");
 if (!config) {
@@ -35,8 +35,7 @@ const cancelled = new Set<string>();
 let leaseCh: amqp.Channel;
 let lease: Lease | undefined;
 let leased: { taskId: string; delivery: amqp.ConsumeMessage; acked: boolean } | undefined;
-/** A leased task running this long is acked early, once its node has told the head (node/daemon.ts). */
-const LONG_TASK_MS = 10_000;
+
 
 function send(msg: WorkerToNode): void {
   process.send?.(msg);

@@ -2,6 +2,12 @@ import type { EncodedError } from "../serialization";
 
 /** The IPC messages between a node and its workers (Node's advanced serialization, so Buffers pass as they are). */
 
+/**
+ * A task running this long is acked early, once the head knows it runs on this node, so a
+ * broker's consumer_timeout never applies to it (node/daemon.ts, and worker/main.ts for leased tasks).
+ */
+export const LONG_TASK_MS = 10_000;
+
 export interface WorkerConfig {
   address: string;
   cluster: string;
