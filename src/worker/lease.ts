@@ -13,7 +13,7 @@ const LEASE_IDLE_MS = 10;
  * A task running longer than SLOW_TASK_MS suspends the lease (what waits goes back to the queue
  * for other workers and nodes), so slow tasks hoard nothing.
  */
-const LEASE_PREFETCH = 16;
+const LEASE_PREFETCH = 8;
 const SLOW_TASK_MS = 20;
 
 export class Lease {
