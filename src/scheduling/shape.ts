@@ -159,18 +159,6 @@ export function add(available: Readonly<Resources>, demand: Readonly<Resources>)
   return combine(available, demand, 1n);
 }
 
-/** How many of `demand` fit in `total` at once (a demand of nothing: `cap`). */
-export function slots(demand: Readonly<Resources>, total: Readonly<Resources>, cap = 128): number {
-  let n = 0;
-  let left: Resources = { ...total };
-  while (n < cap && fits(demand, left)) {
-    if (Object.keys(demand).length === 0) return cap;
-    left = subtract(left, demand);
-    n++;
-  }
-  return n;
-}
-
 /** A demand compiled for a Ledger: its positive amounts in units. */
 export type Demand = ReadonlyArray<readonly [string, bigint]>;
 
