@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { ChildProcess, fork } from "node:child_process";
-import { WarrenError, redactAddress } from "../errors";
+import { NodeDiedError, WarrenError, redactAddress } from "../errors";
 import { InitOptions, validateInitOptions } from "../options";
 import { Topology, brokerAddress, connectBroker } from "../transport";
 import { queueAbsent } from "../transport/queues";
@@ -56,6 +56,15 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
     await rt.close();
     throw err;
   }
+  const proc = head;
+  proc.once("exit", (code, signal) => {
+    if (head !== proc) return; // shutdown() stopped it
+    head = undefined;
+    rt.clusterLost(new NodeDiedError(
+      `the warren node this driver started (pid=${proc.pid}) exited (${signal ?? `code ${code}`}), so nothing can run; ` +
+        `call \`await warren.shutdown()\` and init() again. Its last output:\n${logTail(nodeConfig.sessionDir)}`,
+    ));
+  });
   return { address, cluster, nodeId, namespace, jobId: ownerId };
 }
 
@@ -114,6 +123,11 @@ async function mustExist(address: string, cluster: string): Promise<void> {
   }
 }
 
+function logTail(sessionDir: string): string {
+  const logFile = path.join(sessionDir, "node.log");
+  return fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").split("\n").slice(-15).join("\n") : "";
+}
+
 /** Forks a node daemon and waits until it is consuming. */
 export function startNode(config: NodeConfig): Promise<ChildProcess> {
   fs.mkdirSync(config.sessionDir, { recursive: true });
@@ -126,7 +140,7 @@ export function startNode(config: NodeConfig): Promise<ChildProcess> {
   fs.closeSync(log);
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null) => {
-      const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").split("\n").slice(-15).join("\n") : "";
+      const tail = logTail(config.sessionDir);
       fs.rmSync(config.sessionDir, { recursive: true, force: true });
       reject(new WarrenError(`the warren node exited while starting (code ${code}):\n${tail}`));
     };

@@ -9,7 +9,7 @@ import type * as amqp from "amqplib";
 import * as path from "node:path";
 import { createSyncFn } from "synckit";
 import { ActorDiedError, GetTimeoutError, NodeDiedError, ObjectLostError, TaskCancelledError, WarrenError } from "../errors";
-import { CLOSE_SYNC_RPC, Kind, RpcReply, Topology, connectBroker } from "../transport";
+import { CLOSE_SYNC_RPC, Kind, RpcReply, Topology, connectBroker, watchChannel } from "../transport";
 import { ObjectRef, TaskIds, objectId } from "../objects/ref";
 import { ObjectStore } from "../objects/store";
 import { OwnerTable, StoredObject } from "../objects/owner";
@@ -165,6 +165,8 @@ export class Runtime {
   private syncRpc?: (address: string, head: string, kind: string, payload: unknown) => RpcReply;
   private store?: ObjectStore;
   private closed = false;
+  /** Set when the cluster this driver started is gone: every later call fails with it. */
+  private lost?: Error;
   /** Set by a worker: told when a `get` blocks and unblocks, so the node can lend the CPU. */
   blockHooks?: { block(): void; unblock(): void };
   /** Set by a worker: the tasks it runs, for state queries (a leased task's node does not see it). */
@@ -196,7 +198,7 @@ export class Runtime {
     const conn = await connectBroker(config.address, `warren ${config.role} ${config.ownerId}`);
     const ch = await conn.createChannel();
     const rt = new Runtime(config, conn, ch);
-    ch.on("error", () => undefined);
+    watchChannel(ch, (reason) => rt.channelLost(reason));
     ch.on("return", (msg: amqp.Message) => rt.onReturned(msg));
     await rt.topo.declare(ch);
     const inbox = rt.topo.inbox(config.ownerId);
@@ -705,6 +707,29 @@ export class Runtime {
 
   private ensureOpen(): void {
     if (this.closed) throw new WarrenError("warren has been shut down: call `await warren.init()` again");
+    if (this.lost) throw this.lost;
+  }
+
+  /**
+   * One of this process's broker channels closed under it. A worker exits (its node retries what
+   * it ran, as for any worker that died); a driver fails what waits instead of waiting forever.
+   */
+  channelLost(reason: Error): void {
+    if (this.closed) return;
+    if (this.config.role === "worker") {
+      console.error(`warren worker ${process.pid}: a broker channel closed (${reason.message}); exiting`);
+      process.exit(1);
+    }
+    this.clusterLost(new WarrenError(`warren lost its broker channel (${reason.message}); call \`await warren.shutdown()\` and init() again`, { cause: reason }));
+  }
+
+  /** The node running this driver's tasks is gone for good: fail everything waiting on it, now and later. */
+  clusterLost(error: Error): void {
+    this.lost = error;
+    const encoded = encodeError(error);
+    for (const taskId of [...this.tasks.keys()]) this.failTask(taskId, encoded);
+    for (const r of this.rpcs.values()) r.reject(error);
+    this.rpcs.clear();
   }
 
   async close(): Promise<void> {

@@ -17,7 +17,7 @@ import { ChildProcess, fork } from "node:child_process";
 import type * as amqp from "amqplib";
 import * as os from "node:os";
 import { ActorDiedError, NodeDiedError, WarrenError, WorkerCrashedError } from "../errors";
-import { Kind, RpcReply, Topology, connectBroker } from "../transport";
+import { Kind, RpcReply, Topology, connectBroker, watchChannel } from "../transport";
 import { drainQueue, queueAbsent, queueInfo } from "../transport/queues";
 import { ObjectStore } from "../objects/store";
 import { decodeError, encodeError } from "../serialization";
@@ -152,7 +152,15 @@ export class NodeDaemon {
     this.conn.on("close", () => void this.stop());
     this.ch = await this.conn.createChannel();
     this.taskCh = await this.conn.createChannel();
-    for (const c of [this.ch, this.taskCh]) c.on("error", () => undefined);
+    // A node without its channels can neither take nor ack tasks: it exits, and the broker and
+    // the head recover its work as for any node that died.
+    for (const c of [this.ch, this.taskCh]) {
+      watchChannel(c, (reason) => {
+        if (this.stopping) return;
+        console.error(`warren node ${this.config.nodeId}: a broker channel closed (${reason.message}); exiting`);
+        process.exit(1);
+      });
+    }
     this.ops = new ChannelOps(this.taskCh);
     await this.topo.declare(this.ch);
     if (this.registry) await this.serveHead(this.registry);
@@ -467,8 +475,12 @@ export class NodeDaemon {
     proc.on("exit", (code, signal) => this.onWorkerExit(w, code, signal));
   }
 
+  /**
+   * A worker may have died a moment ago, its exit not yet handled (onWorkerExit deals with what it
+   * held): a message to it is dropped, not raised as an error that would end this node.
+   */
   private post(w: Worker, m: NodeToWorker): void {
-    w.proc.send(m);
+    if (w.proc.connected) w.proc.send(m, () => undefined);
   }
 
   private onWorker(w: Worker, m: WorkerToNode): void {

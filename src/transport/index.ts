@@ -41,6 +41,18 @@ export async function connectBroker(address: string, name: string): Promise<amqp
 }
 
 /**
+ * A long-lived channel that closes while its process still needs it (a 406 from a stray ack, the
+ * broker going away) would leave that process deaf without a word. `onLost` hears of it with the
+ * broker's reason, so the process can fail loudly instead; it is called for closes the process
+ * asked for too, so it checks whether it is stopping.
+ */
+export function watchChannel(ch: amqp.Channel, onLost: (reason: Error) => void): void {
+  let reason = new Error("the broker closed the channel");
+  ch.on("error", (err: Error) => (reason = err));
+  ch.on("close", () => onLost(reason));
+}
+
+/**
  * amqplib hands each frame to the socket as its own write, and its muxer flushes everything
  * queued in one tick together. Corking the socket around that flush turns a tick's frames (a
  * result and its ack, a batch of publishes) into one writev: on these machines a socket write is

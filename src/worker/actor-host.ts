@@ -9,6 +9,7 @@ import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { ActorDiedError, WarrenError } from "../errors";
 import { encodeError } from "../serialization";
+import { watchChannel } from "../transport";
 import type { ActorCreation, ResultMessage, Runtime, TaskContext, TaskSpec } from "../api/runtime";
 import type { WorkerToNode } from "./protocol";
 
@@ -39,7 +40,7 @@ export class ActorHost {
 
   async start(): Promise<void> {
     this.ch = await this.rt.conn.createChannel();
-    this.ch.on("error", () => undefined);
+    watchChannel(this.ch, (reason) => this.exiting || this.rt.channelLost(reason));
     const mailbox = this.rt.topo.mailbox(this.create.handle.id);
     await this.ch.assertQueue(mailbox, { durable: false, autoDelete: false });
     // Calls already delivered count as sent to this incarnation (Ray's rule too), so a deeper

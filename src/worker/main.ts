@@ -10,7 +10,7 @@ import { TaskError, WarrenError } from "../errors";
 import { decode, encode, encodeError, hasMarkers } from "../serialization";
 import { ObjectRef, newOwnerId, objectId } from "../objects/ref";
 import type { StoredObject } from "../objects/owner";
-import { Kind } from "../transport";
+import { Kind, watchChannel } from "../transport";
 import { resolve } from "../api/registry";
 import { ActorCreation, ResultMessage, Runtime, TaskContext, TaskSpec, taskContext } from "../api/runtime";
 import { ActorHost } from "./actor-host";
@@ -35,6 +35,8 @@ const cancelled = new Set<string>();
 let leaseCh: amqp.Channel;
 let lease: Lease | undefined;
 let leased: { taskId: string; delivery: amqp.ConsumeMessage; acked: boolean } | undefined;
+/** Set when a force-cancel ends this worker: its lease channel closes on purpose. */
+let forceExiting = false;
 
 
 function send(msg: WorkerToNode): void {
@@ -67,7 +69,7 @@ async function main(): Promise<void> {
     },
   };
   leaseCh = await rt.conn.createChannel();
-  leaseCh.on("error", () => undefined);
+  watchChannel(leaseCh, (reason) => forceExiting || rt.channelLost(reason));
   rt.runningRows = () => [...running.values()].map((c) => ({
     task_id: c.taskId, state: blocked > 0 ? "RUNNING_IN_GET" : "RUNNING", node_id: config.nodeId, worker_pid: process.pid, running: true,
   }));
@@ -250,6 +252,7 @@ async function cancel(taskId: string, force: boolean, recursive: boolean): Promi
   if (force && leased?.taskId === taskId) {
     // Ours to ack (the owner has already failed it), then gone, like a killed worker.
     if (!leased.acked) leaseCh.ack(leased.delivery);
+    forceExiting = true;
     await leaseCh.close().catch(() => undefined);
     process.exit(0);
   }

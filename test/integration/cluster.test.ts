@@ -4,7 +4,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { execFile } from "node:child_process";
 import * as warren from "warren";
-import { add, pid } from "../fixtures/tasks";
+import { add, pid, sleep } from "../fixtures/tasks";
+import { waitForCondition } from "warren/testing";
 import { brokerHas, consumerCount, processesWith } from "../helpers";
 
 afterEach(() => warren.shutdown());
@@ -55,6 +56,22 @@ test("shutdown leaves no process, queue, exchange or LMDB file behind", async ()
   for (const ex of ["tasks", "control", "logs"]) expect(await brokerHas("exchange", `${prefix}.${ex}`)).toBe(false);
   expect(fs.existsSync(sessionDir)).toBe(false);
   expect(() => add.remote(1, 2)).toThrow(/init/);
+});
+
+test("if the node a driver started dies, its pending and later calls fail clearly instead of hanging", async () => {
+  const info = await warren.init({ numCpus: 1 });
+  expect(await warren.get(add.remote(1, 2))).toBe(3);
+  const running = sleep.remote(60);
+  const nodePid = processesWith(info.cluster).find((p) => fs.readFileSync(`/proc/${p}/cmdline`, "utf8").startsWith("warren::node"));
+  expect(nodePid).toBeDefined();
+  process.kill(nodePid!, "SIGKILL");
+  const err = await warren.get(running).catch((e) => e);
+  expect(err).toBeInstanceOf(warren.NodeDiedError);
+  expect(err.message).toMatch(/exited \(SIGKILL\).*shutdown\(\)/s);
+  expect(() => add.remote(1, 2)).toThrow(warren.NodeDiedError);
+  await warren.shutdown();
+  expect(warren.isInitialized()).toBe(false);
+  await waitForCondition(() => processesWith(info.cluster).length === 0, 10);
 });
 
 test("two clusters on one broker never see each other's tasks", async () => {
