@@ -3,6 +3,7 @@
  * behind it (Ray's "core worker"): every driver and every worker has one. It owns the objects it
  * creates, submits tasks to the shape-keyed exchange, and answers borrowers through its inbox.
  */
+import { BoundedMap } from "../bounded";
 import * as v8 from "node:v8";
 import { AsyncLocalStorage } from "node:async_hooks";
 import type * as amqp from "amqplib";
@@ -147,16 +148,16 @@ export class Runtime {
    * Lineage: how to make again the objects of finished tasks whose values sit in a node's store
    * (the message they were published as), should that node die. Bounded, oldest dropped first.
    */
-  private readonly lineage = new Map<string, { sent: Sent; returns: string[]; name: string; info: TaskInfo }>();
+  private readonly lineage = new BoundedMap<string, { sent: Sent; returns: string[]; name: string; info: TaskInfo }>(LINEAGE_KEPT);
   /** Final states of recently ended tasks, oldest first, for state queries. */
-  private readonly ended = new Map<string, TaskInfo & { state: string; attempt_number: number }>();
+  private readonly ended = new BoundedMap<string, TaskRecord>(ENDED_KEPT);
   private readonly requests = new Map<string, Promise<StoredObject>>();
   private readonly replyWaiters = new Map<string, (value: StoredObject) => void>();
   private readonly shapes = new Map<string, Promise<void>>();
   /** Unfinished calls per actor, failed at once if the actor's death is announced. */
   private readonly actorCalls = new Map<string, Set<string>>();
   /** Actors known dead, with why: calls to them fail without being sent. */
-  private readonly deadActors = new Map<string, EncodedError>();
+  private readonly deadActors = new BoundedMap<string, EncodedError>(DEAD_ACTORS_KEPT);
   /** Actors this process created, while their mailbox is being declared (then DECLARED). */
   readonly mailboxes = new Map<string, Promise<void>>();
   private readonly rpcs = new Map<string, { resolve(v: unknown): void; reject(e: Error): void; to: string; nodeId?: string }>();
@@ -425,14 +426,15 @@ export class Runtime {
       rec.returns.forEach((id, i) => this.settle(id, r.returns![i]));
       if (rec.sent && r.returns!.some((v) => "node" in v)) {
         this.lineage.set(r.task, { sent: rec.sent, returns: rec.returns, name: rec.name, info: rec.info });
-        if (this.lineage.size > LINEAGE_KEPT) this.lineage.delete(this.lineage.keys().next().value!);
       }
     }
-    this.ended.set(r.task, {
-      ...rec.info, state: rec.state, attempt_number: rec.sent?.headers.attempt ?? 0,
-      end_time_ms: Date.now(), error_type: r.error?.name ?? null, error_message: r.error ? r.error.message.split("\n")[0] : null,
-    });
-    if (this.ended.size > ENDED_KEPT) this.ended.delete(this.ended.keys().next().value!);
+    // Completed in place: a copy per finished task was most of this function's cost.
+    rec.info.end_time_ms = Date.now();
+    if (r.error) {
+      rec.info.error_type = r.error.name ?? null;
+      rec.info.error_message = r.error.message.split("\n")[0];
+    }
+    this.ended.set(r.task, rec);
   }
 
   private settle(id: string, value: StoredObject): void {
@@ -446,8 +448,7 @@ export class Runtime {
     const rows = what === "tasks"
       ? [
           ...(this.runningRows?.() ?? []),
-          ...[...this.tasks.values()].map((r) => ({ ...r.info, state: r.state, attempt_number: r.sent?.headers.attempt ?? 0 })),
-          ...this.ended.values(),
+          ...[...this.tasks.values(), ...this.ended.values()].map((r) => ({ ...r.info, state: r.state, attempt_number: r.sent?.headers.attempt ?? 0 })),
         ]
       : this.owned.rows().map((o) => ({ ...o, owner_pid: process.pid, owner_id: this.config.ownerId, job_id: this.config.jobId }));
     const reply: RpcReply = { ok: true, value: rows.slice(-STATE_ROWS) };
@@ -476,7 +477,6 @@ export class Runtime {
 
   private onActorDead(d: { id: string; cause: EncodedError }): void {
     this.deadActors.set(d.id, d.cause);
-    if (this.deadActors.size > DEAD_ACTORS_KEPT) this.deadActors.delete(this.deadActors.keys().next().value!);
     for (const taskId of this.actorCalls.get(d.id) ?? []) this.failTask(taskId, d.cause);
   }
 
@@ -643,7 +643,7 @@ export class Runtime {
     this.lineage.delete(ref.taskId);
     const sent: Sent = { ...l.sent, headers: { ...l.sent.headers, attempt: attempt + 1 } };
     for (const id of l.returns) this.owned.reset(id);
-    this.tasks.set(ref.taskId, { state: nextTaskState(INITIAL_TASK_STATE, "ARGS_READY"), returns: l.returns, name: l.name, info: l.info, sent });
+    this.tasks.set(ref.taskId, { state: nextTaskState(INITIAL_TASK_STATE, "ARGS_READY"), returns: l.returns, name: l.name, info: { ...l.info, end_time_ms: null }, sent });
     this.send(ref.taskId, sent);
     return this.materialize(await this.locate(ref), ref.hex());
   }

@@ -10,6 +10,7 @@
  * answers every call left in its mailbox with ActorDiedError. The head node also answers the
  * registry's requests (state/registry.ts).
  */
+import { BoundedSet } from "../bounded";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as v8 from "node:v8";
@@ -124,7 +125,7 @@ export class NodeDaemon {
   private metrics?: MetricsServer;
   /** (Head) owners found gone, whose non-detached actors were killed. */
   private readonly goneOwners = new Set<string>();
-  private readonly cancelled = new Set<string>();
+  private readonly cancelled = new BoundedSet<string>(100_000);
   /** Actors killed with noRestart before this node placed them. */
   private readonly killed = new Set<string>();
   private readonly registry?: HeadRegistry;
@@ -682,7 +683,6 @@ export class NodeDaemon {
 
   private onCancel(c: { task: string; force: boolean; recursive: boolean }): void {
     this.cancelled.add(c.task);
-    if (this.cancelled.size > 100_000) this.cancelled.delete(this.cancelled.values().next().value!);
     for (const w of this.workers) {
       if (w.task?.msg.properties.messageId === c.task) {
         w.task.cancelled = true;

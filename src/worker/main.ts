@@ -4,6 +4,7 @@
  * straight to the owner's inbox (one broker hop, not back through the node), sends its output to
  * the driver of the task's job, and is itself an owner for the tasks it submits.
  */
+import { BoundedSet } from "../bounded";
 import * as v8 from "node:v8";
 import { register as registerTypeScript } from "tsx/cjs/api";
 import { TaskError, WarrenError } from "../errors";
@@ -30,7 +31,7 @@ process.title = "warren::IDLE";
 let rt: Runtime;
 const running = new Map<string, TaskContext>();
 /** Tasks cancelled anywhere in the cluster (forwarded by the node), for deliveries still to come. */
-const cancelled = new Set<string>();
+const cancelled = new BoundedSet<string>(100_000);
 /** The channel a lease consumes on (one per worker, reused), the lease, and the leased task running. */
 let leaseCh: amqp.Channel;
 let lease: Lease | undefined;
@@ -244,7 +245,6 @@ async function becomeActor(spec: TaskSpec, create: ActorCreation, gpuIds: number
 /** The node forwards every cancel: remember it (a leased delivery may come later), and act on a running task. */
 async function cancel(taskId: string, force: boolean, recursive: boolean): Promise<void> {
   cancelled.add(taskId);
-  if (cancelled.size > 100_000) cancelled.delete(cancelled.values().next().value!);
   const ctx = running.get(taskId);
   if (!ctx) return;
   ctx.canceled = true;
