@@ -14,7 +14,7 @@ import { CLOSE_SYNC_RPC, Kind, RpcReply, Topology, connectBroker, watchChannel }
 import { ObjectRef, TaskIds, objectId } from "../objects/ref";
 import { ObjectStore } from "../objects/store";
 import { OwnerTable, StoredObject } from "../objects/owner";
-import { EncodedError, decode, decodeError, encode, encodeArgs, encodeError, findInstances, hasMarkers } from "../serialization";
+import { EncodedError, byteLength, decode, decodeError, encode, encodeArgs, encodeError, findInstances, hasMarkers, joined } from "../serialization";
 import { INITIAL_TASK_STATE, TaskState, nextTaskState } from "../lifecycle/task";
 import type { Descriptor } from "./registry";
 import { ActorHandleCore, HandleInfo } from "./handle";
@@ -369,10 +369,11 @@ export class Runtime {
   }
 
   /** Inline if small, else into this node's LMDB (committed before anyone hears of it). */
-  storeValue(id: string, bytes: Buffer): StoredObject {
-    if (bytes.length <= INLINE_MAX) return { inline: bytes };
-    this.localStore().putSync(id, bytes);
-    return { node: this.config.nodeId, size: bytes.length };
+  storeValue(id: string, parts: Buffer[]): StoredObject {
+    const size = byteLength(parts);
+    if (size <= INLINE_MAX) return { inline: joined(parts) };
+    this.localStore().putSync(id, parts);
+    return { node: this.config.nodeId, size };
   }
 
   localStore(): ObjectStore {
@@ -579,7 +580,7 @@ export class Runtime {
     if (local) return decode(local);
     if (value.node === this.config.nodeId) throw new ObjectLostError(`ObjectRef(${id}) is no longer in the object store of node ${value.node}`);
     const bytes = await this.fetch(value.node, id, value.size);
-    if (this.config.storePath) this.localStore().putSync(id, bytes); // a copy for this node's other processes
+    if (this.config.storePath) this.localStore().putSync(id, [bytes]); // a copy for this node's other processes
     return decode(bytes);
   }
 

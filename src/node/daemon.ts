@@ -345,9 +345,9 @@ export class NodeDaemon {
   /** A chunk of a stored object, for a process on another node (serialize copies it out of the map). */
   private serveObject(msg: amqp.ConsumeMessage): void {
     const { id, offset, length } = v8.deserialize(msg.content);
-    const view = this.store.view(id);
-    const reply: RpcReply = view
-      ? { ok: true, value: { chunk: view.subarray(offset, offset + length) } }
+    const chunk = this.store.chunk(id, offset, length);
+    const reply: RpcReply = chunk
+      ? { ok: true, value: { chunk } }
       : { ok: false, error: encodeError(new WarrenError(`object ${id} is not in the store of node ${this.config.nodeId}`)) };
     this.ch.publish("", msg.properties.replyTo, v8.serialize(reply), { type: Kind.reply, correlationId: msg.properties.correlationId });
   }

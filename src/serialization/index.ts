@@ -6,6 +6,11 @@
  * v8 writes it as a plain one-key object, and `decode` turns such objects back into live
  * instances. The revival walk only runs when the marker's bytes occur in the buffer (a memchr
  * scan), so values without refs pay nothing beyond v8 itself.
+ *
+ * A value that is itself a Buffer or Uint8Array (the large-object case: files, tensors) is its raw
+ * bytes behind an 8-byte header instead: v8's serializer copies a 256 MiB buffer several times as
+ * its output grows (300 ms here, against 20 ms for one copy). v8's output always begins with 0xFF,
+ * so a leading 0x00 tells the two apart.
  */
 import * as v8 from "node:v8";
 import { types } from "node:util";
@@ -23,9 +28,27 @@ export function registerRevival(key: string, revive: (payload: any) => unknown):
   revivers.set(key, revive);
 }
 
-export function encode(value: unknown, what = "value"): Buffer {
+const RAW_HEADER = Buffer.from("\0warren\0", "latin1"); // the last byte: 1 Buffer, 2 Uint8Array
+const RAW_BUFFER = 1;
+const RAW_UINT8ARRAY = 2;
+
+function isRaw(buf: Uint8Array): boolean {
+  return buf[0] === 0 && buf.length >= RAW_HEADER.length && Buffer.from(buf.buffer, buf.byteOffset, 7).equals(RAW_HEADER.subarray(0, 7));
+}
+
+/**
+ * A value's bytes, in parts to be written one after another: a raw value is its header and then
+ * the value's own memory, not copied (a fresh 256 MiB buffer costs 0.3 s of page faults here).
+ * Write them before the value can change; `joined` makes one buffer of them.
+ */
+export function encode(value: unknown, what = "value"): Buffer[] {
+  if (types.isUint8Array(value)) {
+    const header = Buffer.from(RAW_HEADER);
+    header[RAW_HEADER.length - 1] = Buffer.isBuffer(value) ? RAW_BUFFER : RAW_UINT8ARRAY;
+    return [header, Buffer.from(value.buffer, value.byteOffset, value.byteLength)];
+  }
   try {
-    return v8.serialize(value);
+    return [v8.serialize(value)];
   } catch (err) {
     throw new SerializationError(
       `${what} cannot be serialized: ${(err as Error).message}. Only structured-clone values cross ` +
@@ -43,15 +66,30 @@ export function encodeArgs(args: unknown[], fnName: string): Buffer {
     return v8.serialize(args);
   } catch {
     args.forEach((arg, i) => encode(arg, `argument ${i} of ${fnName}`));
-    return encode(args, `the arguments of ${fnName}`);
+    return joined(encode(args, `the arguments of ${fnName}`));
   }
 }
 
-export function hasMarkers(buf: Buffer): boolean {
-  return buf.indexOf(MARKER_BYTES) !== -1;
+export function joined(parts: Buffer[]): Buffer {
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
+export function byteLength(parts: Buffer[]): number {
+  return parts.reduce((n, p) => n + p.length, 0);
+}
+
+/** Whether an ObjectRef or handle marker may be inside (a raw value never holds one). */
+export function hasMarkers(buf: Buffer | Buffer[]): boolean {
+  if (Array.isArray(buf)) return buf.length === 1 && hasMarkers(buf[0]);
+  return !isRaw(buf) && buf.indexOf(MARKER_BYTES) !== -1;
+}
+
+/** The value of `encode`'s bytes; never a view into `buf`, which may be a store's transient view. */
 export function decode(buf: Buffer | Uint8Array): unknown {
+  if (isRaw(buf)) {
+    const bytes = buf.subarray(RAW_HEADER.length);
+    return buf[RAW_HEADER.length - 1] === RAW_BUFFER ? Buffer.from(bytes) : new Uint8Array(bytes);
+  }
   const value = v8.deserialize(buf);
   return hasMarkers(buf as Buffer) ? revive(value) : value;
 }

@@ -116,7 +116,7 @@ describe("objects", () => {
     expect(await warren.get(ref)).toEqual({ a: [1, 2, 3] });
   });
 
-  test("large values go to the node's LMDB store, not through the broker", async () => {
+  test("large values go to the node's store, not through the broker: LMDB, or a file beside it from 8 MiB", async () => {
     const big = Buffer.alloc(8 * 1024 * 1024, 7);
     const ref = warren.put(big);
     const where = Runtime.current.owned.peek(ref.hex())!;
@@ -130,6 +130,9 @@ describe("objects", () => {
     expect(value[12345]).toBe(9);
     const store = path.join(os.tmpdir(), "warren", `session_${info.cluster}`, "objects.lmdb");
     expect(fs.statSync(store).isFile()).toBe(true);
+    expect(fs.readdirSync(`${store}.large`)).toContain(ref.hex());
+    expect(fs.readdirSync(`${store}.large`)).not.toContain(made.hex());
+    expect(Buffer.compare(await warren.get(ref), big)).toBe(0);
   });
 
   test("small values ride inline", async () => {
