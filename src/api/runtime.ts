@@ -384,7 +384,10 @@ export class Runtime {
 
   private onInbox(msg: amqp.ConsumeMessage): void {
     switch (msg.properties.type) {
-      case Kind.result: return this.onResult(v8.deserialize(msg.content));
+      case Kind.result: {
+        for (const r of v8.deserialize(msg.content) as ResultMessage[]) this.onResult(r);
+        return;
+      }
       case Kind.log: return printLog(v8.deserialize(msg.content));
       case Kind.objectRequest: return this.onObjectRequest(v8.deserialize(msg.content));
       case Kind.actorDead: return this.onActorDead(v8.deserialize(msg.content));

@@ -678,7 +678,7 @@ export class NodeDaemon {
   }
 
   private replyToOwner(taskId: string, r: ResultMessage): void {
-    this.ch.publish("", this.topo.inbox(taskId.slice(0, 16)), v8.serialize(r), { type: Kind.result });
+    this.ch.publish("", this.topo.inbox(taskId.slice(0, 16)), v8.serialize([r]), { type: Kind.result });
   }
 
   private onCancel(c: { task: string; force: boolean; recursive: boolean }): void {

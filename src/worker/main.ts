@@ -164,10 +164,24 @@ export async function execute(spec: TaskSpec, ctx: TaskContext, call: (args: unk
   return result;
 }
 
-/** Sends a result to the task's owner, after the output the task printed. */
+/**
+ * Sends a result to the task's owner, after the output the task printed. Results wait for the end
+ * of this tick, so a burst of short tasks answers each owner in one message; they still leave in
+ * the same write as the acks of their deliveries (amqplib writes once per event-loop turn).
+ */
+const outgoing = new Map<string, ResultMessage[]>();
 export function publishResult(result: ResultMessage): void {
+  const inbox = rt.topo.inbox(result.task.slice(0, 16));
+  const batch = outgoing.get(inbox);
+  if (batch) return void batch.push(result);
+  if (outgoing.size === 0) process.nextTick(flushResults);
+  outgoing.set(inbox, [result]);
+}
+
+function flushResults(): void {
   flushOutput();
-  rt.ch.publish("", rt.topo.inbox(result.task.slice(0, 16)), v8.serialize(result), { type: Kind.result });
+  for (const [inbox, results] of outgoing) rt.ch.publish("", inbox, v8.serialize(results), { type: Kind.result });
+  outgoing.clear();
 }
 
 /** Titles the process IDLE unless another task starts first (a title change is a syscall). */
