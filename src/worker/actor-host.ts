@@ -27,6 +27,15 @@ export class ActorHost {
   private exiting = false;
   private ch!: amqp.Channel;
   private readonly className: string;
+  /**
+   * Acks go out once per tick: one `multiple` ack up to the oldest call still running, single
+   * acks for calls finished after it. The channel carries only this mailbox's deliveries, so
+   * their tags run 1, 2, 3... `lowest` is the oldest not yet acked; `ackedAbove` those acked
+   * singly above it.
+   */
+  private readonly finished = new Map<number, amqp.ConsumeMessage>();
+  private readonly ackedAbove = new Set<number>();
+  private lowest = 1;
 
   constructor(
     private readonly rt: Runtime,
@@ -69,6 +78,24 @@ export class ActorHost {
     }
   }
 
+  private flushAcks(): void {
+    let upTo: amqp.ConsumeMessage | undefined;
+    for (;;) {
+      const m = this.finished.get(this.lowest);
+      if (m) {
+        upTo = m;
+        this.finished.delete(this.lowest);
+      } else if (!this.ackedAbove.delete(this.lowest)) break;
+      this.lowest++;
+    }
+    if (upTo) this.ch.ack(upTo, true);
+    for (const [tag, m] of this.finished) {
+      this.ch.ack(m);
+      this.ackedAbove.add(tag);
+    }
+    this.finished.clear();
+  }
+
   private groupOf(m: amqp.ConsumeMessage): string {
     const method = m.properties.headers?.method as string | undefined;
     return (method && this.create.handle.methods[method]?.group) || "";
@@ -98,10 +125,12 @@ export class ActorHost {
       });
     }
     this.deps.publishResult(result);
-    this.ch.ack(msg);
+    if (this.finished.size === 0) process.nextTick(() => this.flushAcks());
+    this.finished.set(msg.fields.deliveryTag, msg);
     --this.running;
     if (this.exiting && this.running === 0) {
       // exitActor(): the node answers what is left in the mailbox once this process is gone.
+      this.flushAcks();
       this.deps.send({ t: "actor-exit" });
       await this.ch.close();
       await this.rt.close();
