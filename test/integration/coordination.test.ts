@@ -111,6 +111,16 @@ async function settled(promise: Promise<unknown>): Promise<boolean> {
   return (await Promise.race([promise.then(() => true, () => true), Promise.resolve(marker)])) !== marker;
 }
 
+/** `lock` waits while the child holds it; SIGKILLing the child hands it over within a second. */
+async function expectHandoverOnKill(holder: Child, lock: { acquire(): Promise<unknown> }): Promise<void> {
+  const acquired = lock.acquire();
+  expect(await settled(acquired)).toBe(false);
+  const killedAt = Date.now();
+  holder.proc.kill("SIGKILL");
+  await acquired;
+  expect(Date.now() - killedAt).toBeLessThan(1000);
+}
+
 describe("FileLock", () => {
   // The socket-file variant is what non-Linux platforms use; WARREN_FILELOCK_SOCKET_FILE selects it here.
   test.each([
@@ -148,13 +158,8 @@ describe("FileLock", () => {
     // The child really holds it...
     await expect(new FileLock(p, { timeout: 0.2 }).acquire()).rejects.toThrow(LockTimeoutError);
     const lock = new FileLock(p);
-    const acquired = lock.acquire();
-    expect(await settled(acquired)).toBe(false);
     // ...and its death hands it over without any stale-lock timeout.
-    const killedAt = Date.now();
-    holder.proc.kill("SIGKILL");
-    await acquired;
-    expect(Date.now() - killedAt).toBeLessThan(1000);
+    await expectHandoverOnKill(holder, lock);
     expect(lock.isLocked).toBe(true);
     expect((await holder.exit).signal).toBe("SIGKILL");
     await lock.release();
@@ -365,12 +370,7 @@ describe("ClusterLock", () => {
     await holder.line("held");
     await expect(mk(name, { ...opts, timeout: 0 }).acquire()).rejects.toThrow(LockTimeoutError);
     const lock = mk(name, opts);
-    const acquired = lock.acquire();
-    expect(await settled(acquired)).toBe(false);
-    const killedAt = Date.now();
-    holder.proc.kill("SIGKILL");
-    await acquired;
-    expect(Date.now() - killedAt).toBeLessThan(1000);
+    await expectHandoverOnKill(holder, lock);
     await lock.release();
   });
 
