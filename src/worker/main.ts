@@ -105,17 +105,20 @@ async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
   }
 }
 
-/** A task of the leased shape, delivered to this worker: run it, answer, ack it. */
-async function runLeased(d: amqp.ConsumeMessage, gpuIds: number[], resources: Record<string, number>): Promise<void> {
+/**
+ * A task of the leased shape, delivered to this worker: run it and answer. Returns whether the
+ * delivery is still to be acked (the lease acks in batches), not when it was acked early as long.
+ */
+async function runLeased(d: amqp.ConsumeMessage, gpuIds: number[], resources: Record<string, number>): Promise<boolean> {
   const h = d.properties.headers ?? {};
   const taskId: string = d.properties.messageId;
-  if (cancelled.has(taskId)) return leaseCh.ack(d);
+  if (cancelled.has(taskId)) return true;
   if (d.fields.redelivered) {
     // The worker or node that held it died: that was an attempt (scheduling/retry.ts).
     const r = onRedelivery(d.properties.type, h);
     if (r.publish) leaseCh.publish(d.fields.exchange, d.fields.routingKey, d.content, { messageId: taskId, type: d.properties.type, headers: r.headers });
     else publishResult({ task: taskId, error: encodeError(r.error) });
-    return leaseCh.ack(d);
+    return true;
   }
   const spec: TaskSpec = v8.deserialize(d.content);
   leased = { taskId, delivery: d, acked: false };
@@ -124,9 +127,10 @@ async function runLeased(d: amqp.ConsumeMessage, gpuIds: number[], resources: Re
   clearTimeout(long);
   if (retry) leaseCh.publish(d.fields.exchange, d.fields.routingKey, d.content, { messageId: taskId, type: d.properties.type, headers: { ...h, attempt: (h.attempt ?? 0) + 1 } });
   else publishResult(result);
-  if (leased.acked) send({ t: "long-done", task: taskId });
-  else leaseCh.ack(d);
+  const acked = leased.acked;
+  if (acked) send({ t: "long-done", task: taskId });
   leased = undefined;
+  return !acked;
 }
 
 /** Runs a task's function; `retry` when it threw and retryExceptions allows another attempt. */
