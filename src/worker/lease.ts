@@ -83,7 +83,9 @@ export class Lease {
       this.tag = undefined;
       await this.ch.cancel(tag).catch(() => undefined);
     }
-    if (this.suspensions > 0 && !this.ending) {
+    // Give back what waits even while ending: a delivery that came just before the cancel took
+    // effect may be a child of the task now waiting, which would otherwise wait for it forever.
+    if (this.suspensions > 0) {
       for (const m of this.waiting.splice(0)) {
         const p = m.properties;
         this.ch.publish(m.fields.exchange, m.fields.routingKey, m.content, { messageId: p.messageId, type: p.type, headers: p.headers });
