@@ -19,8 +19,12 @@ export class ChannelOps {
 }
 
 export class ShapeConsumer {
-  private tag?: string;
+  private current?: string;
   private wanted = true;
+  /** The prefetch of the current consumer, or of the one being started. */
+  private prefetch = 0;
+  /** A consume is on its way: its window is still whole. */
+  private starting = false;
 
   constructor(
     private readonly ops: ChannelOps,
@@ -34,22 +38,42 @@ export class ShapeConsumer {
     return this.wanted;
   }
 
-  /** Consumes again, at most `prefetch` deliveries unacked (as many as the node has free slots). */
-  resume(prefetch: number): Promise<void> {
+  /**
+   * How many more deliveries the broker may send now. Prefetch counts the consumer's unacked
+   * deliveries, tasks still running among them, so `unacked` counts those carrying its tag.
+   */
+  room(unacked: (consumerTag: string) => number): number {
+    if (!this.wanted) return 0;
+    return this.starting || !this.current ? this.prefetch : this.prefetch - unacked(this.current);
+  }
+
+  /**
+   * Consumes with a whole window of `prefetch` deliveries (as many as the node has free slots),
+   * replacing the current consumer if there is one: what that one delivered stays this node's to ack.
+   */
+  consume(prefetch: number): Promise<void> {
     this.wanted = true;
+    this.prefetch = prefetch;
+    this.starting = true;
     return this.ops.run(async () => {
-      if (!this.wanted || this.tag) return;
-      await this.ops.ch.prefetch(prefetch);
-      this.tag = (await this.ops.ch.consume(this.queue, (m) => m && this.onMessage(m))).consumerTag;
+      try {
+        if (!this.wanted) return;
+        if (this.current) await this.ops.ch.cancel(this.current);
+        this.current = undefined;
+        await this.ops.ch.prefetch(this.prefetch);
+        this.current = (await this.ops.ch.consume(this.queue, (m) => m && this.onMessage(m))).consumerTag;
+      } finally {
+        this.starting = false;
+      }
     });
   }
 
   pause(): Promise<void> {
     this.wanted = false;
     return this.ops.run(async () => {
-      if (this.wanted || !this.tag) return;
-      const tag = this.tag;
-      this.tag = undefined;
+      if (this.wanted || !this.current) return;
+      const tag = this.current;
+      this.current = undefined;
       await this.ops.ch.cancel(tag);
     });
   }

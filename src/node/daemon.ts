@@ -366,7 +366,7 @@ export class NodeDaemon {
       this.schedule();
     });
     this.shapes.set(shape, consumer);
-    await consumer.resume(LEASES ? Math.max(1, this.free.count(units, 256)) : this.prefetch(units));
+    await consumer.consume(LEASES ? Math.max(1, this.free.count(units, 256)) : this.prefetch(units));
   }
 
   /**
@@ -435,13 +435,16 @@ export class NodeDaemon {
       const waiting = this.pending.filter((d) => d.shape === shape);
       if (waiting.length === 0) {
         if (!LEASES) {
-          if (!consumer.active) void consumer.resume(this.prefetch(consumer.units));
+          if (!consumer.active) void consumer.consume(this.prefetch(consumer.units));
           continue;
         }
-        // Take more of a shape only while a slot for it is free (leased workers pull the rest).
+        // Take more of a shape only while a slot for it is free (leased workers pull the rest),
+        // in a window renewed when tasks still running here hold it: else a free slot could sit
+        // idle behind a long task, with the shape's queue full.
         const free = this.free.count(consumer.units, 256);
-        if (free > 0 && !consumer.active) void consumer.resume(free);
-        else if (free === 0 && consumer.active) void consumer.pause();
+        if (free === 0) {
+          if (consumer.active) void consumer.pause();
+        } else if (consumer.room((tag) => this.unacked(tag)) < free) void consumer.consume(free);
         continue;
       }
       if (!this.peers.some((p) => fits(waiting[0].demand, p.available))) continue;
@@ -453,6 +456,14 @@ export class NodeDaemon {
       }
     }
     if (recheck || this.pending.length > 0) this.balanceTimer = setTimeout(() => this.balance(), SPILL_MS);
+  }
+
+  /** Deliveries of the consumer `tag` this node holds unacked: waiting, or running on a worker. */
+  private unacked(tag: string): number {
+    let n = 0;
+    for (const d of this.pending) if (d.msg.fields.consumerTag === tag) n++;
+    for (const w of this.workers) if (w.task && !w.task.acked && w.task.msg.fields.consumerTag === tag) n++;
+    return n;
   }
 
   private spawn(): void {
