@@ -268,8 +268,13 @@ async function cancel(taskId: string, force: boolean, recursive: boolean): Promi
   ctx.canceled = true;
   if (recursive) rt.cancelAll(false);
   if (force && leased?.taskId === taskId) {
-    // Ours to ack (the owner has already failed it), then gone, like a killed worker.
-    if (!leased.acked) leaseCh.ack(leased.delivery);
+    // Gone, like a killed worker. First the lease gives back what it holds unstarted and acks what
+    // it ran (else the broker would redeliver those as crashed attempts); this task is ours to ack
+    // too, as its owner has already failed it.
+    const task = leased;
+    await lease?.suspend();
+    if (leased !== task) return void lease?.resume(); // it finished meanwhile
+    if (!task.acked) leaseCh.ack(task.delivery);
     forceExiting = true;
     await leaseCh.close().catch(() => undefined);
     process.exit(0);
