@@ -14,7 +14,7 @@ import { CLOSE_SYNC_RPC, Kind, RpcReply, Topology, connectBroker, watchChannel }
 import { ObjectRef, TaskIds, objectId } from "../objects/ref";
 import { ObjectStore } from "../objects/store";
 import { OwnerTable, StoredObject } from "../objects/owner";
-import { EncodedError, byteLength, decode, decodeError, encode, encodeArgs, encodeError, findInstances, hasMarkers, joined } from "../serialization";
+import { EncodedError, byteLength, decode, decodeError, encode, encodeError, encodeTask, findInstances, hasMarkers, joined } from "../serialization";
 import { INITIAL_TASK_STATE, TaskState, nextTaskState } from "../lifecycle/task";
 import type { Descriptor } from "./registry";
 import { ActorHandleCore, HandleInfo } from "./handle";
@@ -47,7 +47,8 @@ export interface TaskSpec {
   namespace: string;
   fn: Descriptor;
   name: string;
-  args: Buffer;
+  /** As sent: ObjectRefs and handles inside are markers until `readTask`'s reader revives them. */
+  args: unknown[];
   /** Indexes of top-level ObjectRef arguments, resolved to values before the call. */
   refArgs: number[];
   /** Values of top-level refs the submitter already had (saves the worker a round trip). */
@@ -56,6 +57,18 @@ export interface TaskSpec {
   retryExceptions: boolean;
   /** Set for actor creation and actor calls. */
   actor?: { id: string; method?: string; create?: ActorCreation };
+  /** Not sent: set by `readTask` when the arguments hold markers to revive. */
+  markers?: boolean;
+}
+
+/**
+ * A task message's spec, as a worker reads it. Markers in its arguments are revived only once the
+ * function's module is loaded, as it may register revivals (warren/actors' Queue).
+ */
+export function readTask(body: Buffer): TaskSpec {
+  const spec: TaskSpec = v8.deserialize(body);
+  if (hasMarkers(body)) spec.markers = true;
+  return spec;
 }
 
 /** What an actor's creation task carries beyond its constructor arguments. */
@@ -233,11 +246,19 @@ export class Runtime {
   submit(t: TaskTemplate, args: unknown[], actor?: TaskSpec["actor"], route?: Route): ObjectRef[] {
     this.ensureOpen();
     const taskId = this.ids.next();
-    const argBytes = encodeArgs(args, t.name);
-    const refArgs: number[] = [];
-    args.forEach((a, i) => a instanceof ObjectRef && refArgs.push(i));
-    const waits: Promise<unknown>[] = [];
-    if (hasMarkers(argBytes)) waits.push(...this.escape(args));
+    const { job, namespace } = this.origin();
+    const spec: TaskSpec = { id: taskId, job, namespace, fn: t.fn, name: t.name, args, refArgs: [], resolved: {}, numReturns: t.numReturns, retryExceptions: t.retryExceptions, actor };
+    // Values of ref arguments known now travel with it; those this process owns and awaits are
+    // added when ready (the arguments themselves are copied now, into `body`, as in Ray).
+    const resolveLater: number[] = [];
+    args.forEach((a, i) => {
+      if (!(a instanceof ObjectRef)) return;
+      spec.refArgs.push(i);
+      const now = this.owned.peek(a.hex());
+      if (now) spec.resolved[i] = now;
+      else if (!route && this.owned.has(a.hex())) resolveLater.push(i);
+    });
+    let body = encodeTask(spec, t.name);
     const returns: string[] = [];
     for (let i = 1; i <= t.numReturns; i++) {
       const id = objectId(taskId, i);
@@ -263,23 +284,19 @@ export class Runtime {
       if (!calls) this.actorCalls.set(callee, (calls = new Set()));
       calls.add(taskId);
     }
-    const { job, namespace } = this.origin();
-    const spec: TaskSpec = { id: taskId, job, namespace, fn: t.fn, name: t.name, args: argBytes, refArgs, resolved: {}, numReturns: t.numReturns, retryExceptions: t.retryExceptions, actor };
-    for (const idx of refArgs) {
-      const id = (args[idx] as ObjectRef).hex();
-      const now = this.owned.peek(id);
-      if (now) spec.resolved[idx] = now;
-      else if (!route && this.owned.has(id)) {
-        waits.push(new Promise<void>((res) => this.owned.onReady(id, (v) => { spec.resolved[idx] = v; res(); })));
-      }
+    const waits: Promise<unknown>[] = [];
+    if (hasMarkers(body)) waits.push(...this.escape(args));
+    for (const i of resolveLater) {
+      waits.push(new Promise<void>((res) => this.owned.onReady((args[i] as ObjectRef).hex(), (v) => { spec.resolved[i] = v; res(); })));
     }
     const exchange = route ? route.exchange : this.topo.tasks;
     const key = route ? route.key : t.shape;
     const publish = () => {
       const rec = this.tasks.get(taskId);
       if (!rec) return; // cancelled while waiting
+      if (resolveLater.length > 0) body = v8.serialize({ ...(v8.deserialize(body) as TaskSpec), resolved: spec.resolved });
       rec.state = nextTaskState(rec.state, "ARGS_READY");
-      rec.sent = { exchange, key, body: v8.serialize(spec), name: t.name, headers: { attempt: 0, maxRetries: t.maxRetries, ...route?.headers } };
+      rec.sent = { exchange, key, body, name: t.name, headers: { attempt: 0, maxRetries: t.maxRetries, ...route?.headers } };
       this.send(taskId, rec.sent);
     };
     if (route?.after) waits.push(route.after);

@@ -60,13 +60,16 @@ export function encode(value: unknown, what = "value"): Buffer[] {
   }
 }
 
-/** Encodes the arguments of a call, naming the argument that cannot cross. */
-export function encodeArgs(args: unknown[], fnName: string): Buffer {
+/**
+ * Encodes a task message (its spec, with the arguments inside it: one serialization per task),
+ * naming the argument that cannot cross. The arguments are copied as they are now, as in Ray.
+ */
+export function encodeTask(spec: { args: unknown[] }, fnName: string): Buffer {
   try {
-    return v8.serialize(args);
+    return v8.serialize(spec);
   } catch {
-    args.forEach((arg, i) => encode(arg, `argument ${i} of ${fnName}`));
-    return joined(encode(args, `the arguments of ${fnName}`));
+    spec.args.forEach((arg, i) => encode(arg, `argument ${i} of ${fnName}`));
+    return joined(encode(spec, `the arguments of ${fnName}`));
   }
 }
 
@@ -94,8 +97,8 @@ export function decode(buf: Buffer | Uint8Array): unknown {
   return hasMarkers(buf as Buffer) ? revive(value) : value;
 }
 
-/** Replaces marker objects with live instances, in place. */
-function revive(value: unknown): unknown {
+/** Replaces marker objects with live instances, in place (`decode` does it for values with markers). */
+export function revive(value: unknown): unknown {
   if (value === null || typeof value !== "object" || ArrayBuffer.isView(value)) return value;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) value[i] = revive(value[i]);

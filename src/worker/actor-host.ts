@@ -10,6 +10,7 @@ import type * as amqp from "amqplib";
 import { ActorDiedError, WarrenError } from "../errors";
 import { encodeError } from "../serialization";
 import { watchChannel } from "../transport";
+import { readTask } from "../api/runtime";
 import type { ActorCreation, ResultMessage, Runtime, TaskContext, TaskSpec } from "../api/runtime";
 import type { WorkerToNode } from "./protocol";
 
@@ -103,7 +104,7 @@ export class ActorHost {
 
   private async run(msg: amqp.ConsumeMessage): Promise<void> {
     this.running++;
-    const spec: TaskSpec = v8.deserialize(msg.content);
+    const spec = readTask(msg.content);
     let result: ResultMessage;
     if (msg.fields.redelivered && this.create.maxTaskRetries === 0) {
       const err = new ActorDiedError(

@@ -8,12 +8,12 @@ import { BoundedSet } from "../bounded";
 import * as v8 from "node:v8";
 import { register as registerTypeScript } from "tsx/cjs/api";
 import { TaskError, WarrenError } from "../errors";
-import { decode, encode, encodeError, hasMarkers } from "../serialization";
+import { encode, encodeError, hasMarkers, revive } from "../serialization";
 import { ObjectRef, newOwnerId, objectId } from "../objects/ref";
 import type { StoredObject } from "../objects/owner";
 import { Kind, watchChannel } from "../transport";
 import { resolve } from "../api/registry";
-import { ActorCreation, ResultMessage, Runtime, TaskContext, TaskSpec, taskContext } from "../api/runtime";
+import { ActorCreation, ResultMessage, Runtime, TaskContext, TaskSpec, readTask, taskContext } from "../api/runtime";
 import { ActorHost } from "./actor-host";
 import { Lease } from "./lease";
 import { onRedelivery } from "../scheduling/retry";
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
 
 async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
   const { tag, attempt, maxRetries, gpuIds, resources } = m;
-  const spec: TaskSpec = v8.deserialize(m.body);
+  const spec = readTask(m.body);
   setVisibleGpus(gpuIds);
   if (spec.actor?.create) return becomeActor(spec, spec.actor.create, gpuIds, resources);
   const { result, retry } = await runSpec(spec, gpuIds, resources, attempt, maxRetries);
@@ -120,7 +120,7 @@ async function runLeased(d: amqp.ConsumeMessage, gpuIds: number[], resources: Re
     else publishResult({ task: taskId, error: encodeError(r.error) });
     return true;
   }
-  const spec: TaskSpec = v8.deserialize(d.content);
+  const spec = readTask(d.content);
   leased = { taskId, delivery: d, acked: false };
   const long = setTimeout(() => send({ t: "long", task: taskId }), LONG_TASK_MS);
   const { result, retry } = await runSpec(spec, gpuIds, resources, h.attempt ?? 0, h.maxRetries ?? 0);
@@ -206,7 +206,7 @@ function setVisibleGpus(ids: number[]): void {
 }
 
 async function resolveArgs(spec: TaskSpec): Promise<unknown[]> {
-  const args = decode(spec.args) as unknown[];
+  const args = (spec.markers ? revive(spec.args) : spec.args) as unknown[];
   for (const i of spec.refArgs) {
     const known = spec.resolved[i];
     args[i] = known ? await rt.materialize(known, (args[i] as ObjectRef).hex()) : (await rt.get([args[i] as ObjectRef]))[0];

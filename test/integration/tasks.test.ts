@@ -109,6 +109,17 @@ describe("tasks", () => {
   });
 });
 
+describe("arguments", () => {
+  test("are copied when .remote() is called, also for a task that waits for a ref argument", async () => {
+    const list = [1, 2];
+    const now = t.echo.remote(list);
+    const later = t.pair.remote(t.sleep.remote(0.2), list);
+    list.push(3);
+    expect(await warren.get(now)).toEqual([1, 2]);
+    expect(await warren.get(later)).toEqual([0.2, [1, 2]]);
+  });
+});
+
 describe("objects", () => {
   test("put returns a ref synchronously and get reads it back", async () => {
     const ref = warren.put({ a: [1, 2, 3] });
