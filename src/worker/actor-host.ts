@@ -5,7 +5,6 @@
  * A call delivered again after a crash was in flight on the dead incarnation: it runs again only
  * if maxTaskRetries allows, otherwise its caller gets ActorDiedError.
  */
-import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { ActorDiedError, WarrenError } from "../errors";
 import { encodeError } from "../serialization";
