@@ -9,6 +9,10 @@
  * its own pages and then writes those (0.6 GB/s for 256 MiB here, against 4 GB/s for one file
  * write), and with `useWritemap` it tripped an assertion in `mdb_freelist_save` when large values
  * were freed, even in one process.
+ *
+ * A freed file is kept as a spare (`spare-*`, up to SPARES_MAX bytes in all) and the next large
+ * value is written over it: its pages are already in the page cache, and a write into them is
+ * about 1.5x one that must first allocate them (5.5 against 3.7 GB/s for 256 MiB here).
  */
 import { open, RootDatabase } from "lmdb";
 import * as fs from "node:fs";
@@ -16,6 +20,10 @@ import * as path from "node:path";
 import { byteLength, joined } from "../serialization";
 
 const FILE_MIN = 8 * 1024 * 1024;
+const SPARES_MAX = 1024 * 1024 * 1024;
+const SPARE = "spare-";
+/** Names spare files uniquely within this process. */
+let sparesMade = 0;
 
 export class ObjectStore {
   private readonly largeDir: string;
@@ -45,13 +53,48 @@ export class ObjectStore {
     if (byteLength(parts) < FILE_MIN) return void this.db.putSync(id, joined(parts));
     const file = this.file(id);
     const partial = `${file}.${process.pid}.partial`;
-    const fd = fs.openSync(partial, "w");
+    const fd = fs.openSync(partial, this.takeSpare(partial) ? "r+" : "w");
     try {
-      for (const part of parts) for (let at = 0; at < part.length; ) at += fs.writeSync(fd, part, at);
+      let size = 0;
+      for (const part of parts) {
+        for (let at = 0; at < part.length; ) at += fs.writeSync(fd, part, at);
+        size += part.length;
+      }
+      fs.ftruncateSync(fd, size); // a spare may have been longer
     } finally {
       fs.closeSync(fd);
     }
     fs.renameSync(partial, file); // readers see the whole value or none of it
+  }
+
+  /** Moves a spare file (any process's) to `to`; false if there is none. */
+  private takeSpare(to: string): boolean {
+    for (const name of fs.readdirSync(this.largeDir)) {
+      if (!name.startsWith(SPARE)) continue;
+      try {
+        fs.renameSync(path.join(this.largeDir, name), to);
+        return true;
+      } catch {
+        // another process took it first
+      }
+    }
+    return false;
+  }
+
+  /** Keeps a freed file as a spare while the spares hold less than SPARES_MAX, else deletes it. */
+  private retire(file: string): void {
+    let kept = 0;
+    for (const name of fs.readdirSync(this.largeDir)) {
+      if (name.startsWith(SPARE)) kept += fs.statSync(path.join(this.largeDir, name), { throwIfNoEntry: false })?.size ?? 0;
+    }
+    const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
+    if (size === undefined) return;
+    if (kept + size > SPARES_MAX) return fs.rmSync(file, { force: true });
+    try {
+      fs.renameSync(file, path.join(this.largeDir, `${SPARE}${process.pid}-${sparesMade++}`));
+    } catch {
+      // removed meanwhile
+    }
   }
 
   private file(id: string): string {
@@ -100,7 +143,7 @@ export class ObjectStore {
 
   remove(id: string): void {
     this.db.removeSync(id);
-    fs.rmSync(this.file(id), { force: true });
+    this.retire(this.file(id));
   }
 
   /** Removes every object whose id starts with `prefix` (an owner's id frees all it owned). */
