@@ -107,6 +107,8 @@ interface TaskRecord {
   actorId?: string;
   /** What was published, kept to publish again if the node running it dies. */
   sent?: Sent;
+  /** Once ended: which attempt it was (`sent` is dropped then, its body being most of a record). */
+  attempt?: number;
 }
 
 /** What the state API shows of a task besides its state (Ray's columns). */
@@ -455,6 +457,8 @@ export class Runtime {
       rec.info.error_type = r.error.name ?? null;
       rec.info.error_message = r.error.message.split("\n")[0];
     }
+    rec.attempt = rec.sent?.headers.attempt ?? 0;
+    rec.sent = undefined;
     this.ended.set(r.task, rec);
   }
 
@@ -469,7 +473,7 @@ export class Runtime {
     const rows = what === "tasks"
       ? [
           ...(this.runningRows?.() ?? []),
-          ...[...this.tasks.values(), ...this.ended.values()].map((r) => ({ ...r.info, state: r.state, attempt_number: r.sent?.headers.attempt ?? 0 })),
+          ...[...this.tasks.values(), ...this.ended.values()].map((r) => ({ ...r.info, state: r.state, attempt_number: r.attempt ?? r.sent?.headers.attempt ?? 0 })),
         ]
       : this.owned.rows().map((o) => ({ ...o, owner_pid: process.pid, owner_id: this.config.ownerId, job_id: this.config.jobId }));
     const reply: RpcReply = { ok: true, value: rows.slice(-STATE_ROWS) };
