@@ -25,7 +25,7 @@ import { decodeError, encodeError } from "../serialization";
 import { Demand, Ledger, Resources, compileDemand, fits, parseShape } from "../scheduling/shape";
 import { ChannelOps, ShapeConsumer } from "./consumer";
 import { GpuPool, gpuIds } from "./gpus";
-import { onRedelivery } from "../scheduling/retry";
+import { nextAttempt, onRedelivery, publishAgain } from "../scheduling/retry";
 import { MetricsServer, serveMetrics } from "./metrics";
 import { HeadRegistry, NodeInfo, answer } from "../state/registry";
 import { nodeIp } from "./resources";
@@ -677,15 +677,13 @@ export class NodeDaemon {
 
   /** Gives a delivery back unchanged (spillback): a copy at the queue's tail, this one acked. */
   private giveBack(msg: amqp.ConsumeMessage): void {
-    const p = msg.properties;
-    this.taskCh.publish(msg.fields.exchange, msg.fields.routingKey, msg.content, { messageId: p.messageId, type: p.type, headers: p.headers });
+    publishAgain(this.taskCh, msg);
     this.taskCh.ack(msg);
   }
 
   /** Sends a delivery back to its queue for another attempt (or restart), with `headers`. */
-  private republish(msg: amqp.ConsumeMessage, headers: Record<string, unknown> = { ...msg.properties.headers, attempt: (msg.properties.headers?.attempt ?? 0) + 1 }): void {
-    const p = msg.properties;
-    this.taskCh.publish(msg.fields.exchange, msg.fields.routingKey, msg.content, { messageId: p.messageId, type: p.type, headers });
+  private republish(msg: amqp.ConsumeMessage, headers = nextAttempt(msg.properties.headers)): void {
+    publishAgain(this.taskCh, msg, headers);
   }
 
   private replyToOwner(taskId: string, r: ResultMessage): void {

@@ -1,9 +1,20 @@
 /**
- * What a consumer does with a delivery the broker gave back because the consumer holding it died
- * (a worker or a node that died mid-task): that was an attempt. Shared by nodes and by workers
- * holding a lease, which both consume shape queues.
+ * What a consumer of shape queues (a node, or a worker holding a lease) does with a delivery it
+ * does not run to the end: publish it again for another attempt, give it back unstarted, or, for
+ * one the broker gave back because the consumer holding it died mid-task, count that attempt.
  */
+import type * as amqp from "amqplib";
 import { ActorDiedError, WorkerCrashedError } from "../errors";
+
+/** Publishes a copy of a delivery where it was first sent (its queue's tail), with `headers` (its own unless given). */
+export function publishAgain(ch: amqp.Channel, m: amqp.ConsumeMessage, headers: Record<string, unknown> = m.properties.headers ?? {}): void {
+  ch.publish(m.fields.exchange, m.fields.routingKey, m.content, { messageId: m.properties.messageId, type: m.properties.type, headers });
+}
+
+/** The headers of a task's next attempt. */
+export function nextAttempt(h: Record<string, any> = {}): Record<string, unknown> {
+  return { ...h, attempt: (h.attempt ?? 0) + 1 };
+}
 
 export type Redelivery =
   | { publish: true; headers: Record<string, unknown> }
@@ -20,6 +31,6 @@ export function onRedelivery(name: string, h: Record<string, any>): Redelivery {
     };
   }
   const attempt: number = h.attempt ?? 0;
-  if (h.maxRetries < 0 || attempt < h.maxRetries) return { publish: true, headers: { ...h, attempt: attempt + 1 } };
+  if (h.maxRetries < 0 || attempt < h.maxRetries) return { publish: true, headers: nextAttempt(h) };
   return { publish: false, error: new WorkerCrashedError(`the worker or node running ${name} died ${attempt + 1} time(s); maxRetries is ${h.maxRetries}`) };
 }

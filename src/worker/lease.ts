@@ -5,9 +5,11 @@
  * `multiple` for every task run since the last), so the broker refills its prefetch in bursts and
  * a burst's results and ack leave in one write: on these machines a socket write is tens of µs.
  * After LEASE_IDLE_MS without a delivery it stops consuming, runs what had already arrived, and
- * gives the slot back. While its task waits in get() it takes nothing (the task it waits for could be the one it would hold).
+ * gives the slot back. While its task waits in get() it takes nothing (the task it waits for
+ * could be the one it would hold).
  */
 import type * as amqp from "amqplib";
+import { publishAgain } from "../scheduling/retry";
 
 const LEASE_IDLE_MS = 10;
 /**
@@ -89,8 +91,7 @@ export class Lease {
     // effect may be a child of the task now waiting, which would otherwise wait for it forever.
     if (this.suspensions > 0) {
       for (const m of this.waiting.splice(0)) {
-        const p = m.properties;
-        this.ch.publish(m.fields.exchange, m.fields.routingKey, m.content, { messageId: p.messageId, type: p.type, headers: p.headers });
+        publishAgain(this.ch, m);
         this.ch.ack(m);
       }
     }

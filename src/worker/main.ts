@@ -16,7 +16,7 @@ import { resolve } from "../api/registry";
 import { ActorCreation, ResultMessage, Runtime, TaskContext, TaskSpec, readTask, taskContext } from "../api/runtime";
 import { ActorHost } from "./actor-host";
 import { Lease } from "./lease";
-import { onRedelivery } from "../scheduling/retry";
+import { nextAttempt, onRedelivery, publishAgain } from "../scheduling/retry";
 import type * as amqp from "amqplib";
 import { LONG_TASK_MS, type NodeToWorker, type WorkerConfig, type WorkerToNode } from "./protocol";
 
@@ -38,7 +38,6 @@ let lease: Lease | undefined;
 let leased: { taskId: string; delivery: amqp.ConsumeMessage; acked: boolean } | undefined;
 /** Set when a force-cancel ends this worker: its lease channel closes on purpose. */
 let forceExiting = false;
-
 
 function send(msg: WorkerToNode): void {
   process.send?.(msg);
@@ -116,7 +115,7 @@ async function runLeased(d: amqp.ConsumeMessage, gpuIds: number[], resources: Re
   if (d.fields.redelivered) {
     // The worker or node that held it died: that was an attempt (scheduling/retry.ts).
     const r = onRedelivery(d.properties.type, h);
-    if (r.publish) leaseCh.publish(d.fields.exchange, d.fields.routingKey, d.content, { messageId: taskId, type: d.properties.type, headers: r.headers });
+    if (r.publish) publishAgain(leaseCh, d, r.headers);
     else publishResult({ task: taskId, error: encodeError(r.error) });
     return true;
   }
@@ -125,7 +124,7 @@ async function runLeased(d: amqp.ConsumeMessage, gpuIds: number[], resources: Re
   const long = setTimeout(() => send({ t: "long", task: taskId }), LONG_TASK_MS);
   const { result, retry } = await runSpec(spec, gpuIds, resources, h.attempt ?? 0, h.maxRetries ?? 0);
   clearTimeout(long);
-  if (retry) leaseCh.publish(d.fields.exchange, d.fields.routingKey, d.content, { messageId: taskId, type: d.properties.type, headers: { ...h, attempt: (h.attempt ?? 0) + 1 } });
+  if (retry) publishAgain(leaseCh, d, nextAttempt(h));
   else publishResult(result);
   const acked = leased.acked;
   if (acked) send({ t: "long-done", task: taskId });
