@@ -1,4 +1,5 @@
 // Black-box probes the integration tests use: broker queues and live processes.
+import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as amqp from "amqplib";
 import { DEFAULT_ADDRESS } from "../src/transport";
@@ -20,6 +21,21 @@ export async function brokerHas(kind: "queue" | "exchange", name: string): Promi
   } finally {
     await conn.close();
   }
+}
+
+/**
+ * For a test file on the bare broker: a connection, a channel and an exclusive queue on it, made
+ * before the file's tests and closed after them. More channels come from `conn`.
+ */
+export function brokerQueue(what: string): { conn: amqp.ChannelModel; ch: amqp.Channel; queue: string } {
+  const b = { queue: `warren.test.${what}.${randomUUID()}` } as { conn: amqp.ChannelModel; ch: amqp.Channel; queue: string };
+  beforeAll(async () => {
+    b.conn = await amqp.connect(process.env.WARREN_ADDRESS ?? DEFAULT_ADDRESS);
+    b.ch = await b.conn.createChannel();
+    await b.ch.assertQueue(b.queue, { exclusive: true });
+  });
+  afterAll(() => b.conn.close());
+  return b;
 }
 
 export async function consumerCount(queue: string): Promise<number> {

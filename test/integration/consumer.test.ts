@@ -1,22 +1,14 @@
 // A node's shape consumer (node/consumer.ts) on the real broker: its window of unacked deliveries,
 // and renewing it while tasks it delivered still run.
-import { randomUUID } from "node:crypto";
-import * as amqp from "amqplib";
-import { DEFAULT_ADDRESS } from "../../src/transport";
+import type * as amqp from "amqplib";
 import { ChannelOps, ShapeConsumer } from "../../src/node/consumer";
+import { brokerQueue } from "../helpers";
 
-let conn: amqp.ChannelModel;
-let ch: amqp.Channel;
-const queue = `warren.test.consumer.${randomUUID()}`;
-
-beforeAll(async () => {
-  conn = await amqp.connect(process.env.WARREN_ADDRESS ?? DEFAULT_ADDRESS);
-  ch = await conn.createChannel();
-  await ch.assertQueue(queue, { exclusive: true });
-});
-afterAll(() => conn.close());
+const broker = brokerQueue("consumer");
+const { queue } = broker;
 
 test("a consumer whose window is held by a running task gets a whole window again when renewed", async () => {
+  const { ch } = broker;
   const received: amqp.ConsumeMessage[] = [];
   const waiters: (() => void)[] = [];
   const consumer = new ShapeConsumer(new ChannelOps(ch), queue, [], (m) => {

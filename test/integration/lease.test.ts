@@ -1,22 +1,17 @@
 // A worker's lease on a shape queue (worker/lease.ts), on the real broker: the races between a
 // lease ending and the tasks it still receives.
-import { randomUUID } from "node:crypto";
-import * as amqp from "amqplib";
-import { DEFAULT_ADDRESS } from "../../src/transport";
+import type * as amqp from "amqplib";
 import { Lease } from "../../src/worker/lease";
+import { brokerQueue } from "../helpers";
 
-let conn: amqp.ChannelModel;
+const broker = brokerQueue("lease");
+const { queue } = broker;
 let leaseCh: amqp.Channel;
 let probe: amqp.Channel;
-const queue = `warren.test.lease.${randomUUID()}`;
-
 beforeAll(async () => {
-  conn = await amqp.connect(process.env.WARREN_ADDRESS ?? DEFAULT_ADDRESS);
-  leaseCh = await conn.createChannel();
-  probe = await conn.createChannel();
-  await probe.assertQueue(queue, { exclusive: true });
+  probe = broker.ch;
+  leaseCh = await broker.conn.createChannel();
 });
-afterAll(() => conn.close());
 
 /** Message ids the lease's consumer has received, and a way to await one. */
 function watchDeliveries(ch: amqp.Channel): (id: string) => Promise<void> {
