@@ -134,16 +134,13 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
   rt.mailboxes.set(info.id, declared);
   const { placement, held } = actorDemand(o);
   const shape = shapeKey(placement);
+  const create = {
+    handle: info, maxConcurrency: o.maxConcurrency ?? (meta.hasAsync ? 1000 : 1), maxTaskRetries: o.maxTaskRetries ?? 0,
+    concurrencyGroups: o.concurrencyGroups ?? {},
+  };
   rt.submit(
-    { fn: meta.desc, name: `${info.className}.__init__`, shape, numReturns: 0, maxRetries: 0, retryExceptions: false },
+    { fn: meta.desc, name: `${info.className}.__init__`, shape, numReturns: 0, maxRetries: 0, retryExceptions: false, actor: { id: info.id, create } },
     args,
-    {
-      id: info.id,
-      create: {
-        handle: info, maxConcurrency: o.maxConcurrency ?? (meta.hasAsync ? 1000 : 1), maxTaskRetries: o.maxTaskRetries ?? 0,
-        concurrencyGroups: o.concurrencyGroups ?? {},
-      },
-    },
     {
       exchange: rt.topo.tasks,
       key: shape,

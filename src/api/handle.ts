@@ -61,13 +61,13 @@ export class ActorMethod<A extends unknown[], R, N extends number = 1> {
       numReturns: this.opts.numReturns ?? 1,
       maxRetries: 0,
       retryExceptions: false,
+      actor: { id: this.info.id, method: this.method },
     });
     const declaring = rt.mailboxes.get(this.info.id);
-    const refs = rt.submit(t, args, { id: this.info.id, method: this.method }, {
+    const refs = rt.submit(t, args, {
       exchange: "",
       key: rt.topo.mailbox(this.info.id),
       after: declaring === DECLARED ? undefined : declaring,
-      headers: { method: this.method }, // the actor host picks its concurrency group without decoding
     });
     return (t.numReturns === 1 ? refs[0] : t.numReturns === 0 ? undefined : refs) as ReturnRefs<R, N>;
   }

@@ -14,9 +14,12 @@ import { CLOSE_SYNC_RPC, Kind, RpcReply, Topology, connectBroker, watchChannel }
 import { ObjectRef, TaskIds, objectId } from "../objects/ref";
 import { ObjectStore } from "../objects/store";
 import { OwnerTable, StoredObject } from "../objects/owner";
-import { EncodedError, byteLength, decode, decodeError, encode, encodeError, encodeTask, findInstances, hasMarkers, joined } from "../serialization";
+import { EncodedError, byteLength, decode, decodeError, encode, encodeError, findInstances, hasMarkers, joined } from "../serialization";
+import { ResultMessage, TaskHead, decodeResults, encodeArgs, encodeHead, encodeTask } from "../serialization/messages";
 import { INITIAL_TASK_STATE, TaskState, nextTaskState } from "../lifecycle/task";
 import type { Descriptor } from "./registry";
+
+export type { ActorCreation, ResultMessage, TaskSpec } from "../serialization/messages";
 import { ActorHandleCore, HandleInfo } from "./handle";
 import { compiled } from "./paths";
 
@@ -40,46 +43,6 @@ export interface RuntimeConfig {
   role: "driver" | "worker";
 }
 
-/** What a task message carries (v8-serialized). */
-export interface TaskSpec {
-  id: string;
-  job: string;
-  namespace: string;
-  fn: Descriptor;
-  name: string;
-  /** As sent: ObjectRefs and handles inside are markers until `readTask`'s reader revives them. */
-  args: unknown[];
-  /** Indexes of top-level ObjectRef arguments, resolved to values before the call. */
-  refArgs: number[];
-  /** Values of top-level refs the submitter already had (saves the worker a round trip). */
-  resolved: Record<number, StoredObject>;
-  numReturns: number;
-  retryExceptions: boolean;
-  /** Set for actor creation and actor calls. */
-  actor?: { id: string; method?: string; create?: ActorCreation };
-  /** Not sent: set by `readTask` when the arguments hold markers to revive. */
-  markers?: boolean;
-}
-
-/**
- * A task message's spec, as a worker reads it. Markers in its arguments are revived only once the
- * function's module is loaded, as it may register revivals (warren/actors' Queue).
- */
-export function readTask(body: Buffer): TaskSpec {
-  const spec: TaskSpec = v8.deserialize(body);
-  if (hasMarkers(body)) spec.markers = true;
-  return spec;
-}
-
-/** What an actor's creation task carries beyond its constructor arguments. */
-export interface ActorCreation {
-  handle: HandleInfo;
-  maxConcurrency: number;
-  maxTaskRetries: number;
-  /** Group name -> how many of its calls may run at once; other methods share maxConcurrency. */
-  concurrencyGroups: Record<string, number>;
-}
-
 /** Everything `.remote()` needs that does not change per call, computed once by `.options()`. */
 export interface TaskTemplate {
   fn: Descriptor;
@@ -88,12 +51,10 @@ export interface TaskTemplate {
   numReturns: number;
   maxRetries: number;
   retryExceptions: boolean;
-}
-
-export interface ResultMessage {
-  task: string;
-  returns?: StoredObject[];
-  error?: ReturnType<typeof encodeError>;
+  /** The actor an actor call or creation is for. */
+  actor?: TaskHead["actor"];
+  /** Its head's bytes (serialization/messages.ts) for the job that last submitted it. */
+  head?: { job: string; namespace: string; bytes: Buffer };
 }
 
 interface TaskRecord {
@@ -133,7 +94,10 @@ interface Sent {
   key: string;
   body: Buffer;
   name: string;
-  headers: { attempt: number; maxRetries: number; [k: string]: unknown };
+  /** Attempts before this one; sent as the `attempt` header when not 0. */
+  attempt: number;
+  maxRetries: number;
+  headers?: Record<string, unknown>;
 }
 
 /** Per-call context inside a worker (tasks of one async actor run concurrently). */
@@ -232,12 +196,6 @@ export class Runtime {
     return this.topo.inbox(this.config.ownerId);
   }
 
-  /** The job and namespace a new task belongs to: the caller's task's, else this driver's. */
-  private origin(): { job: string; namespace: string } {
-    const ctx = taskContext.getStore();
-    return ctx ? { job: ctx.jobId, namespace: ctx.namespace } : { job: this.config.jobId, namespace: this.config.namespace };
-  }
-
   // ---- submission ------------------------------------------------------------------------
 
   /**
@@ -245,30 +203,33 @@ export class Runtime {
    * for arguments this process owns (PENDING_ARGS_AVAIL) so it never holds a worker idle; routed
    * messages keep submission order instead and leave pending refs for the actor to resolve.
    */
-  submit(t: TaskTemplate, args: unknown[], actor?: TaskSpec["actor"], route?: Route): ObjectRef[] {
+  submit(t: TaskTemplate, args: unknown[], route?: Route): ObjectRef[] {
     this.ensureOpen();
     const taskId = this.ids.next();
-    const { job, namespace } = this.origin();
-    const spec: TaskSpec = { id: taskId, job, namespace, fn: t.fn, name: t.name, args, refArgs: [], resolved: {}, numReturns: t.numReturns, retryExceptions: t.retryExceptions, actor };
+    const ctx = taskContext.getStore();
+    const head = this.headOf(t, ctx);
     // Values of ref arguments known now travel with it; those this process owns and awaits are
-    // added when ready (the arguments themselves are copied now, into `body`, as in Ray).
+    // added when ready (the arguments themselves are copied now, into `argBytes`, as in Ray).
+    let refs: { refArgs: number[]; resolved: Record<number, StoredObject> } | undefined;
     const resolveLater: number[] = [];
-    args.forEach((a, i) => {
-      if (!(a instanceof ObjectRef)) return;
-      spec.refArgs.push(i);
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      if (!(a instanceof ObjectRef)) continue;
+      refs ??= { refArgs: [], resolved: {} };
+      refs.refArgs.push(i);
       const now = this.owned.peek(a.hex());
-      if (now) spec.resolved[i] = now;
+      if (now) refs.resolved[i] = now;
       else if (!route && this.owned.has(a.hex())) resolveLater.push(i);
-    });
-    let body = encodeTask(spec, t.name);
+    }
+    const argBytes = encodeArgs(args, t.name);
     const returns: string[] = [];
     for (let i = 1; i <= t.numReturns; i++) {
       const id = objectId(taskId, i);
       returns.push(id);
       this.owned.pending(id);
     }
+    const actor = t.actor;
     const callee = actor?.method !== undefined ? actor.id : undefined;
-    const ctx = taskContext.getStore();
     const info: TaskInfo = {
       task_id: taskId, name: t.name, func_or_class_name: actor?.create ? t.fn.name : actor?.method ? `${t.fn.name}.${actor.method}` : t.fn.name,
       type: actor?.create ? "ACTOR_CREATION_TASK" : actor ? "ACTOR_TASK" : "NORMAL_TASK",
@@ -287,18 +248,18 @@ export class Runtime {
       calls.add(taskId);
     }
     const waits: Promise<unknown>[] = [];
-    if (hasMarkers(body)) waits.push(...this.escape(args));
+    if (hasMarkers(argBytes)) waits.push(...this.escape(args));
     for (const i of resolveLater) {
-      waits.push(new Promise<void>((res) => this.owned.onReady((args[i] as ObjectRef).hex(), (v) => { spec.resolved[i] = v; res(); })));
+      waits.push(new Promise<void>((res) => this.owned.onReady((args[i] as ObjectRef).hex(), (v) => { refs!.resolved[i] = v; res(); })));
     }
-    const exchange = route ? route.exchange : this.topo.tasks;
-    const key = route ? route.key : t.shape;
     const publish = () => {
       const rec = this.tasks.get(taskId);
       if (!rec) return; // cancelled while waiting
-      if (resolveLater.length > 0) body = v8.serialize({ ...(v8.deserialize(body) as TaskSpec), resolved: spec.resolved });
       rec.state = nextTaskState(rec.state, "ARGS_READY");
-      rec.sent = { exchange, key, body, name: t.name, headers: { attempt: 0, maxRetries: t.maxRetries, ...route?.headers } };
+      rec.sent = {
+        exchange: route ? route.exchange : this.topo.tasks, key: route ? route.key : t.shape, body: encodeTask(head, taskId, argBytes, refs),
+        name: t.name, attempt: 0, maxRetries: t.maxRetries, headers: route?.headers,
+      };
       this.send(taskId, rec.sent);
     };
     if (route?.after) waits.push(route.after);
@@ -308,8 +269,20 @@ export class Runtime {
     return returns.map((id) => this.track(new ObjectRef(id)));
   }
 
+  /** The bytes of a template's head for the job submitting now: the caller's task's, else this driver's. */
+  private headOf(t: TaskTemplate, ctx: TaskContext | undefined): Buffer {
+    const job = ctx ? ctx.jobId : this.config.jobId;
+    const namespace = ctx ? ctx.namespace : this.config.namespace;
+    if (t.head?.job !== job || t.head.namespace !== namespace) {
+      const { fn, name, numReturns, maxRetries, retryExceptions, actor } = t;
+      t.head = { job, namespace, bytes: encodeHead({ job, namespace, fn, name, numReturns, maxRetries, retryExceptions, actor }) };
+    }
+    return t.head.bytes;
+  }
+
   private send(taskId: string, m: Sent): void {
-    this.ch.publish(m.exchange, m.key, m.body, { messageId: taskId, type: m.name, mandatory: m.exchange === "", headers: m.headers });
+    const headers = m.attempt > 0 ? { ...m.headers, attempt: m.attempt } : m.headers;
+    this.ch.publish(m.exchange, m.key, m.body, { messageId: taskId, type: m.name, mandatory: m.exchange === "", headers });
   }
 
   /**
@@ -320,9 +293,9 @@ export class Runtime {
     for (const taskId of lost.tasks) {
       const rec = this.tasks.get(taskId);
       if (!rec?.sent) continue;
-      const { attempt, maxRetries } = rec.sent.headers;
+      const { attempt, maxRetries } = rec.sent;
       if (maxRetries < 0 || attempt < maxRetries) {
-        rec.sent.headers = { ...rec.sent.headers, attempt: attempt + 1 };
+        rec.sent.attempt++;
         this.send(taskId, rec.sent);
       } else {
         const err = new NodeDiedError(`the node ${lost.nodeId} running ${rec.name} died, and maxRetries (${maxRetries}) retries were used`);
@@ -404,7 +377,7 @@ export class Runtime {
   private onInbox(msg: amqp.ConsumeMessage): void {
     switch (msg.properties.type) {
       case Kind.result: {
-        for (const r of v8.deserialize(msg.content) as ResultMessage[]) this.onResult(r);
+        for (const r of decodeResults(msg.content)) this.onResult(r);
         return;
       }
       case Kind.log: return printLog(v8.deserialize(msg.content));
@@ -457,7 +430,7 @@ export class Runtime {
       rec.info.error_type = r.error.name ?? null;
       rec.info.error_message = r.error.message.split("\n")[0];
     }
-    rec.attempt = rec.sent?.headers.attempt ?? 0;
+    rec.attempt = rec.sent?.attempt ?? 0;
     rec.sent = undefined;
     this.ended.set(r.task, rec);
   }
@@ -473,7 +446,7 @@ export class Runtime {
     const rows = what === "tasks"
       ? [
           ...(this.runningRows?.() ?? []),
-          ...[...this.tasks.values(), ...this.ended.values()].map((r) => ({ ...r.info, state: r.state, attempt_number: r.attempt ?? r.sent?.headers.attempt ?? 0 })),
+          ...[...this.tasks.values(), ...this.ended.values()].map((r) => ({ ...r.info, state: r.state, attempt_number: r.attempt ?? r.sent?.attempt ?? 0 })),
         ]
       : this.owned.rows().map((o) => ({ ...o, owner_pid: process.pid, owner_id: this.config.ownerId, job_id: this.config.jobId }));
     const reply: RpcReply = { ok: true, value: rows.slice(-STATE_ROWS) };
@@ -663,10 +636,10 @@ export class Runtime {
   private async remake(ref: ObjectRef, lost: unknown): Promise<unknown> {
     const l = this.lineage.get(ref.taskId);
     if (!(lost instanceof ObjectLostError) || !l || this.tasks.has(ref.taskId)) throw lost;
-    const { attempt, maxRetries } = l.sent.headers;
+    const { attempt, maxRetries } = l.sent;
     if (maxRetries >= 0 && attempt >= maxRetries) throw lost;
     this.lineage.delete(ref.taskId);
-    const sent: Sent = { ...l.sent, headers: { ...l.sent.headers, attempt: attempt + 1 } };
+    const sent: Sent = { ...l.sent, attempt: attempt + 1 };
     for (const id of l.returns) this.owned.reset(id);
     this.tasks.set(ref.taskId, { state: nextTaskState(INITIAL_TASK_STATE, "ARGS_READY"), returns: l.returns, name: l.name, info: { ...l.info, end_time_ms: null }, sent });
     this.send(ref.taskId, sent);

@@ -32,7 +32,7 @@ import { nodeIp } from "./resources";
 import type { ActorEvent } from "../lifecycle/actor";
 import type { ActorCreationMessage } from "../state/registry";
 import { LONG_TASK_MS, type NodeToWorker, type WorkerConfig, type WorkerToNode } from "../worker/protocol";
-import type { ResultMessage } from "../api/runtime";
+import { ResultMessage, encodeResults, readHead } from "../serialization/messages";
 
 export interface NodeConfig {
   address: string;
@@ -412,7 +412,7 @@ export class NodeDaemon {
       if (h.actor) w.actor = { id: h.actor, creation: d.msg, held, heldUnits: compileDemand(held), gpuIds, alive: false };
       else w.lease = { units: d.units, demand: d.demand, gpuIds, lent: false };
       this.post(w, {
-        t: "task", body: d.msg.content, tag: d.msg.fields.deliveryTag, attempt: h.attempt ?? 0, maxRetries: h.maxRetries ?? 0, gpuIds, resources: held,
+        t: "task", body: d.msg.content, tag: d.msg.fields.deliveryTag, attempt: h.attempt ?? 0, gpuIds, resources: held,
         lease: LEASES && w.lease ? { queue: this.topo.shapeQueue(d.shape) } : undefined,
       });
     }
@@ -596,9 +596,8 @@ export class NodeDaemon {
   }
 
   private onTaskWorkerExit(w: Worker, t: Running, how: string): void {
-    const h = t.msg.properties.headers ?? {};
-    const attempt: number = h.attempt ?? 0;
-    const maxRetries: number = h.maxRetries ?? 0;
+    const attempt: number = t.msg.properties.headers?.attempt ?? 0;
+    const { maxRetries } = readHead(t.msg.content);
     if (t.cancelled) {
       // The owner already answered itself with TaskCancelledError.
     } else if (maxRetries < 0 || attempt < maxRetries) {
@@ -668,7 +667,7 @@ export class NodeDaemon {
    * was an attempt. Publish it again as the next attempt or restart, or answer that it failed.
    */
   private onRedelivered(m: amqp.ConsumeMessage): void {
-    const r = onRedelivery(m.properties.type, m.properties.headers ?? {});
+    const r = onRedelivery(m);
     this.taskCh.ack(m);
     if (r.publish) return this.republish(m, r.headers);
     if (r.actorId) return void this.actorDead(r.actorId, r.error);
@@ -687,7 +686,7 @@ export class NodeDaemon {
   }
 
   private replyToOwner(taskId: string, r: ResultMessage): void {
-    this.ch.publish("", this.topo.inbox(taskId.slice(0, 16)), v8.serialize([r]), { type: Kind.result });
+    this.ch.publish("", this.topo.inbox(taskId.slice(0, 16)), encodeResults([r]), { type: Kind.result });
   }
 
   private onCancel(c: { task: string; force: boolean; recursive: boolean }): void {

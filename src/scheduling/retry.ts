@@ -5,6 +5,7 @@
  */
 import type * as amqp from "amqplib";
 import { ActorDiedError, WorkerCrashedError } from "../errors";
+import { readHead } from "../serialization/messages";
 
 /** Publishes a copy of a delivery where it was first sent (its queue's tail), with `headers` (its own unless given). */
 export function publishAgain(ch: amqp.Channel, m: amqp.ConsumeMessage, headers: Record<string, unknown> = m.properties.headers ?? {}): void {
@@ -20,7 +21,10 @@ export type Redelivery =
   | { publish: true; headers: Record<string, unknown> }
   | { publish: false; error: Error; actorId?: string };
 
-export function onRedelivery(name: string, h: Record<string, any>): Redelivery {
+/** What to do with a delivery the broker gave back because its consumer died holding it. */
+export function onRedelivery(m: amqp.Message): Redelivery {
+  const h: Record<string, any> = m.properties.headers ?? {};
+  const name: string = m.properties.type;
   if (h.actor) {
     const restarts: number = h.restarts ?? 0;
     if (h.maxRestarts < 0 || restarts < h.maxRestarts) return { publish: true, headers: { ...h, restarts: restarts + 1 } };
@@ -31,6 +35,7 @@ export function onRedelivery(name: string, h: Record<string, any>): Redelivery {
     };
   }
   const attempt: number = h.attempt ?? 0;
-  if (h.maxRetries < 0 || attempt < h.maxRetries) return { publish: true, headers: nextAttempt(h) };
-  return { publish: false, error: new WorkerCrashedError(`the worker or node running ${name} died ${attempt + 1} time(s); maxRetries is ${h.maxRetries}`) };
+  const { maxRetries } = readHead(m.content);
+  if (maxRetries < 0 || attempt < maxRetries) return { publish: true, headers: nextAttempt(h) };
+  return { publish: false, error: new WorkerCrashedError(`the worker or node running ${name} died ${attempt + 1} time(s); maxRetries is ${maxRetries}`) };
 }

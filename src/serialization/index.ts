@@ -60,19 +60,6 @@ export function encode(value: unknown, what = "value"): Buffer[] {
   }
 }
 
-/**
- * Encodes a task message (its spec, with the arguments inside it: one serialization per task),
- * naming the argument that cannot cross. The arguments are copied as they are now, as in Ray.
- */
-export function encodeTask(spec: { args: unknown[] }, fnName: string): Buffer {
-  try {
-    return v8.serialize(spec);
-  } catch {
-    spec.args.forEach((arg, i) => encode(arg, `argument ${i} of ${fnName}`));
-    return joined(encode(spec, `the arguments of ${fnName}`));
-  }
-}
-
 export function joined(parts: Buffer[]): Buffer {
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }

@@ -53,17 +53,22 @@ export function watchChannel(ch: amqp.Channel, onLost: (reason: Error) => void):
 }
 
 /**
- * amqplib hands each frame to the socket as its own write, and its muxer flushes everything
- * queued in one tick together. Corking the socket around that flush turns a tick's frames (a
- * result and its ack, a batch of publishes) into one writev: on these machines a socket write is
- * tens of microseconds, most of a small task's cost. It reaches into amqplib 2.x's Connection
- * (`connection.muxer`, `connection.stream`); if those ever change, it does nothing.
+ * amqplib queues each frame on its channel's stream, and its muxer writes what is queued to the
+ * socket in a setImmediate, that is after the event loop's next poll. Two changes:
+ * - the muxer flushes on nextTick instead, right after the code that published has run: a sync
+ *   round trip no longer waits a turn of the loop in each process (tasks 1,220 -> 1,420/s here),
+ *   and a loop publishing 1000 messages still leaves in one flush;
+ * - the socket is corked around that flush, so a tick's frames (a result and its ack, a batch of
+ *   publishes) leave in one writev: a socket write is tens of microseconds on these machines.
+ * It reaches into amqplib 2.x's Connection (`connection.muxer`, `connection.stream`); if those
+ * ever change, it does nothing.
  */
 function coalesceWrites(conn: amqp.ChannelModel): void {
-  const c = (conn as unknown as { connection?: { muxer?: { _readIncoming?: () => void }; stream?: NodeJS.WritableStream & { cork?(): void; uncork?(): void } } }).connection;
+  type Mux = { _readIncoming?: () => void; _scheduleRead?: () => void; scheduledRead?: boolean };
+  const c = (conn as unknown as { connection?: { muxer?: Mux; stream?: NodeJS.WritableStream & { cork?(): void; uncork?(): void } } }).connection;
   const mux = c?.muxer;
   const stream = c?.stream;
-  if (!mux?._readIncoming || !stream?.cork || !stream.uncork) return;
+  if (!mux?._readIncoming || !mux._scheduleRead || mux.scheduledRead === undefined || !stream?.cork || !stream.uncork) return;
   const flush = mux._readIncoming.bind(mux);
   mux._readIncoming = () => {
     stream.cork!();
@@ -72,6 +77,14 @@ function coalesceWrites(conn: amqp.ChannelModel): void {
     } finally {
       stream.uncork!();
     }
+  };
+  mux._scheduleRead = () => {
+    if (mux.scheduledRead) return;
+    mux.scheduledRead = true;
+    process.nextTick(() => {
+      mux.scheduledRead = false;
+      mux._readIncoming!();
+    });
   };
 }
 

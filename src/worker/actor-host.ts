@@ -9,8 +9,8 @@ import type * as amqp from "amqplib";
 import { ActorDiedError, WarrenError } from "../errors";
 import { encodeError } from "../serialization";
 import { watchChannel } from "../transport";
-import { readTask } from "../api/runtime";
-import type { ActorCreation, ResultMessage, Runtime, TaskContext, TaskSpec } from "../api/runtime";
+import type { Runtime, TaskContext } from "../api/runtime";
+import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../serialization/messages";
 import type { WorkerToNode } from "./protocol";
 
 export interface HostDeps {
@@ -20,7 +20,8 @@ export interface HostDeps {
 }
 
 export class ActorHost {
-  private readonly queue: amqp.ConsumeMessage[] = [];
+  /** Calls delivered and not yet started, read on arrival (the method decides the concurrency group). */
+  private readonly queue: { msg: amqp.ConsumeMessage; spec: TaskSpec }[] = [];
   private running = 0;
   /** Calls running per concurrency group ("" is the default group, limited by maxConcurrency). */
   private readonly busy = new Map<string, number>();
@@ -58,7 +59,7 @@ export class ActorHost {
     this.rt.onExitActor = () => { this.exiting = true; };
     await this.ch.consume(mailbox, (m) => {
       if (!m) return;
-      this.queue.push(m);
+      this.queue.push({ msg: m, spec: readTask(m.content) });
       this.pump();
     });
   }
@@ -69,9 +70,9 @@ export class ActorHost {
       const group = this.groupOf(this.queue[i]);
       const limit = group === "" ? this.create.maxConcurrency : this.create.concurrencyGroups[group];
       if ((this.busy.get(group) ?? 0) >= limit) { i++; continue; }
-      const [m] = this.queue.splice(i, 1);
+      const [call] = this.queue.splice(i, 1);
       this.busy.set(group, (this.busy.get(group) ?? 0) + 1);
-      void this.run(m).finally(() => {
+      void this.run(call.msg, call.spec).finally(() => {
         this.busy.set(group, this.busy.get(group)! - 1);
         if (!this.exiting) this.pump();
       });
@@ -96,14 +97,13 @@ export class ActorHost {
     this.finished.clear();
   }
 
-  private groupOf(m: amqp.ConsumeMessage): string {
-    const method = m.properties.headers?.method as string | undefined;
+  private groupOf(call: { spec: TaskSpec }): string {
+    const method = call.spec.actor?.method;
     return (method && this.create.handle.methods[method]?.group) || "";
   }
 
-  private async run(msg: amqp.ConsumeMessage): Promise<void> {
+  private async run(msg: amqp.ConsumeMessage, spec: TaskSpec): Promise<void> {
     this.running++;
-    const spec = readTask(msg.content);
     let result: ResultMessage;
     if (msg.fields.redelivered && this.create.maxTaskRetries === 0) {
       const err = new ActorDiedError(

@@ -5,7 +5,6 @@
  * the driver of the task's job, and is itself an owner for the tasks it submits.
  */
 import { BoundedSet } from "../bounded";
-import * as v8 from "node:v8";
 import { register as registerTypeScript } from "tsx/cjs/api";
 import { TaskError, WarrenError } from "../errors";
 import { encode, encodeError, hasMarkers, revive } from "../serialization";
@@ -13,7 +12,8 @@ import { ObjectRef, newOwnerId, objectId } from "../objects/ref";
 import type { StoredObject } from "../objects/owner";
 import { Kind, watchChannel } from "../transport";
 import { resolve } from "../api/registry";
-import { ActorCreation, ResultMessage, Runtime, TaskContext, TaskSpec, readTask, taskContext } from "../api/runtime";
+import { Runtime, TaskContext, taskContext } from "../api/runtime";
+import { ActorCreation, ResultMessage, TaskSpec, encodeResults, readTask } from "../serialization/messages";
 import { ActorHost } from "./actor-host";
 import { Lease } from "./lease";
 import { nextAttempt, onRedelivery, publishAgain } from "../scheduling/retry";
@@ -87,11 +87,11 @@ async function main(): Promise<void> {
 }
 
 async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
-  const { tag, attempt, maxRetries, gpuIds, resources } = m;
+  const { tag, attempt, gpuIds, resources } = m;
   const spec = readTask(m.body);
   setVisibleGpus(gpuIds);
   if (spec.actor?.create) return becomeActor(spec, spec.actor.create, gpuIds, resources);
-  const { result, retry } = await runSpec(spec, gpuIds, resources, attempt, maxRetries);
+  const { result, retry } = await runSpec(spec, gpuIds, resources, attempt);
   if (!retry) publishResult(result);
   send({ t: "done", tag, retry });
   // With a lease, go on taking this shape's tasks from the broker directly (node/daemon.ts).
@@ -114,7 +114,7 @@ async function runLeased(d: amqp.ConsumeMessage, gpuIds: number[], resources: Re
   if (cancelled.has(taskId)) return true;
   if (d.fields.redelivered) {
     // The worker or node that held it died: that was an attempt (scheduling/retry.ts).
-    const r = onRedelivery(d.properties.type, h);
+    const r = onRedelivery(d);
     if (r.publish) publishAgain(leaseCh, d, r.headers);
     else publishResult({ task: taskId, error: encodeError(r.error) });
     return true;
@@ -122,7 +122,7 @@ async function runLeased(d: amqp.ConsumeMessage, gpuIds: number[], resources: Re
   const spec = readTask(d.content);
   leased = { taskId, delivery: d, acked: false };
   const long = setTimeout(() => send({ t: "long", task: taskId }), LONG_TASK_MS);
-  const { result, retry } = await runSpec(spec, gpuIds, resources, h.attempt ?? 0, h.maxRetries ?? 0);
+  const { result, retry } = await runSpec(spec, gpuIds, resources, h.attempt ?? 0);
   clearTimeout(long);
   if (retry) publishAgain(leaseCh, d, nextAttempt(h));
   else publishResult(result);
@@ -133,7 +133,7 @@ async function runLeased(d: amqp.ConsumeMessage, gpuIds: number[], resources: Re
 }
 
 /** Runs a task's function; `retry` when it threw and retryExceptions allows another attempt. */
-async function runSpec(spec: TaskSpec, gpuIds: number[], resources: Record<string, number>, attempt: number, maxRetries: number): Promise<{ result: ResultMessage; retry: boolean }> {
+async function runSpec(spec: TaskSpec, gpuIds: number[], resources: Record<string, number>, attempt: number): Promise<{ result: ResultMessage; retry: boolean }> {
   const ctx: TaskContext = { taskId: spec.id, taskName: spec.name, logName: spec.name, jobId: spec.job, namespace: spec.namespace, canceled: false, gpuIds, resources };
   running.set(spec.id, ctx);
   const title = `warren::${spec.name}`;
@@ -145,7 +145,7 @@ async function runSpec(spec: TaskSpec, gpuIds: number[], resources: Record<strin
   });
   running.delete(spec.id);
   idleTitleSoon();
-  const retry = result.error !== undefined && spec.retryExceptions && !ctx.canceled && (maxRetries < 0 || attempt < maxRetries);
+  const retry = result.error !== undefined && spec.retryExceptions && !ctx.canceled && (spec.maxRetries < 0 || attempt < spec.maxRetries);
   return { result, retry };
 }
 
@@ -183,7 +183,7 @@ export function publishResult(result: ResultMessage): void {
 
 function flushResults(): void {
   flushOutput();
-  for (const [inbox, results] of outgoing) rt.ch.publish("", inbox, v8.serialize(results), { type: Kind.result });
+  for (const [inbox, results] of outgoing) rt.ch.publish("", inbox, encodeResults(results), { type: Kind.result });
   outgoing.clear();
 }
 

@@ -17,7 +17,7 @@ export interface WorkerConfig {
 
 export type NodeToWorker =
   | {
-      t: "task"; body: Buffer; tag: number; attempt: number; maxRetries: number; gpuIds: number[]; resources: Record<string, number>;
+      t: "task"; body: Buffer; tag: number; attempt: number; gpuIds: number[]; resources: Record<string, number>;
       /** After this task, take this shape's tasks from its queue directly until idle (worker/lease.ts). */
       lease?: { queue: string };
     }
