@@ -25,7 +25,7 @@ import { decodeError, encodeError } from "../serialization";
 import { Demand, Ledger, Resources, compileDemand, fits, parseShape } from "../scheduling/shape";
 import { ChannelOps, ShapeConsumer } from "./consumer";
 import { GpuPool, gpuIds } from "./gpus";
-import { nextAttempt, onRedelivery, publishAgain } from "../scheduling/retry";
+import { RecentDeaths, nextAttempt, onRedelivery, publishAgain } from "../scheduling/retry";
 import { MetricsServer, serveMetrics } from "./metrics";
 import { HeadRegistry, NodeInfo, answer } from "../state/registry";
 import { nodeIp } from "./resources";
@@ -87,6 +87,8 @@ interface HostedActor {
 interface Worker {
   proc: ChildProcess;
   ready: boolean;
+  /** The lowest number no other live worker of this node has: its lease's place in line (LEASE_PRIORITY). */
+  rank: number;
   /** A task this node handed it (over IPC). */
   task?: Running;
   actor?: HostedActor;
@@ -94,7 +96,7 @@ interface Worker {
    * The slot it leases (worker/lease.ts): these resources and GPUs stay taken while it runs the
    * shape's tasks straight from the broker. `lent`: its running task waits in get() and lent its CPU.
    */
-  lease?: { units: Demand; demand: Resources; gpuIds: number[]; lent: boolean };
+  lease?: { queue: string; units: Demand; demand: Resources; gpuIds: number[]; lent: boolean };
   /** A leased task running long, acked by the worker once the head knew (see heartbeat). */
   longTask?: string;
 }
@@ -106,6 +108,12 @@ const WORKER_MAIN = path.join(__dirname, "..", "worker", "main.js");
  * over IPC. WARREN_LEASES=0 turns them off (every task then goes through the node).
  */
 const LEASES = process.env.WARREN_LEASES !== "0";
+/**
+ * The consumer priority of a lease held by the worker of rank 0; each next rank one less. The
+ * node's own consumers have none (0), so the broker gives a task to the first lease in line with
+ * room, and to the node only when all are full (worker/lease.ts).
+ */
+const LEASE_PRIORITY = 1000;
 
 export class NodeDaemon {
   readonly topo: Topology;
@@ -114,6 +122,8 @@ export class NodeDaemon {
   private readonly gpus: GpuPool;
   private readonly pending: Delivery[] = [];
   private readonly workers = new Set<Worker>();
+  /** Leased workers that died lately, by queue (scheduling/retry.ts). */
+  private readonly deaths = new RecentDeaths();
   private readonly idle: Worker[] = [];
   private starting = 0;
   /** Every shape announced in the cluster, with its consumer if this node can ever run it. */
@@ -410,10 +420,10 @@ export class NodeDaemon {
       w.task = { ...d, gpuIds, cancelled: false, started: Date.now(), acked: false };
       const held = h.actor ? parseShape(h.held) : d.demand;
       if (h.actor) w.actor = { id: h.actor, creation: d.msg, held, heldUnits: compileDemand(held), gpuIds, alive: false };
-      else w.lease = { units: d.units, demand: d.demand, gpuIds, lent: false };
+      else w.lease = { queue: this.topo.shapeQueue(d.shape), units: d.units, demand: d.demand, gpuIds, lent: false };
       this.post(w, {
         t: "task", body: d.msg.content, tag: d.msg.fields.deliveryTag, attempt: h.attempt ?? 0, gpuIds, resources: held,
-        lease: LEASES && w.lease ? { queue: this.topo.shapeQueue(d.shape) } : undefined,
+        lease: LEASES && w.lease ? { queue: w.lease.queue, priority: LEASE_PRIORITY - w.rank } : undefined,
       });
     }
     for (let n = waitingForWorker - this.starting; n > 0; n--) this.spawn();
@@ -473,14 +483,16 @@ export class NodeDaemon {
       nodeId: this.config.nodeId,
       storePath: this.storePath,
     };
-    const log = fs.openSync(path.join(this.config.sessionDir, "logs", "workers.log"), "a");
+    const log = fs.openSync(this.workersLog, "a");
     const proc = fork(WORKER_MAIN, [], {
       env: { ...process.env, WARREN_WORKER: JSON.stringify(workerConfig) },
       serialization: "advanced",
       stdio: ["ignore", log, log, "ipc"],
     });
     fs.closeSync(log);
-    const w: Worker = { proc, ready: false };
+    let rank = 0;
+    while ([...this.workers].some((o) => o.rank === rank)) rank++;
+    const w: Worker = { proc, ready: false, rank: Math.min(rank, LEASE_PRIORITY - 1) };
     this.workers.add(w);
     this.starting++;
     proc.on("message", (m: WorkerToNode) => this.onWorker(w, m));
@@ -588,7 +600,13 @@ export class NodeDaemon {
     const how = signal ?? `exit code ${code}`;
     if (w.actor) this.onActorWorkerExit(w, w.actor, how);
     else {
-      // A leased task it held goes back to the queue by itself (the broker requeues it).
+      // A leased task it held goes back to the queue by itself (the broker requeues it): whoever
+      // gets it on this node hears how the worker died, to say so if it must fail the task.
+      if (w.lease) {
+        const what = `worker (pid=${w.proc.pid}) running it died (${how}); look for the cause in ${this.workersLog}`;
+        this.deaths.note(w.lease.queue, what);
+        for (const o of this.workers) if (o.ready) this.post(o, { t: "worker-died", queue: w.lease.queue, what });
+      }
       if (w.task) this.onTaskWorkerExit(w, w.task, how);
       this.releaseWorker(w);
     }
@@ -605,8 +623,7 @@ export class NodeDaemon {
     } else {
       const err = new WorkerCrashedError(
         `the worker (pid=${w.proc.pid}) running ${t.msg.properties.type} died (${how}) ${attempt + 1} time(s); ` +
-          `maxRetries is ${maxRetries}. Raise it with .options({ maxRetries }), or look for the cause in ` +
-          path.join(this.config.sessionDir, "logs", "workers.log"),
+          `maxRetries is ${maxRetries}. Raise it with .options({ maxRetries }), or look for the cause in ${this.workersLog}`,
       );
       this.replyToOwner(t.msg.properties.messageId, { task: t.msg.properties.messageId, error: encodeError(err) });
     }
@@ -670,8 +687,10 @@ export class NodeDaemon {
     const r = onRedelivery(m);
     this.taskCh.ack(m);
     if (r.publish) return this.republish(m, r.headers);
-    if (r.actorId) return void this.actorDead(r.actorId, r.error);
-    this.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encodeError(r.error) });
+    if (r.actorId) return void this.actorDead(r.actorId, r.error());
+    void this.deaths.of(this.topo.shapeQueue(m.fields.routingKey)).then((died) => {
+      this.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encodeError(r.error(died)) });
+    });
   }
 
   /** Gives a delivery back unchanged (spillback): a copy at the queue's tail, this one acked. */
@@ -703,6 +722,11 @@ export class NodeDaemon {
       if (w.ready && !w.actor) this.post(w, { t: "cancel", task: c.task, force: c.force, recursive: c.recursive });
     }
     this.schedule();
+  }
+
+  /** Where the workers' stdout and stderr go. */
+  private get workersLog(): string {
+    return path.join(this.config.sessionDir, "logs", "workers.log");
   }
 
   /** Stops workers, closes the broker connection and store; a private node also removes all it made. */

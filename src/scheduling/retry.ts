@@ -19,7 +19,48 @@ export function nextAttempt(h: Record<string, any> = {}): Record<string, unknown
 
 export type Redelivery =
   | { publish: true; headers: Record<string, unknown> }
-  | { publish: false; error: Error; actorId?: string };
+  /** `error(died)`: why it failed, saying how its worker died where that is known (RecentDeaths). */
+  | { publish: false; error: (died?: string) => Error; actorId?: string };
+
+/**
+ * Worker deaths this process heard of lately (a node's own, and those its node tells its workers),
+ * by the queue the worker leased: the broker gives a leased task back without saying why, so the
+ * error names the worker and how it died when the death is known here.
+ */
+export class RecentDeaths {
+  private readonly deaths = new Map<string, { what: string; at: number }>();
+  private readonly waiting = new Map<string, Set<(what: string) => void>>();
+
+  note(queue: string, what: string): void {
+    this.deaths.set(queue, { what, at: Date.now() });
+    for (const w of this.waiting.get(queue) ?? []) w(what);
+    this.waiting.delete(queue);
+  }
+
+  /**
+   * How the worker that leased `queue` died, if it died within the last RECENT_MS; else waits up
+   * to NEWS_MS for the news (the broker may give the task back before the node hears of the exit).
+   */
+  async of(queue: string): Promise<string | undefined> {
+    const d = this.deaths.get(queue);
+    if (d && Date.now() - d.at < RECENT_MS) return d.what;
+    let timer!: NodeJS.Timeout;
+    let heard!: (what: string) => void;
+    const news = new Promise<string | undefined>((resolve) => {
+      heard = resolve;
+      timer = setTimeout(() => resolve(undefined), NEWS_MS);
+    });
+    let set = this.waiting.get(queue);
+    if (!set) this.waiting.set(queue, (set = new Set()));
+    set.add(heard);
+    const what = await news;
+    clearTimeout(timer);
+    set.delete(heard);
+    return what;
+  }
+}
+const RECENT_MS = 10_000;
+const NEWS_MS = 500;
 
 /** What to do with a delivery the broker gave back because its consumer died holding it. */
 export function onRedelivery(m: amqp.Message): Redelivery {
@@ -31,11 +72,14 @@ export function onRedelivery(m: amqp.Message): Redelivery {
     return {
       publish: false,
       actorId: h.actor,
-      error: new ActorDiedError(`the actor ${h.actor} died with the worker or node creating it, and has no restarts left (maxRestarts)`),
+      error: () => new ActorDiedError(`the actor ${h.actor} died with the worker or node creating it, and has no restarts left (maxRestarts)`),
     };
   }
   const attempt: number = h.attempt ?? 0;
   const { maxRetries } = readHead(m.content);
   if (maxRetries < 0 || attempt < maxRetries) return { publish: true, headers: nextAttempt(h) };
-  return { publish: false, error: new WorkerCrashedError(`the worker or node running ${name} died ${attempt + 1} time(s); maxRetries is ${maxRetries}`) };
+  return {
+    publish: false,
+    error: (died) => new WorkerCrashedError(`${name}: the ${died ?? "worker or node running it died"}, ${attempt + 1} time(s) in all; maxRetries is ${maxRetries}`),
+  };
 }

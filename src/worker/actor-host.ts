@@ -12,12 +12,7 @@ import { watchChannel } from "../transport";
 import type { Runtime, TaskContext } from "../api/runtime";
 import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../serialization/messages";
 import type { WorkerToNode } from "./protocol";
-
-export interface HostDeps {
-  execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): Promise<ResultMessage>;
-  publishResult(result: ResultMessage): void;
-  send(msg: WorkerToNode): void;
-}
+import { MaybePromise, andThen, execute, publishResult, showTitle } from "./execute";
 
 export class ActorHost {
   /** Calls delivered and not yet started, read on arrival (the method decides the concurrency group). */
@@ -43,7 +38,7 @@ export class ActorHost {
     private readonly instance: object,
     private readonly create: ActorCreation,
     private readonly held: { gpuIds: number[]; resources: Record<string, number> },
-    private readonly deps: HostDeps,
+    private readonly send: (msg: WorkerToNode) => void,
   ) {
     this.className = create.handle.className;
   }
@@ -64,7 +59,7 @@ export class ActorHost {
     });
   }
 
-  /** Starts, in arrival order, every waiting call whose group has room. */
+  /** Starts, in arrival order, every waiting call whose group has room; calls that do not wait run to the end here. */
   private pump(): void {
     for (let i = 0; i < this.queue.length && !this.exiting; ) {
       const group = this.groupOf(this.queue[i]);
@@ -72,10 +67,15 @@ export class ActorHost {
       if ((this.busy.get(group) ?? 0) >= limit) { i++; continue; }
       const [call] = this.queue.splice(i, 1);
       this.busy.set(group, (this.busy.get(group) ?? 0) + 1);
-      void this.run(call.msg, call.spec).finally(() => {
-        this.busy.set(group, this.busy.get(group)! - 1);
-        if (!this.exiting) this.pump();
-      });
+      const done = () => this.busy.set(group, this.busy.get(group)! - 1);
+      const ran = this.run(call.msg, call.spec);
+      if (!(ran instanceof Promise)) done();
+      else {
+        void ran.finally(() => {
+          done();
+          if (!this.exiting) this.pump();
+        });
+      }
     }
   }
 
@@ -102,39 +102,42 @@ export class ActorHost {
     return (method && this.create.handle.methods[method]?.group) || "";
   }
 
-  private async run(msg: amqp.ConsumeMessage, spec: TaskSpec): Promise<void> {
+  private run(msg: amqp.ConsumeMessage, spec: TaskSpec): MaybePromise<void> {
     this.running++;
-    let result: ResultMessage;
     if (msg.fields.redelivered && this.create.maxTaskRetries === 0) {
       const err = new ActorDiedError(
         `the actor ${this.className} (${this.create.handle.id}) died while ${spec.name} was sent to it, ` +
           "and maxTaskRetries is 0; the actor has restarted, so call again or raise maxTaskRetries",
       );
-      result = { task: spec.id, error: encodeError(err) };
-    } else {
-      const title = `warren::${spec.name}`;
-      if (process.title !== title) process.title = title;
-      const ctx: TaskContext = {
-        taskId: spec.id, taskName: spec.name, logName: this.className, jobId: spec.job,
-        namespace: spec.namespace, actorId: this.create.handle.id, canceled: false, ...this.held,
-      };
-      result = await this.deps.execute(spec, ctx, (args) => {
-        const method = (this.instance as Record<string, unknown>)[spec.actor!.method!];
-        if (typeof method !== "function") throw new WarrenError(`${this.className} has no method ${spec.actor!.method}`);
-        return method.apply(this.instance, args);
-      });
+      return this.answer(msg, { task: spec.id, error: encodeError(err) });
     }
-    this.deps.publishResult(result);
+    showTitle(spec.name);
+    const ctx: TaskContext = {
+      taskId: spec.id, taskName: spec.name, logName: this.className, jobId: spec.job,
+      namespace: spec.namespace, actorId: this.create.handle.id, canceled: false, ...this.held,
+    };
+    const result = execute(spec, ctx, (args) => {
+      const method = (this.instance as Record<string, unknown>)[spec.actor!.method!];
+      if (typeof method !== "function") throw new WarrenError(`${this.className} has no method ${spec.actor!.method}`);
+      return method.apply(this.instance, args);
+    });
+    return andThen(result, (r) => this.answer(msg, r));
+  }
+
+  private answer(msg: amqp.ConsumeMessage, result: ResultMessage): MaybePromise<void> {
+    publishResult(result);
     if (this.finished.size === 0) process.nextTick(() => this.flushAcks());
     this.finished.set(msg.fields.deliveryTag, msg);
     --this.running;
-    if (this.exiting && this.running === 0) {
-      // exitActor(): the node answers what is left in the mailbox once this process is gone.
-      this.flushAcks();
-      this.deps.send({ t: "actor-exit" });
-      await this.ch.close();
-      await this.rt.close();
-      process.exit(0);
-    }
+    if (this.exiting && this.running === 0) return this.exit();
+  }
+
+  /** exitActor(): the node answers what is left in the mailbox once this process is gone. */
+  private async exit(): Promise<void> {
+    this.flushAcks();
+    this.send({ t: "actor-exit" });
+    await this.ch.close();
+    await this.rt.close();
+    process.exit(0);
   }
 }

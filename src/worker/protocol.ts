@@ -19,9 +19,11 @@ export type NodeToWorker =
   | {
       t: "task"; body: Buffer; tag: number; attempt: number; gpuIds: number[]; resources: Record<string, number>;
       /** After this task, take this shape's tasks from its queue directly until idle (worker/lease.ts). */
-      lease?: { queue: string };
+      lease?: { queue: string; priority: number };
     }
   | { t: "cancel"; task: string; force: boolean; recursive: boolean }
+  /** A worker of this node that leased `queue` died: say so if a task it held must fail here. */
+  | { t: "worker-died"; queue: string; what: string }
   /** The head has heard the long leased task runs here: ack it now. */
   | { t: "ack-long"; task: string };
 

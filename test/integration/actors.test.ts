@@ -7,6 +7,7 @@ import { waitForCondition } from "warren/testing";
 import { Broken, Counter, Gate, Grouped, Recorder, callCounter, getOrCreate, makeCounter } from "../fixtures/actors";
 import { Runtime } from "../../src/api/runtime";
 import { captureStdout } from "../helpers";
+import { add } from "../fixtures/tasks";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "warren-actors-"));
 
@@ -30,6 +31,16 @@ describe("calls", () => {
     expect(await warren.get(c.increment.remote(5))).toBe(16);
     expect(await warren.get(c.get_.remote())).toBe(16);
     expect(await stateOf(c)).toBe("ALIVE");
+  });
+
+  test("an actor created while workers lease its placement shape starts: a lease hands its creation to the node", async () => {
+    for (let round = 0; round < 3; round++) {
+      const burst = Array.from({ length: 200 }, (_, i) => add.remote(i, 1));
+      const c = Counter.options({ numCpus: 1 }).remote(round);
+      expect(await warren.get(burst)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+      expect(await warren.get(c.increment.remote(), { timeout: 20 })).toBe(round + 1);
+      await warren.kill(c);
+    }
   });
 
   test("calls from one caller run in submission order", async () => {

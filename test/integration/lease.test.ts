@@ -46,7 +46,7 @@ test("a task that came as its lease was ending, then waits for a child the lease
   let givenBack: string | undefined;
   let lease!: Lease;
   const returned = new Promise<void>((resolve) => {
-    lease = new Lease(leaseCh, queue, async (m) => {
+    lease = new Lease(leaseCh, queue, 1, 0, async (m) => {
       const id = m.properties.messageId;
       ran.push(id);
       if (id === "parent") {

@@ -264,6 +264,24 @@ describe("errors", () => {
   });
 });
 
+describe("scheduling", () => {
+  test("tasks submitted one at a time stay on one warm worker: leases take tasks in line, by priority", async () => {
+    for (let i = 0; i < 5; i++) await warren.get(t.pid.remote());
+    const pids: number[] = [];
+    for (let i = 0; i < 40; i++) pids.push(await warren.get(t.pid.remote()));
+    const switches = pids.filter((p, i) => i > 0 && p !== pids[i - 1]).length;
+    expect(switches).toBeLessThanOrEqual(2); // taking turns, it would be about 20
+  });
+
+  test("after a run of short tasks, a burst of slow ones still spreads over the CPUs", async () => {
+    await warren.get(Array.from({ length: 300 }, () => t.pid.remote())); // leases now take 32 at a time
+    const pids = await warren.get(Array.from({ length: 10 }, () => t.spin.remote(100)));
+    const perWorker = [...new Set(pids)].map((p) => pids.filter((q) => q === p).length);
+    expect(perWorker).toHaveLength(2);
+    expect(Math.min(...perWorker)).toBeGreaterThanOrEqual(3); // hoarded by one lease: 10 and 0
+  });
+});
+
 describe("worker crashes", () => {
   test("a SIGKILLed worker's task is retried on a new worker", async () => {
     const marker = path.join(tmp, "crash-retry");

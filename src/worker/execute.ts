@@ -1,0 +1,149 @@
+/**
+ * Running one task or actor call in a worker, and answering its owner.
+ *
+ * A call whose arguments are all at hand and whose function returns a plain value runs and is
+ * answered in one go, without a promise in between: on a sync round trip every microtask and
+ * allocation here is paid with the caches cold, and a burst of short tasks runs in one loop.
+ * Only a call that waits (ref arguments to fetch, an async function, actors its return value
+ * creates) goes through promises.
+ */
+import { TaskError, WarrenError } from "../errors";
+import { encode, encodeError, hasMarkers, revive } from "../serialization";
+import { ObjectRef, objectId } from "../objects/ref";
+import type { StoredObject } from "../objects/owner";
+import { Kind } from "../transport";
+import { resolve } from "../api/registry";
+import { Runtime, TaskContext, taskContext } from "../api/runtime";
+import { ResultMessage, TaskSpec, encodeResults } from "../serialization/messages";
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/** `f(v)`, at once if `v` is a value, after it if it is a promise. */
+export function andThen<T, U>(v: MaybePromise<T>, f: (value: T) => MaybePromise<U>): MaybePromise<U> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as PromiseLike<unknown>).then === "function";
+}
+
+/**
+ * Runs one task or actor call in its context: resolves its ref arguments, calls, and encodes the
+ * return values or the error. Shared by tasks and actor methods.
+ */
+export function execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): MaybePromise<ResultMessage> {
+  const failed = (err: unknown): ResultMessage => {
+    const stack = err instanceof Error ? err.stack ?? String(err) : String(err);
+    return { task: spec.id, error: encodeError(new TaskError(spec.name, process.pid, Runtime.current.config.nodeId, stack, err)) };
+  };
+  const answer = (value: unknown) => andThen(storeReturns(spec, value), (returns): ResultMessage => ({ task: spec.id, returns }));
+  try {
+    // Load the defining module first: it may register revivals its arguments need (warren/actors' Queue).
+    resolve(spec.fn);
+    const args = spec.markers ? (revive(spec.args) as unknown[]) : spec.args;
+    const value = taskContext.run(ctx, () => (spec.refArgs.length === 0 ? call(args) : resolveArgs(spec, args).then(call)));
+    if (!isThenable(value)) {
+      const result = answer(value);
+      return result instanceof Promise ? result.catch(failed) : result;
+    }
+    return Promise.resolve(value).then(answer).catch(failed);
+  } catch (err) {
+    return failed(err);
+  }
+}
+
+async function resolveArgs(spec: TaskSpec, args: unknown[]): Promise<unknown[]> {
+  const rt = Runtime.current;
+  for (const i of spec.refArgs) {
+    const known = spec.resolved[i];
+    args[i] = known ? await rt.materialize(known, (args[i] as ObjectRef).hex()) : (await rt.get([args[i] as ObjectRef]))[0];
+  }
+  return args;
+}
+
+/**
+ * Encodes a task's return value(s): inline when small, into the node's store when large. Waits
+ * only when a value holds handles of actors it created, whose mailboxes must exist first.
+ */
+function storeReturns(spec: TaskSpec, value: unknown): MaybePromise<StoredObject[]> {
+  let values: unknown[];
+  if (spec.numReturns === 1) values = [value];
+  else if (spec.numReturns === 0) values = [];
+  else {
+    if (!Array.isArray(value) || value.length !== spec.numReturns) {
+      throw new WarrenError(
+        `${spec.name} was called with numReturns: ${spec.numReturns} but returned ` +
+          (Array.isArray(value) ? `an array of ${value.length}` : typeof value) +
+          `; return an array of exactly ${spec.numReturns} values`,
+      );
+    }
+    values = value;
+  }
+  const rt = Runtime.current;
+  const encoded = values.map((v, i) => encode(v, `return value ${i} of ${spec.name}`));
+  const waits = values.flatMap((v, i) => (hasMarkers(encoded[i]) ? rt.escape(v) : []));
+  const store = () => encoded.map((bytes, i) => rt.storeValue(objectId(spec.id, i + 1), bytes));
+  return waits.length === 0 ? store() : Promise.all(waits).then(store);
+}
+
+// ---- results --------------------------------------------------------------------------------
+
+/** Output a result must not overtake: the worker's forwarded prints (worker/output.ts). */
+let beforeResults = (): void => undefined;
+export function flushBeforeResults(flush: () => void): void {
+  beforeResults = flush;
+}
+
+/**
+ * Sends a result to the task's owner, after the output the task printed. Results wait for the end
+ * of this tick, so a burst of short tasks answers each owner in one message; they still leave in
+ * the same write as the acks of their deliveries (the connection writes once per tick).
+ */
+const outgoing = new Map<string, ResultMessage[]>();
+export function publishResult(result: ResultMessage): void {
+  const inbox = Runtime.current.topo.inbox(result.task.slice(0, 16));
+  const batch = outgoing.get(inbox);
+  if (batch) return void batch.push(result);
+  if (outgoing.size === 0) process.nextTick(flushResults);
+  outgoing.set(inbox, [result]);
+}
+
+function flushResults(): void {
+  beforeResults();
+  const rt = Runtime.current;
+  for (const [inbox, results] of outgoing) rt.ch.publish("", inbox, encodeResults(results), { type: Kind.result });
+  outgoing.clear();
+}
+
+// ---- the process title ----------------------------------------------------------------------
+
+const IDLE_TITLE = "warren::IDLE";
+/** How long a worker without a task keeps the last one's title: a title change is a syscall. */
+const IDLE_TITLE_MS = 50;
+let title = "";
+let lastTask = 0;
+let idleTimer: NodeJS.Timeout | undefined;
+
+/** Titles the process `warren::<name>` (Ray's `ray::name`) while a task runs. */
+export function showTitle(name: string): void {
+  const t = `warren::${name}`;
+  if (t !== title) process.title = title = t;
+}
+
+/** Called as a task ends: the title goes back to IDLE once no task has run for a while. */
+export function idleTitleLater(running: () => number): void {
+  lastTask = performance.now();
+  if (idleTimer || title === IDLE_TITLE) return;
+  const check = () => {
+    idleTimer = undefined;
+    if (running() > 0) return; // the running task calls again as it ends
+    const wait = lastTask + IDLE_TITLE_MS - performance.now();
+    if (wait <= 0) process.title = title = IDLE_TITLE;
+    else {
+      idleTimer = setTimeout(check, wait);
+      idleTimer.unref();
+    }
+  };
+  idleTimer = setTimeout(check, IDLE_TITLE_MS);
+  idleTimer.unref();
+}
