@@ -604,19 +604,21 @@ export class Runtime {
   async get(refs: ObjectRef[], timeoutSec?: number): Promise<unknown[]> {
     this.ensureOpen();
     const located = refs.map((r) => this.locate(r));
-    const waiting = located.filter((l) => l instanceof Promise);
+    const waiting = located.some((l) => l instanceof Promise);
     let fetching = 0;
     const values = async () => {
-      const out: unknown[] = [];
+      const out: unknown[] = new Array(refs.length);
       for (let i = 0; i < refs.length; i++) {
-        const where = await located[i];
+        const l = located[i];
+        const where = l instanceof Promise ? await l : l;
         fetching = i;
-        out.push(await this.materialize(where, refs[i].hex()).catch((err) => this.remake(refs[i], err)));
+        // An inline value (most are) is decoded at once; others may be fetched, or remade.
+        out[i] = "inline" in where ? decode(where.inline) : await this.materialize(where, refs[i].hex()).catch((err) => this.remake(refs[i], err));
       }
       return out;
     };
-    if (waiting.length === 0 && timeoutSec === undefined) return values();
-    if (waiting.length > 0) this.blockHooks?.block();
+    if (!waiting && timeoutSec === undefined) return values();
+    if (waiting) this.blockHooks?.block();
     try {
       // The timeout covers the whole get: waiting for objects and fetching them from other nodes.
       return await withTimeout(values(), timeoutSec, () => new GetTimeoutError(
@@ -624,7 +626,7 @@ export class Runtime {
           `(first: ${refs[fetching]})`,
       ));
     } finally {
-      if (waiting.length > 0) this.blockHooks?.unblock();
+      if (waiting) this.blockHooks?.unblock();
     }
   }
 
@@ -777,9 +779,17 @@ function printLog(e: LogEntry): void {
 
 function withTimeout<T>(p: Promise<T>, timeoutSec: number | undefined, error: () => Error): Promise<T> {
   if (timeoutSec === undefined) return p;
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) => { timer = setTimeout(() => reject(error()), timeoutSec * 1000); }),
-  ]).finally(() => clearTimeout(timer));
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(error()), timeoutSec * 1000);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }

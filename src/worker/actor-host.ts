@@ -14,6 +14,8 @@ import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../serializati
 import type { WorkerToNode } from "./protocol";
 import { MaybePromise, andThen, execute, publishResult, showTitle } from "./execute";
 
+const ACK_DELAY_MS = 10;
+
 export class ActorHost {
   /** Calls delivered and not yet started, read on arrival (the method decides the concurrency group). */
   private readonly queue: { msg: amqp.ConsumeMessage; spec: TaskSpec }[] = [];
@@ -24,7 +26,7 @@ export class ActorHost {
   private ch!: amqp.Channel;
   private readonly className: string;
   /**
-   * Acks go out once per tick: one `multiple` ack up to the oldest call still running, single
+   * Acks (when: ackSoon) are one `multiple` ack up to the oldest call still running, and single
    * acks for calls finished after it. The channel carries only this mailbox's deliveries, so
    * their tags run 1, 2, 3... `lowest` is the oldest not yet acked; `ackedAbove` those acked
    * singly above it.
@@ -32,6 +34,8 @@ export class ActorHost {
   private readonly finished = new Map<number, amqp.ConsumeMessage>();
   private readonly ackedAbove = new Set<number>();
   private lowest = 1;
+  private ackTimer?: NodeJS.Timeout;
+  private readonly prefetch: number;
 
   constructor(
     private readonly rt: Runtime,
@@ -41,6 +45,7 @@ export class ActorHost {
     private readonly send: (msg: WorkerToNode) => void,
   ) {
     this.className = create.handle.className;
+    this.prefetch = Math.min(Math.max(create.maxConcurrency, 100), 1000);
   }
 
   async start(): Promise<void> {
@@ -50,7 +55,7 @@ export class ActorHost {
     await this.ch.assertQueue(mailbox, { durable: false, autoDelete: false });
     // Calls already delivered count as sent to this incarnation (Ray's rule too), so a deeper
     // prefetch only trades how many fail on a crash for fewer round trips under load.
-    await this.ch.prefetch(Math.min(Math.max(this.create.maxConcurrency, 100), 1000));
+    await this.ch.prefetch(this.prefetch);
     this.rt.onExitActor = () => { this.exiting = true; };
     await this.ch.consume(mailbox, (m) => {
       if (!m) return;
@@ -79,7 +84,23 @@ export class ActorHost {
     }
   }
 
+  /**
+   * Acks go out at the end of the tick, or, for an actor whose calls are never run again
+   * (maxTaskRetries 0), up to ACK_DELAY_MS later and half a window at a time: a call one at a time
+   * then costs the broker no ack of its own. Should the actor die meanwhile, the broker hands the
+   * calls it answered to the next incarnation, which answers ActorDiedError, ignored by callers
+   * that already have their result.
+   */
+  private ackSoon(): void {
+    if (this.create.maxTaskRetries !== 0) {
+      if (this.finished.size === 1) process.nextTick(() => this.flushAcks());
+    } else if (this.finished.size >= this.prefetch / 2) this.flushAcks();
+    else this.ackTimer ??= setTimeout(() => this.flushAcks(), ACK_DELAY_MS);
+  }
+
   private flushAcks(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
     let upTo: amqp.ConsumeMessage | undefined;
     for (;;) {
       const m = this.finished.get(this.lowest);
@@ -126,8 +147,8 @@ export class ActorHost {
 
   private answer(msg: amqp.ConsumeMessage, result: ResultMessage): MaybePromise<void> {
     publishResult(result);
-    if (this.finished.size === 0) process.nextTick(() => this.flushAcks());
     this.finished.set(msg.fields.deliveryTag, msg);
+    this.ackSoon();
     --this.running;
     if (this.exiting && this.running === 0) return this.exit();
   }

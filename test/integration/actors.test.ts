@@ -214,6 +214,17 @@ describe("death and restarts", () => {
     expect(await warren.get(retry.crashOnce.remote(path.join(tmp, "in-flight-2")))).toBe("done");
   });
 
+  test("calls answered before a crash are not run again by the next incarnation, even with maxTaskRetries", async () => {
+    for (const maxTaskRetries of [0, 2]) {
+      const c = Counter.options({ maxRestarts: 1, maxTaskRetries }).remote(100);
+      for (let i = 1; i <= 3; i++) expect(await warren.get(c.increment.remote())).toBe(100 + i);
+      const first = await warren.get(c.pid.remote());
+      process.kill(first, "SIGKILL");
+      await waitForCondition(async () => (await warren.get(c.pid.remote()).catch(() => first)) !== first);
+      expect(await warren.get(c.get_.remote())).toBe(100); // fresh state, and no increment ran again
+    }
+  });
+
   test("kill without noRestart restarts an actor that may restart", async () => {
     const c = Counter.options({ maxRestarts: 1 }).remote(5);
     const first = await warren.get(c.pid.remote());
