@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { createSyncFn } from "synckit";
 import { ActorDiedError, GetTimeoutError, NodeDiedError, ObjectLostError, TaskCancelledError, WarrenError } from "../errors";
 import { CLOSE_SYNC_RPC, Kind, RpcReply, Topology, connectBroker, watchChannel } from "../transport";
+import { publishSmall } from "../transport/publish";
 import { ObjectRef, TaskIds, objectId } from "../objects/ref";
 import { ObjectStore } from "../objects/store";
 import { OwnerTable, StoredObject } from "../objects/owner";
@@ -281,8 +282,9 @@ export class Runtime {
   }
 
   private send(taskId: string, m: Sent): void {
-    const headers = m.attempt > 0 ? { ...m.headers, attempt: m.attempt } : m.headers;
-    this.ch.publish(m.exchange, m.key, m.body, { messageId: taskId, type: m.name, mandatory: m.exchange === "", headers });
+    const props = { messageId: taskId, type: m.name, mandatory: m.exchange === "" };
+    if (m.attempt === 0 && !m.headers) return publishSmall(this.ch, m.exchange, m.key, m.body, props);
+    this.ch.publish(m.exchange, m.key, m.body, { ...props, headers: { ...m.headers, attempt: m.attempt } });
   }
 
   /**

@@ -12,6 +12,7 @@ import { encode, encodeError, hasMarkers, revive } from "../serialization";
 import { ObjectRef, objectId } from "../objects/ref";
 import type { StoredObject } from "../objects/owner";
 import { Kind } from "../transport";
+import { publishSmall } from "../transport/publish";
 import { resolve } from "../api/registry";
 import { Runtime, TaskContext, taskContext } from "../api/runtime";
 import { ResultMessage, TaskSpec, encodeResults } from "../serialization/messages";
@@ -111,7 +112,7 @@ export function publishResult(result: ResultMessage): void {
 function flushResults(): void {
   beforeResults();
   const rt = Runtime.current;
-  for (const [inbox, results] of outgoing) rt.ch.publish("", inbox, encodeResults(results), { type: Kind.result });
+  for (const [inbox, results] of outgoing) publishSmall(rt.ch, "", inbox, encodeResults(results), { type: Kind.result });
   outgoing.clear();
 }
 
