@@ -18,16 +18,19 @@ type Values<T extends readonly unknown[]> = { -readonly [K in keyof T]: T[K] ext
 /** The value of a ref, or of each ref of a list (in order). `timeout` in seconds: GetTimeoutError. */
 export function get<T>(ref: ObjectRef<T>, options?: { timeout?: number }): Promise<T>;
 export function get<T extends readonly ObjectRef<unknown>[]>(refs: T, options?: { timeout?: number }): Promise<Values<T>>;
-export async function get(refs: ObjectRef | readonly ObjectRef[], options: { timeout?: number } = {}): Promise<unknown> {
-  const list = Array.isArray(refs) ? refs : [refs];
-  for (const [i, r] of list.entries()) {
-    if (!(r instanceof ObjectRef)) {
-      throw new WarrenError(`get() takes ObjectRefs; ${Array.isArray(refs) ? `element ${i} is` : "got"} ${describe(r)}`);
+export function get(refs: ObjectRef | readonly ObjectRef[], options: { timeout?: number } = {}): Promise<unknown> {
+  try {
+    const list = Array.isArray(refs) ? refs : [refs];
+    for (const [i, r] of list.entries()) {
+      if (!(r instanceof ObjectRef)) {
+        throw new WarrenError(`get() takes ObjectRefs; ${Array.isArray(refs) ? `element ${i} is` : "got"} ${describe(r)}`);
+      }
     }
+    checkTimeout(options.timeout, "get");
+    return Array.isArray(refs) ? Runtime.current.get(list as ObjectRef[], options.timeout) : Runtime.current.get([refs as ObjectRef], options.timeout, true);
+  } catch (err) {
+    return Promise.reject(err); // bad arguments reject, as from an async function
   }
-  checkTimeout(options.timeout, "get");
-  const values = await Runtime.current.get(list as ObjectRef[], options.timeout);
-  return Array.isArray(refs) ? values : values[0];
 }
 
 /**
