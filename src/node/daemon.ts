@@ -53,6 +53,8 @@ const HEARTBEAT_MS = 500;
 const SILENCE_MS = 2000;
 /** A node that answers the broker but has not reported for this long is hung: dead. */
 const HUNG_MS = 15_000;
+/** How long a new actor waits for the head to record it ALIVE before it serves calls anyway. */
+const HEAD_WAIT_MS = 5000;
 /** A delivery this node cannot start is given back after this long if a peer could start it. */
 const SPILL_MS = 20;
 
@@ -563,9 +565,18 @@ export class NodeDaemon {
         this.free.give(t.units);
         this.free.take(a.heldUnits);
         const c = t.msg;
-        this.actorEvent(a.id, { type: "ALIVE", nodeId: this.config.nodeId, pid: m.pid }, {
-          body: c.content, routingKey: c.fields.routingKey, headers: c.properties.headers ?? {}, messageId: c.properties.messageId, type: c.properties.type,
-        });
+        // The actor serves calls once the head has it ALIVE, or after HEAD_WAIT_MS without an
+        // answer (a head that is gone answers nothing, and its state API nobody).
+        const timer = setTimeout(() => serve(), HEAD_WAIT_MS);
+        const serve = () => {
+          clearTimeout(timer);
+          this.post(w, { t: "serve" });
+        };
+        this.rpc("actor.event", {
+          id: a.id,
+          event: { type: "ALIVE", nodeId: this.config.nodeId, pid: m.pid },
+          creation: { body: c.content, routingKey: c.fields.routingKey, headers: c.properties.headers ?? {}, messageId: c.properties.messageId, type: c.properties.type },
+        }).then(serve, serve);
         return this.schedule();
       }
       case "actor-failed":

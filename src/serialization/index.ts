@@ -16,6 +16,7 @@ import * as v8 from "node:v8";
 import { types } from "node:util";
 import * as errors from "../errors";
 import { SerializationError } from "../errors";
+import { NOT_PRIMITIVE, decodePrimitive, encodePrimitive } from "./primitives";
 
 export const MARKER = "__warren";
 const MARKER_BYTES = Buffer.from(MARKER, "latin1");
@@ -47,6 +48,8 @@ export function encode(value: unknown, what = "value"): Buffer[] {
     header[RAW_HEADER.length - 1] = Buffer.isBuffer(value) ? RAW_BUFFER : RAW_UINT8ARRAY;
     return [header, Buffer.from(value.buffer, value.byteOffset, value.byteLength)];
   }
+  const primitive = encodePrimitive(value);
+  if (primitive) return [primitive];
   try {
     return [v8.serialize(value)];
   } catch (err) {
@@ -80,6 +83,8 @@ export function decode(buf: Buffer | Uint8Array): unknown {
     const bytes = buf.subarray(RAW_HEADER.length);
     return buf[RAW_HEADER.length - 1] === RAW_BUFFER ? Buffer.from(bytes) : new Uint8Array(bytes);
   }
+  const primitive = decodePrimitive(buf);
+  if (primitive !== NOT_PRIMITIVE) return primitive;
   const value = v8.deserialize(buf);
   return hasMarkers(buf as Buffer) ? revive(value) : value;
 }

@@ -23,6 +23,7 @@ export class ActorHost {
   /** Calls running per concurrency group ("" is the default group, limited by maxConcurrency). */
   private readonly busy = new Map<string, number>();
   private exiting = false;
+  private serving = false;
   private ch!: amqp.Channel;
   private readonly className: string;
   /**
@@ -57,7 +58,16 @@ export class ActorHost {
     // prefetch only trades how many fail on a crash for fewer round trips under load.
     await this.ch.prefetch(this.prefetch);
     this.rt.onExitActor = () => { this.exiting = true; };
-    await this.ch.consume(mailbox, (m) => {
+  }
+
+  /**
+   * Takes calls from the mailbox: once the head knows the actor is alive, so that no caller can
+   * hold a call's result while the state API still says PENDING_CREATION.
+   */
+  async serve(): Promise<void> {
+    if (this.serving) return;
+    this.serving = true;
+    await this.ch.consume(this.rt.topo.mailbox(this.create.handle.id), (m) => {
       if (!m) return;
       this.queue.push({ msg: m, spec: readTask(m.content) });
       this.pump();

@@ -37,6 +37,8 @@ const cancelled = new BoundedSet<string>(100_000);
 let leaseCh: amqp.Channel;
 let lease: Lease | undefined;
 let leased: { taskId: string; delivery: amqp.ConsumeMessage; acked: boolean } | undefined;
+/** The actor this worker hosts, once it is one. */
+let host: ActorHost | undefined;
 /** Leased workers of this node that died lately (their node tells), by queue. */
 const deaths = new RecentDeaths();
 /** Set when a force-cancel ends this worker: its lease channel closes on purpose. */
@@ -82,6 +84,7 @@ async function main(): Promise<void> {
     if (m.t === "task") void runTask(m);
     else if (m.t === "cancel") void cancel(m.task, m.force, m.recursive);
     else if (m.t === "worker-died") deaths.note(m.queue, m.what);
+    else if (m.t === "serve") void host?.serve();
     else if (m.t === "ack-long" && leased?.taskId === m.task && !leased.acked) {
       leased.acked = true;
       leaseCh.ack(leased.delivery);
@@ -195,7 +198,7 @@ async function becomeActor(spec: TaskSpec, create: ActorCreation, gpuIds: number
     send({ t: "actor-failed", error: result.error });
     return;
   }
-  const host = new ActorHost(rt, instance!, create, { gpuIds, resources }, send);
+  host = new ActorHost(rt, instance!, create, { gpuIds, resources }, send);
   await host.start();
   publishResult({ task: spec.id, returns: [] });
   send({ t: "actor-alive", pid: process.pid });

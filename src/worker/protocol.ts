@@ -24,6 +24,8 @@ export type NodeToWorker =
   | { t: "cancel"; task: string; force: boolean; recursive: boolean }
   /** A worker of this node that leased `queue` died: say so if a task it held must fail here. */
   | { t: "worker-died"; queue: string; what: string }
+  /** The head has heard that the actor this worker became is alive: take its calls. */
+  | { t: "serve" }
   /** The head has heard the long leased task runs here: ack it now. */
   | { t: "ack-long"; task: string };
 
