@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { createSyncFn } from "synckit";
 import { ActorDiedError, GetTimeoutError, NodeDiedError, ObjectLostError, TaskCancelledError, WarrenError } from "../errors";
 import { CLOSE_SYNC_RPC, Kind, RpcReply, Topology, connectBroker, watchChannel } from "../transport";
-import { publishSmall } from "../transport/publish";
+import { publishSmall } from "../transport/frames";
 import { ObjectRef, TaskIds, objectId } from "../objects/ref";
 import { ObjectStore } from "../objects/store";
 import { OwnerTable, StoredObject } from "../objects/owner";

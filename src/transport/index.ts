@@ -14,6 +14,7 @@
 import * as amqp from "amqplib";
 import { BrokerUnavailableError } from "../errors";
 import type { EncodedError } from "../serialization";
+import { tuneFrames } from "./frames";
 
 export const DEFAULT_ADDRESS = "amqp://guest:guest@127.0.0.1:5672";
 
@@ -36,7 +37,7 @@ export async function connectBroker(address: string, name: string): Promise<amqp
   // A broker that goes away surfaces through the channels' close handlers; without a listener
   // here an 'error' event would crash the process instead.
   conn.on("error", () => undefined);
-  coalesceWrites(conn);
+  tuneFrames(conn);
   return conn;
 }
 
@@ -50,53 +51,6 @@ export function watchChannel(ch: amqp.Channel, onLost: (reason: Error) => void):
   let reason = new Error("the broker closed the channel");
   ch.on("error", (err: Error) => (reason = err));
   ch.on("close", () => onLost(reason));
-}
-
-/**
- * amqplib queues each frame in its channel's PassThrough stream, and a muxer moves what is queued
- * to the socket in a setImmediate, after the event loop's next poll. On a sync round trip that
- * machinery is most of a process's work (a publish spent about 50 µs before reaching the socket
- * here), so frames go to the socket directly instead, in the order they are sent: a channel's
- * frames are only queued while frames queued before are still there, which never happens unless
- * something other than this writes to its stream. The socket is corked until the end of the tick,
- * so a tick's frames (a result and its ack, a batch of 1000 publishes) leave in one writev: a
- * socket write is tens of microseconds on these machines.
- * It reaches into amqplib 2.x's Connection (`freshChannel`, `channels[n].buffer`, `stream`); if
- * those ever change, it does nothing and amqplib queues as it always did.
- */
-function coalesceWrites(conn: amqp.ChannelModel): void {
-  type Buffered = { readableLength: number; write: (chunk: Buffer, ...rest: unknown[]) => boolean };
-  type Connection = {
-    freshChannel?: (...a: unknown[]) => number;
-    channels?: ({ buffer?: Buffered } | null)[];
-    stream?: NodeJS.WritableStream & { cork?(): void; uncork?(): void };
-  };
-  const c = (conn as unknown as { connection?: Connection }).connection;
-  const stream = c?.stream;
-  const fresh = c?.freshChannel;
-  if (!c || !fresh || !Array.isArray(c.channels) || !stream?.cork || !stream.uncork) return;
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    stream.uncork!();
-  };
-  c.freshChannel = function (this: Connection, ...args: unknown[]): number {
-    const n = fresh.apply(this, args);
-    const buffer = c.channels![n]?.buffer;
-    if (!buffer || typeof buffer.readableLength !== "number") return n;
-    const queue = buffer.write.bind(buffer);
-    buffer.write = (chunk: Buffer, ...rest: unknown[]) => {
-      if (buffer.readableLength > 0) return queue(chunk, ...rest);
-      if (!corked) {
-        corked = true;
-        stream.cork!();
-        process.nextTick(uncork);
-      }
-      (stream.write as (...a: unknown[]) => boolean)(chunk, ...rest);
-      return true;
-    };
-    return n;
-  };
 }
 
 export class Topology {

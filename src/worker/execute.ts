@@ -12,7 +12,7 @@ import { encode, encodeError, hasMarkers, revive } from "../serialization";
 import { ObjectRef, objectId } from "../objects/ref";
 import type { StoredObject } from "../objects/owner";
 import { Kind } from "../transport";
-import { publishSmall } from "../transport/publish";
+import { publishSmall } from "../transport/frames";
 import { resolve } from "../api/registry";
 import { Runtime, TaskContext, taskContext } from "../api/runtime";
 import { ResultMessage, TaskSpec, encodeResults } from "../serialization/messages";
