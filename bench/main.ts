@@ -286,7 +286,6 @@ const CASES: Case[] = [
   },
 ];
 
-const LIMIT_NAMES = CASES.filter((c) => c.kind === "limit").map((c) => c.name);
 /** Not a timed case: the memory target's situation (bench/idle_memory.js). */
 const IDLE_MEMORY = "idle_memory";
 const ALL_NAMES = [...CASES.map((c) => c.name), IDLE_MEMORY];

@@ -21,7 +21,7 @@ import { INITIAL_TASK_STATE, TaskState, nextTaskState } from "../lifecycle/task"
 import type { Descriptor } from "./registry";
 
 export type { ActorCreation, ResultMessage, TaskSpec } from "../serialization/messages";
-import { ActorHandleCore, HandleInfo } from "./handle";
+import { ActorHandleCore } from "./handle";
 import { compiled } from "./paths";
 
 /**
@@ -833,21 +833,4 @@ function printLog(e: LogEntry): void {
   const out = e.stream === "stderr" ? process.stderr : process.stdout;
   const lines = e.text.endsWith("\n") ? e.text.slice(0, -1).split("\n") : e.text.split("\n");
   out.write(lines.map((l) => `(${e.name} pid=${e.pid}) ${l}\n`).join(""));
-}
-
-function withTimeout<T>(p: Promise<T>, timeoutSec: number | undefined, error: () => Error): Promise<T> {
-  if (timeoutSec === undefined) return p;
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(error()), timeoutSec * 1000);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (err) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }
