@@ -17,7 +17,7 @@ import * as v8 from "node:v8";
 import { ChildProcess, fork } from "node:child_process";
 import type * as amqp from "amqplib";
 import * as os from "node:os";
-import { ActorDiedError, NodeDiedError, WarrenError, WorkerCrashedError } from "../errors";
+import { ActorDiedError, NodeDiedError, WarrenError } from "../errors";
 import { Kind, RpcReply, Topology, connectBroker, watchChannel } from "../transport";
 import { drainQueue, queueAbsent, queueInfo } from "../transport/queues";
 import { ObjectStore } from "../objects/store";
@@ -25,7 +25,7 @@ import { decodeError, encodeError } from "../serialization";
 import { Demand, Ledger, Resources, compileDemand, fits, parseShape } from "../scheduling/shape";
 import { ChannelOps, ShapeConsumer } from "./consumer";
 import { GpuPool, gpuIds } from "./gpus";
-import { RecentDeaths, nextAttempt, onRedelivery, publishAgain } from "../scheduling/retry";
+import { RecentDeaths, giveBack, nextAttempt, onRedelivery, publishAgain, workerCrashed } from "../scheduling/retry";
 import { MetricsServer, serveMetrics } from "./metrics";
 import { HeadRegistry, NodeInfo, answer } from "../state/registry";
 import { nodeIp } from "./resources";
@@ -464,7 +464,7 @@ export class NodeDaemon {
       for (const d of waiting) {
         if (now - d.received < SPILL_MS) { recheck = true; continue; }
         this.pending.splice(this.pending.indexOf(d), 1);
-        this.giveBack(d.msg);
+        giveBack(this.taskCh, d.msg);
       }
     }
     if (recheck || this.pending.length > 0) this.balanceTimer = setTimeout(() => this.balance(), SPILL_MS);
@@ -614,9 +614,9 @@ export class NodeDaemon {
       // A leased task it held goes back to the queue by itself (the broker requeues it): whoever
       // gets it on this node hears how the worker died, to say so if it must fail the task.
       if (w.lease) {
-        const what = `worker (pid=${w.proc.pid}) running it died (${how}); look for the cause in ${this.workersLog}`;
-        this.deaths.note(w.lease.queue, what);
-        for (const o of this.workers) if (o.ready) this.post(o, { t: "worker-died", queue: w.lease.queue, what });
+        const death = { pid: w.proc.pid!, how, log: this.workersLog };
+        this.deaths.note(w.lease.queue, death);
+        for (const o of this.workers) if (o.ready && !o.actor) this.post(o, { t: "worker-died", queue: w.lease.queue, death });
       }
       if (w.task) this.onTaskWorkerExit(w, w.task, how);
       this.releaseWorker(w);
@@ -632,10 +632,7 @@ export class NodeDaemon {
     } else if (maxRetries < 0 || attempt < maxRetries) {
       this.republish(t.msg);
     } else {
-      const err = new WorkerCrashedError(
-        `the worker (pid=${w.proc.pid}) running ${t.msg.properties.type} died (${how}) ${attempt + 1} time(s); ` +
-          `maxRetries is ${maxRetries}. Raise it with .options({ maxRetries }), or look for the cause in ${this.workersLog}`,
-      );
+      const err = workerCrashed(t.msg.properties.type, attempt, maxRetries, { pid: w.proc.pid!, how, log: this.workersLog });
       this.replyToOwner(t.msg.properties.messageId, { task: t.msg.properties.messageId, error: encodeError(err) });
     }
     this.ack(t);
@@ -702,12 +699,6 @@ export class NodeDaemon {
     void this.deaths.of(this.topo.shapeQueue(m.fields.routingKey)).then((died) => {
       this.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encodeError(r.error(died)) });
     });
-  }
-
-  /** Gives a delivery back unchanged (spillback): a copy at the queue's tail, this one acked. */
-  private giveBack(msg: amqp.ConsumeMessage): void {
-    publishAgain(this.taskCh, msg);
-    this.taskCh.ack(msg);
   }
 
   /** Sends a delivery back to its queue for another attempt (or restart), with `headers`. */

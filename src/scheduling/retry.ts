@@ -12,6 +12,12 @@ export function publishAgain(ch: amqp.Channel, m: amqp.ConsumeMessage, headers: 
   ch.publish(m.fields.exchange, m.fields.routingKey, m.content, { messageId: m.properties.messageId, type: m.properties.type, headers });
 }
 
+/** Gives a delivery back unstarted: a copy at its queue's tail, this one acked. */
+export function giveBack(ch: amqp.Channel, m: amqp.ConsumeMessage): void {
+  publishAgain(ch, m);
+  ch.ack(m);
+}
+
 /** The headers of a task's next attempt. */
 export function nextAttempt(h: Record<string, any> = {}): Record<string, unknown> {
   return { ...h, attempt: (h.attempt ?? 0) + 1 };
@@ -20,7 +26,25 @@ export function nextAttempt(h: Record<string, any> = {}): Record<string, unknown
 export type Redelivery =
   | { publish: true; headers: Record<string, unknown> }
   /** `error(died)`: why it failed, saying how its worker died where that is known (RecentDeaths). */
-  | { publish: false; error: (died?: string) => Error; actorId?: string };
+  | { publish: false; error: (died?: WorkerDeath) => Error; actorId?: string };
+
+/** A worker that died, as its node saw it. */
+export interface WorkerDeath {
+  pid: number;
+  /** Its signal, or its exit code. */
+  how: string;
+  /** Where its output went. */
+  log: string;
+}
+
+/** The error of a task whose worker (or node) died once more than its maxRetries allow. */
+export function workerCrashed(name: string, attempt: number, maxRetries: number, died?: WorkerDeath): WorkerCrashedError {
+  const who = died ? `the worker (pid=${died.pid}) running ${name} died (${died.how})` : `the worker or node running ${name} died`;
+  return new WorkerCrashedError(
+    `${who} ${attempt + 1} time(s); maxRetries is ${maxRetries}. Raise it with .options({ maxRetries })` +
+      (died ? `, or look for the cause in ${died.log}` : ""),
+  );
+}
 
 /**
  * Worker deaths this process heard of lately (a node's own, and those its node tells its workers),
@@ -28,12 +52,12 @@ export type Redelivery =
  * error names the worker and how it died when the death is known here.
  */
 export class RecentDeaths {
-  private readonly deaths = new Map<string, { what: string; at: number }>();
-  private readonly waiting = new Map<string, Set<(what: string) => void>>();
+  private readonly deaths = new Map<string, { death: WorkerDeath; at: number }>();
+  private readonly waiting = new Map<string, Set<(death: WorkerDeath) => void>>();
 
-  note(queue: string, what: string): void {
-    this.deaths.set(queue, { what, at: Date.now() });
-    for (const w of this.waiting.get(queue) ?? []) w(what);
+  note(queue: string, death: WorkerDeath): void {
+    this.deaths.set(queue, { death, at: Date.now() });
+    for (const w of this.waiting.get(queue) ?? []) w(death);
     this.waiting.delete(queue);
   }
 
@@ -41,22 +65,23 @@ export class RecentDeaths {
    * How the worker that leased `queue` died, if it died within the last RECENT_MS; else waits up
    * to NEWS_MS for the news (the broker may give the task back before the node hears of the exit).
    */
-  async of(queue: string): Promise<string | undefined> {
+  async of(queue: string): Promise<WorkerDeath | undefined> {
     const d = this.deaths.get(queue);
-    if (d && Date.now() - d.at < RECENT_MS) return d.what;
+    if (d && Date.now() - d.at < RECENT_MS) return d.death;
     let timer!: NodeJS.Timeout;
-    let heard!: (what: string) => void;
-    const news = new Promise<string | undefined>((resolve) => {
+    let heard!: (death: WorkerDeath) => void;
+    const news = new Promise<WorkerDeath | undefined>((resolve) => {
       heard = resolve;
       timer = setTimeout(() => resolve(undefined), NEWS_MS);
     });
     let set = this.waiting.get(queue);
     if (!set) this.waiting.set(queue, (set = new Set()));
     set.add(heard);
-    const what = await news;
+    const death = await news;
     clearTimeout(timer);
     set.delete(heard);
-    return what;
+    if (set.size === 0 && this.waiting.get(queue) === set) this.waiting.delete(queue);
+    return death;
   }
 }
 const RECENT_MS = 10_000;
@@ -78,8 +103,5 @@ export function onRedelivery(m: amqp.Message): Redelivery {
   const attempt: number = h.attempt ?? 0;
   const { maxRetries } = readHead(m.content);
   if (maxRetries < 0 || attempt < maxRetries) return { publish: true, headers: nextAttempt(h) };
-  return {
-    publish: false,
-    error: (died) => new WorkerCrashedError(`${name}: the ${died ?? "worker or node running it died"}, ${attempt + 1} time(s) in all; maxRetries is ${maxRetries}`),
-  };
+  return { publish: false, error: (died) => workerCrashed(name, attempt, maxRetries, died) };
 }

@@ -15,7 +15,7 @@
  * end, and a burst spills to the node, which lends another worker.
  */
 import type * as amqp from "amqplib";
-import { publishAgain } from "../scheduling/retry";
+import { giveBack } from "../scheduling/retry";
 import type { MaybePromise } from "./execute";
 
 const LEASE_IDLE_MS = 10;
@@ -109,10 +109,7 @@ export class Lease {
     // Also when going back to one at a time: what a fast window brought is more than that.
     if (this.suspensions > 0 || (this.consuming > prefetch && !this.tag)) {
       this.flushAcks();
-      for (const m of this.waiting.splice(0)) {
-        publishAgain(this.ch, m);
-        this.ch.ack(m);
-      }
+      for (const m of this.waiting.splice(0)) giveBack(this.ch, m);
     }
     if (want && !this.tag) {
       await this.ch.prefetch(prefetch);
@@ -198,10 +195,7 @@ export class Lease {
   private handBack(m: amqp.ConsumeMessage): void {
     this.flushAcks();
     if (m.fields.redelivered) this.ch.nack(m, false, true);
-    else {
-      publishAgain(this.ch, m);
-      this.ch.ack(m);
-    }
+    else giveBack(this.ch, m);
     if (!this.ending) void this.end();
   }
 

@@ -83,7 +83,7 @@ async function main(): Promise<void> {
   process.on("message", (m: NodeToWorker) => {
     if (m.t === "task") void runTask(m);
     else if (m.t === "cancel") void cancel(m.task, m.force, m.recursive);
-    else if (m.t === "worker-died") deaths.note(m.queue, m.what);
+    else if (m.t === "worker-died") deaths.note(m.queue, m.death);
     else if (m.t === "serve") void host?.serve();
     else if (m.t === "ack-long" && leased?.taskId === m.task && !leased.acked) {
       leased.acked = true;

@@ -1,4 +1,5 @@
 import type { EncodedError } from "../serialization";
+import type { WorkerDeath } from "../scheduling/retry";
 
 /** The IPC messages between a node and its workers (Node's advanced serialization, so Buffers pass as they are). */
 
@@ -23,7 +24,7 @@ export type NodeToWorker =
     }
   | { t: "cancel"; task: string; force: boolean; recursive: boolean }
   /** A worker of this node that leased `queue` died: say so if a task it held must fail here. */
-  | { t: "worker-died"; queue: string; what: string }
+  | { t: "worker-died"; queue: string; death: WorkerDeath }
   /** The head has heard that the actor this worker became is alive: take its calls. */
   | { t: "serve" }
   /** The head has heard the long leased task runs here: ack it now. */
