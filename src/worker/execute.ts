@@ -16,6 +16,7 @@ import { publishSmall } from "../transport/frames";
 import { resolve } from "../api/registry";
 import { Runtime, TaskContext, taskContext } from "../api/runtime";
 import { ResultMessage, TaskSpec, encodeResults } from "../serialization/messages";
+import { flushOutput } from "./output";
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -89,12 +90,6 @@ function storeReturns(spec: TaskSpec, value: unknown): MaybePromise<StoredObject
 
 // ---- results --------------------------------------------------------------------------------
 
-/** Output a result must not overtake: the worker's forwarded prints (worker/output.ts). */
-let beforeResults = (): void => undefined;
-export function flushBeforeResults(flush: () => void): void {
-  beforeResults = flush;
-}
-
 /**
  * Sends a result to the task's owner, after the output the task printed. Results wait for the end
  * of this tick, so a burst of short tasks answers each owner in one message; they still leave in
@@ -110,7 +105,7 @@ export function publishResult(result: ResultMessage): void {
 }
 
 function flushResults(): void {
-  beforeResults();
+  flushOutput(); // what the tasks printed reaches the driver first
   const rt = Runtime.current;
   for (const [inbox, results] of outgoing) publishSmall(rt.ch, "", inbox, encodeResults(results), { type: Kind.result });
   outgoing.clear();
@@ -118,33 +113,10 @@ function flushResults(): void {
 
 // ---- the process title ----------------------------------------------------------------------
 
-const IDLE_TITLE = "warren::IDLE";
-/** How long a worker without a task keeps the last one's title: a title change is a syscall. */
-const IDLE_TITLE_MS = 50;
 let title = "";
-let lastTask = 0;
-let idleTimer: NodeJS.Timeout | undefined;
 
-/** Titles the process `warren::<name>` (Ray's `ray::name`) while a task runs. */
+/** Titles the process `warren::<name>` (Ray's `ray::name`) while a task runs; a change is a syscall. */
 export function showTitle(name: string): void {
   const t = `warren::${name}`;
   if (t !== title) process.title = title = t;
-}
-
-/** Called as a task ends: the title goes back to IDLE once no task has run for a while. */
-export function idleTitleLater(running: () => number): void {
-  lastTask = performance.now();
-  if (idleTimer || title === IDLE_TITLE) return;
-  const check = () => {
-    idleTimer = undefined;
-    if (running() > 0) return; // the running task calls again as it ends
-    const wait = lastTask + IDLE_TITLE_MS - performance.now();
-    if (wait <= 0) process.title = title = IDLE_TITLE;
-    else {
-      idleTimer = setTimeout(check, wait);
-      idleTimer.unref();
-    }
-  };
-  idleTimer = setTimeout(check, IDLE_TITLE_MS);
-  idleTimer.unref();
 }

@@ -17,6 +17,7 @@
 import type * as amqp from "amqplib";
 import { giveBack } from "../scheduling/retry";
 import type { MaybePromise } from "./execute";
+import { IdleAfter } from "./idle";
 
 const LEASE_IDLE_MS = 10;
 /**
@@ -39,9 +40,8 @@ export class Lease {
   private tag?: string;
   private readonly waiting: amqp.ConsumeMessage[] = [];
   private busy = false;
-  /** Armed when the lease runs dry; it ends the lease once nothing has run for LEASE_IDLE_MS. */
-  private idleTimer?: NodeJS.Timeout;
-  private lastRun = 0;
+  /** Touched as the lease runs dry: it ends the lease once nothing has run for LEASE_IDLE_MS. */
+  private readonly idle = new IdleAfter(LEASE_IDLE_MS, () => this.ending || this.busy || this.waiting.length > 0, () => void this.end());
   private ending = false;
   /** Reasons not to consume now: the running task waits in get(), or runs long. */
   private suspensions = 0;
@@ -128,7 +128,7 @@ export class Lease {
       if (this.waiting.length === 0 || this.unackedCount >= this.consuming / 2 || this.suspensions > 0) this.flushAcks();
       const m = this.waiting.shift();
       if (!m) {
-        if (!this.ending) this.armIdle();
+        if (!this.ending) this.idle.touch();
         return;
       }
       if (m.properties.headers?.actor) {
@@ -198,20 +198,6 @@ export class Lease {
     else giveBack(this.ch, m);
     if (!this.ending) void this.end();
   }
-
-  /** One timer for the lease's idleness, checked when it fires rather than reset per task. */
-  private armIdle(): void {
-    this.lastRun = performance.now();
-    this.idleTimer ??= setTimeout(this.checkIdle, LEASE_IDLE_MS);
-  }
-
-  private readonly checkIdle = (): void => {
-    this.idleTimer = undefined;
-    if (this.ending || this.busy || this.waiting.length > 0) return; // pump arms it again as it runs dry
-    const wait = this.lastRun + LEASE_IDLE_MS - performance.now();
-    if (wait > 0) this.idleTimer = setTimeout(this.checkIdle, wait);
-    else void this.end();
-  };
 
   /**
    * Acks every delivery run so far in one ack. Deliveries run in arrival order, and those acked

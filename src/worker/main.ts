@@ -15,8 +15,9 @@ import { Runtime, TaskContext } from "../api/runtime";
 import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../serialization/messages";
 import { ActorHost } from "./actor-host";
 import { Lease } from "./lease";
-import { MaybePromise, andThen, execute, flushBeforeResults, idleTitleLater, publishResult, showTitle } from "./execute";
-import { flushOutput, forwardOutput } from "./output";
+import { MaybePromise, andThen, execute, publishResult, showTitle } from "./execute";
+import { IdleAfter } from "./idle";
+import { forwardOutput } from "./output";
 import { RecentDeaths, nextAttempt, onRedelivery, publishAgain } from "../scheduling/retry";
 import type * as amqp from "amqplib";
 import { LONG_TASK_MS, type NodeToWorker, type WorkerConfig, type WorkerToNode } from "./protocol";
@@ -27,10 +28,12 @@ if (!config) {
   process.exit(2);
 }
 registerTypeScript();
-process.title = "warren::IDLE";
+showTitle("IDLE");
 
 let rt: Runtime;
 const running = new Map<string, TaskContext>();
+/** A worker without a task keeps the last one's title for a while: a title change is a syscall. */
+const idleTitle = new IdleAfter(50, () => running.size > 0, () => showTitle("IDLE"));
 /** Tasks cancelled anywhere in the cluster (forwarded by the node), for deliveries still to come. */
 const cancelled = new BoundedSet<string>(100_000);
 /** The channel a lease consumes on (one per worker, reused), the lease, and the leased task running. */
@@ -79,7 +82,6 @@ async function main(): Promise<void> {
     task_id: c.taskId, state: blocked > 0 ? "RUNNING_IN_GET" : "RUNNING", node_id: config.nodeId, worker_pid: process.pid, running: true,
   }));
   forwardOutput();
-  flushBeforeResults(flushOutput);
   process.on("message", (m: NodeToWorker) => {
     if (m.t === "task") void runTask(m);
     else if (m.t === "cancel") void cancel(m.task, m.force, m.recursive);
@@ -168,7 +170,7 @@ function runSpec(spec: TaskSpec, gpuIds: number[], resources: Record<string, num
   });
   return andThen(result, (result) => {
     running.delete(spec.id);
-    idleTitleLater(() => running.size);
+    idleTitle.touch();
     const retry = result.error !== undefined && spec.retryExceptions && !ctx.canceled && (spec.maxRetries < 0 || attempt < spec.maxRetries);
     return { result, retry };
   });
