@@ -88,6 +88,12 @@ describe("tasks", () => {
     expect(await warren.get(t.title.remote())).toBe("warren::title");
   });
 
+  test("a worker's title goes back to warren::IDLE once it has no task for a while", async () => {
+    const pid = await warren.get(t.pid.remote());
+    const title = () => fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0];
+    await waitForCondition(() => title() === "warren::IDLE"); // while it ran: the test above
+  });
+
   test("the runtime context names the task, its node and its job", async () => {
     const c = await warren.get(t.context.options({ name: "ctx" }).remote());
     expect(c.taskName).toBe("ctx");
