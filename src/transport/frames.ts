@@ -257,51 +257,62 @@ export function publishSmall(ch: amqp.Channel, exchange: string, routingKey: str
   // amqplib replaces an instance's sendMessage once its channel is closed; its publish then throws.
   // A confirm channel counts its publishes.
   const plain = !Object.prototype.hasOwnProperty.call(ch, "sendMessage") && !("waitForConfirms" in ch);
-  const strings = [exchange, routingKey, props.correlationId, props.replyTo, props.messageId, props.type];
-  const lengths = strings.map((s) => (s === undefined ? 0 : Buffer.byteLength(s)));
-  if (!out || !plain || typeof c.ch !== "number" || !conn?.frameMax || body.length === 0 || body.length > conn.frameMax - 8 || lengths.some((n) => n > 255)) {
+  const exchangeLength = Buffer.byteLength(exchange);
+  const keyLength = Buffer.byteLength(routingKey);
+  let flags = 0;
+  let propsSize = 0;
+  let tooLong = exchangeLength > 255 || keyLength > 255;
+  for (const [flag, name] of SMALL_PROPERTIES) {
+    const value = props[name];
+    if (value === undefined) continue;
+    const n = Buffer.byteLength(value);
+    tooLong ||= n > 255;
+    flags |= flag;
+    propsSize += 1 + n;
+  }
+  if (!out || !plain || typeof c.ch !== "number" || !conn?.frameMax || body.length === 0 || body.length > conn.frameMax - 8 || tooLong) {
     ch.publish(exchange, routingKey, body, props);
     return;
   }
-  let flags = 0;
-  let propsSize = 0;
-  [CORRELATION_ID, REPLY_TO, MESSAGE_ID, TYPE].forEach((flag, i) => {
-    if (strings[i + 2] === undefined) return;
-    flags |= flag;
-    propsSize += 1 + lengths[i + 2];
-  });
-  const methodSize = 4 + 2 + 1 + lengths[0] + 1 + lengths[1] + 1;
+  const methodSize = 4 + 2 + 1 + exchangeLength + 1 + keyLength + 1;
   const headerSize = 2 + 2 + 8 + 2 + propsSize;
   const buf = Buffer.allocUnsafe(7 + methodSize + 1 + 7 + headerSize + 1 + 7 + body.length + 1);
-  let at = 0;
-  const frame = (type: number, size: number) => {
-    at = buf.writeUInt8(type, at);
-    at = buf.writeUInt16BE(c.ch!, at);
-    at = buf.writeUInt32BE(size, at);
-  };
-  const shortstr = (s: string, n: number) => {
-    at = buf.writeUInt8(n, at);
-    at += buf.write(s, at, "utf8");
-  };
-  frame(FRAME_METHOD, methodSize);
+  let at = frameStart(buf, 0, FRAME_METHOD, c.ch, methodSize);
   at = buf.writeUInt16BE(BASIC, at);
   at = buf.writeUInt16BE(PUBLISH, at);
   at = buf.writeUInt16BE(0, at); // reserved (ticket)
-  shortstr(exchange, lengths[0]);
-  shortstr(routingKey, lengths[1]);
+  at = shortstr(buf, at, exchange);
+  at = shortstr(buf, at, routingKey);
   at = buf.writeUInt8(props.mandatory ? 1 : 0, at); // bits: mandatory, immediate
   at = buf.writeUInt8(FRAME_END, at);
-  frame(FRAME_HEADER, headerSize);
+  at = frameStart(buf, at, FRAME_HEADER, c.ch, headerSize);
   at = buf.writeUInt16BE(BASIC, at);
   at = buf.writeUInt16BE(0, at); // weight
-  at = buf.writeUInt32BE(Math.floor(body.length / 0x100000000), at);
-  at = buf.writeUInt32BE(body.length % 0x100000000, at);
+  at = buf.writeUInt32BE(0, at); // body size, high 32 bits (a body fits in one frame)
+  at = buf.writeUInt32BE(body.length, at);
   at = buf.writeUInt16BE(flags, at);
-  for (let i = 2; i < strings.length; i++) if (strings[i] !== undefined) shortstr(strings[i]!, lengths[i]);
+  for (const [, name] of SMALL_PROPERTIES) if (props[name] !== undefined) at = shortstr(buf, at, props[name]);
   at = buf.writeUInt8(FRAME_END, at);
-  frame(FRAME_BODY, body.length);
+  at = frameStart(buf, at, FRAME_BODY, c.ch, body.length);
   at += body.copy(buf, at);
   buf.writeUInt8(FRAME_END, at);
   conn.sentSinceLastCheck = true; // for amqplib's heartbeat check
   out.write(buf);
+}
+
+/** The properties publishSmall writes, with their flags, in the order their values follow. */
+const SMALL_PROPERTIES = [[CORRELATION_ID, "correlationId"], [REPLY_TO, "replyTo"], [MESSAGE_ID, "messageId"], [TYPE, "type"]] as const;
+
+/** A frame's type, channel and payload size; returns where its payload starts. */
+function frameStart(buf: Buffer, at: number, type: number, channel: number, size: number): number {
+  at = buf.writeUInt8(type, at);
+  at = buf.writeUInt16BE(channel, at);
+  return buf.writeUInt32BE(size, at);
+}
+
+/** An AMQP short string (its byte length, then its UTF-8 bytes, at most 255); returns where it ends. */
+function shortstr(buf: Buffer, at: number, s: string): number {
+  const n = buf.write(s, at + 1, "utf8");
+  buf[at] = n;
+  return at + 1 + n;
 }
