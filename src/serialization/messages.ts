@@ -164,11 +164,11 @@ export function encodeResults(results: ResultMessage[]): Buffer {
   }
   const out = Buffer.allocUnsafe(size);
   let part = 0;
+  let at = out.writeUInt8(RESULTS_FORMAT, 0);
   const bytes = (b: Buffer) => {
     at = out.writeUInt32LE(b.length, at);
     at += b.copy(out, at);
   };
-  let at = out.writeUInt8(RESULTS_FORMAT, 0);
   at = out.writeUInt32LE(results.length, at);
   for (const r of results) {
     at = out.writeUInt8(r.task.length, at);
