@@ -9,15 +9,15 @@ import { randomBytes } from "node:crypto";
 import { OptionsError, WarrenError } from "../errors";
 import { ActorOptions, MethodOptions, definitionOptions, mergeOptions, validateActorOptions, validateMethodOptions } from "../options";
 import { actorDemand, shapeKey } from "../scheduling/shape";
-import { Kind } from "../transport";
+import { Kind } from "../wire/kinds";
 import * as v8 from "node:v8";
-import type { Registered } from "../state/registry";
-import { Descriptor, register } from "./registry";
+import { register } from "./registry";
+import type { Descriptor, HandleInfo } from "../wire/descriptors";
 import type { RemoteArgs } from "./remote";
 import { DECLARED, Runtime, taskContext } from "./runtime";
-import { ActorHandle, ActorHandleCore, HandleInfo } from "./handle";
+import { ActorHandle, ActorHandleCore } from "./handle";
 
-export type { HandleInfo } from "./handle";
+export type { HandleInfo } from "../wire/descriptors";
 
 const ACTOR_META = "warren:actor";
 
@@ -123,10 +123,10 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
   };
   let registered: Promise<unknown> = DECLARED;
   if (o.name !== undefined) {
-    const r = rt.rpcSync<Registered>("actor.register", registration);
+    const r = rt.rpcSync("actor.register", registration);
     if (!r.created) return new ActorHandleCore(r.handle);
   } else {
-    registered = rt.rpc("actor.register", registration);
+    registered = rt.rpc.head("actor.register", registration);
   }
   const declared = rt.ch.assertQueue(rt.topo.mailbox(info.id), { durable: false, autoDelete: false }).then(() => {
     rt.mailboxes.set(info.id, DECLARED);
@@ -155,7 +155,7 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
 export async function getActor<T = unknown>(name: string, options: { namespace?: string } = {}): Promise<ActorHandle<T>> {
   const rt = Runtime.current;
   const namespace = options.namespace ?? taskContext.getStore()?.namespace ?? rt.config.namespace;
-  const info = await rt.rpc<HandleInfo | null>("actor.get", { name, namespace });
+  const info = await rt.rpc.head("actor.get", { name, namespace });
   if (!info) throw new WarrenError(`no live actor named "${name}" in namespace "${namespace}": create it with .options({ name }) first, or check the namespace`);
   return new ActorHandleCore(info) as ActorHandle<T>;
 }

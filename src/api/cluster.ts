@@ -8,11 +8,10 @@ import { NodeDiedError, WarrenError, redactAddress } from "../errors";
 import { InitOptions, validateInitOptions } from "../options";
 import { Topology, brokerAddress, connectBroker } from "../transport";
 import { queueAbsent } from "../transport/queues";
-import { newOwnerId } from "../objects/ref";
+import { newOwnerId } from "../wire/ids";
 import { nodeResources } from "../node/resources";
 import type { NodeConfig } from "../node/daemon";
 import { Runtime, RuntimeConfig } from "./runtime";
-import type { NodeSummary } from "../state/registry";
 import { compiled } from "./paths";
 
 const NODE_MAIN = path.join(__dirname, "..", "node", "main.js");
@@ -76,7 +75,7 @@ async function join(cluster: string, base: Omit<RuntimeConfig, "cluster" | "node
   await mustExist(base.address, cluster);
   const rt = await Runtime.start({ ...base, cluster, nodeId: "", storePath: "" });
   try {
-    const nodes = await rt.rpc<NodeSummary[]>("node.list", {}).catch((err) => {
+    const nodes = await rt.rpc.head("node.list", {}).catch((err) => {
       throw new WarrenError(`no cluster "${cluster}" answers on ${redactAddress(base.address)} (${err.message}). Start one with \`warren start --head --cluster ${cluster}\``, { cause: err });
     });
     const local = nodes.filter((n) => n.Alive && n.NodeManagerHostname === os.hostname()).sort((a, b) => Number(b.IsHead) - Number(a.IsHead))[0];
@@ -103,7 +102,7 @@ export async function attach(options: { address?: string; cluster: string }): Pr
   const ownerId = newOwnerId();
   const rt = await Runtime.start({ address, cluster: options.cluster, ownerId, namespace: ownerId, jobId: ownerId, role: "driver", logToDriver: false, nodeId: "", storePath: "" });
   try {
-    await rt.rpc("node.list", {});
+    await rt.rpc.head("node.list", {});
   } catch (err) {
     await rt.close();
     throw new WarrenError(`no cluster "${options.cluster}" answers on ${redactAddress(address)} (${(err as Error).message})`, { cause: err });

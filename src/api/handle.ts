@@ -6,19 +6,12 @@
 import { inspect } from "node:util";
 import { registerRevival } from "../serialization";
 import { MethodOptions, validateMethodOptions } from "../options";
-import type { Descriptor } from "./registry";
+import type { HandleInfo } from "../wire/descriptors";
 import type { RemoteArgs, ReturnRefs } from "./remote";
 import { DECLARED, Runtime, TaskTemplate } from "./runtime";
 
 export const HANDLE_KEY = "__warrenActor";
 
-export interface HandleInfo {
-  id: string;
-  className: string;
-  cls: Descriptor;
-  /** Each method's default numReturns, and its concurrency group if it has one. */
-  methods: Record<string, { numReturns: number; group?: string }>;
-}
 
 export class ActorHandleCore {
   readonly __warrenActor: HandleInfo;

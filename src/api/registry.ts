@@ -7,15 +7,8 @@
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { WarrenError } from "../errors";
+import type { Descriptor } from "../wire/descriptors";
 
-export interface Descriptor {
-  /** Absolute path of the defining module. */
-  module: string;
-  /** `<ordinal>` of the registration within the module. */
-  index: number;
-  /** Function or class name, for titles, logs and errors. */
-  name: string;
-}
 
 const byModule = new Map<string, unknown[]>();
 const API_DIR = __dirname + path.sep;

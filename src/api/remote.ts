@@ -3,7 +3,8 @@ import { WarrenError } from "../errors";
 import { TaskOptions, definitionOptions, mergeOptions, validateTaskOptions } from "../options";
 import { shapeKey, taskDemand } from "../scheduling/shape";
 import type { ObjectRef } from "../objects/ref";
-import { Descriptor, register } from "./registry";
+import { register } from "./registry";
+import type { Descriptor } from "../wire/descriptors";
 import { Runtime, TaskTemplate } from "./runtime";
 
 /** Each argument may be given as a value or as an ObjectRef to one. */

@@ -10,17 +10,22 @@ import type * as amqp from "amqplib";
 import * as path from "node:path";
 import { createSyncFn } from "synckit";
 import { ActorDiedError, GetTimeoutError, NodeDiedError, ObjectLostError, TaskCancelledError, WarrenError } from "../errors";
-import { CLOSE_SYNC_RPC, Kind, RpcReply, Topology, connectBroker, watchChannel } from "../transport";
+import { Topology, connectBroker, watchChannel } from "../transport";
+import { Kind, RpcReply } from "../wire/kinds";
+import { CLOSE_SYNC_RPC, RpcClient } from "../transport/rpc";
+import type { HeadRequest, HeadRequests, PayloadOf, ReplyOf } from "../wire/head";
 import { publishSmall } from "../transport/frames";
-import { ObjectRef, TaskIds, objectId } from "../objects/ref";
+import { ObjectRef } from "../objects/ref";
+import { TaskIds, objectId } from "../wire/ids";
 import { ObjectStore } from "../objects/store";
-import { OwnerTable, StoredObject } from "../objects/owner";
+import { OwnerTable } from "../objects/owner";
 import { EncodedError, byteLength, decode, decodeError, encode, encodeError, findInstances, hasMarkers, joined } from "../serialization";
-import { ResultMessage, TaskHead, decodeResults, encodeArgs, encodeHead, encodeTask } from "../serialization/messages";
+import { ResultMessage, StoredObject, TaskHead, decodeResults, encodeArgs, encodeHead, encodeTask } from "../wire/messages";
+import { mayRetry } from "../scheduling/retry";
 import { INITIAL_TASK_STATE, TaskState, nextTaskState } from "../lifecycle/task";
-import type { Descriptor } from "./registry";
+import type { Descriptor } from "../wire/descriptors";
 
-export type { ActorCreation, ResultMessage, TaskSpec } from "../serialization/messages";
+export type { ActorCreation, ResultMessage, TaskSpec } from "../wire/messages";
 import { ActorHandleCore } from "./handle";
 import { compiled } from "./paths";
 
@@ -140,10 +145,9 @@ export class Runtime {
   private readonly deadActors = new BoundedMap<string, EncodedError>(DEAD_ACTORS_KEPT);
   /** Actors this process created, while their mailbox is being declared (then DECLARED). */
   readonly mailboxes = new Map<string, Promise<void>>();
-  private readonly rpcs = new Map<string, { resolve(v: unknown): void; reject(e: Error): void; to: string; nodeId?: string }>();
-  private rpcSeq = 0;
-  private readonly gathering = new Map<string, (r: RpcReply) => void>();
-  private syncRpc?: (address: string, head: string, kind: string, payload: unknown) => RpcReply;
+  /** Requests to the head and to nodes, answered to this process's inbox. */
+  readonly rpc: RpcClient;
+  private syncRpc?: (address: string, cluster: string, kind: string, payload: unknown) => RpcReply;
   private store?: ObjectStore;
   private closed = false;
   /** Set when the cluster this driver started is gone: every later call fails with it. */
@@ -163,6 +167,7 @@ export class Runtime {
   ) {
     this.topo = new Topology(config.cluster);
     this.ids = new TaskIds(config.ownerId);
+    this.rpc = new RpcClient(ch, this.topo, this.topo.inbox(config.ownerId));
   }
 
   static get current(): Runtime {
@@ -296,7 +301,7 @@ export class Runtime {
       const rec = this.tasks.get(taskId);
       if (!rec?.sent) continue;
       const { attempt, maxRetries } = rec.sent;
-      if (maxRetries < 0 || attempt < maxRetries) {
+      if (mayRetry(attempt, maxRetries)) {
         rec.sent.attempt++;
         this.send(taskId, rec.sent);
       } else {
@@ -388,16 +393,7 @@ export class Runtime {
       case Kind.tasksLost: return this.onTasksLost(v8.deserialize(msg.content));
       case Kind.nodeDead: return this.onNodeDead(v8.deserialize(msg.content));
       case Kind.stateQuery: return this.answerState(msg);
-      case Kind.reply: {
-        const gathering = this.gathering.get(msg.properties.correlationId);
-        if (gathering) return gathering(v8.deserialize(msg.content));
-        const waiter = this.rpcs.get(msg.properties.correlationId);
-        this.rpcs.delete(msg.properties.correlationId);
-        const r: RpcReply = v8.deserialize(msg.content);
-        if (r.ok) waiter?.resolve(r.value);
-        else waiter?.reject(decodeError(r.error));
-        return;
-      }
+      case Kind.reply: return this.rpc.settle(msg);
       case Kind.objectReply: {
         const { id, value } = v8.deserialize(msg.content);
         this.replyWaiters.get(id)?.(value);
@@ -455,24 +451,9 @@ export class Runtime {
     this.ch.publish("", msg.properties.replyTo, v8.serialize(reply), { type: Kind.reply, correlationId: msg.properties.correlationId });
   }
 
-  /** Asks every process and node (a broadcast) and gathers what answers within `windowMs`. */
-  async gather<T>(what: string, windowMs = 300): Promise<T[]> {
-    const correlationId = String(++this.rpcSeq);
-    const rows: T[] = [];
-    this.gathering.set(correlationId, (r) => r.ok && rows.push(...(r.value as T[])));
-    this.ch.publish(this.topo.control, "all.state", v8.serialize({ what }), { type: Kind.stateQuery, replyTo: this.inbox, correlationId });
-    await new Promise((r) => setTimeout(r, windowMs));
-    this.gathering.delete(correlationId);
-    return rows;
-  }
-
   /** A node died: requests to it (object fetches) will never be answered. */
   private onNodeDead(d: { nodeId: string }): void {
-    for (const [id, r] of this.rpcs) {
-      if (r.nodeId !== d.nodeId) continue;
-      this.rpcs.delete(id);
-      r.reject(new NodeDiedError(`node ${d.nodeId} died`));
-    }
+    this.rpc.nodeDied(d.nodeId);
   }
 
   private onActorDead(d: { id: string; cause: EncodedError }): void {
@@ -507,10 +488,8 @@ export class Runtime {
       const err = new ObjectLostError(`the owner of ObjectRef(${id}) has exited, so the object is lost`);
       this.replyWaiters.get(id)?.({ error: encodeError(err) });
       this.replyWaiters.delete(id);
-    } else if (p.correlationId && this.rpcs.has(p.correlationId)) {
-      const r = this.rpcs.get(p.correlationId)!;
-      r.reject(new NodeDiedError(`${r.to} is unreachable: it has stopped or died`));
-      this.rpcs.delete(p.correlationId);
+    } else if (this.rpc.returned(msg)) {
+      return;
     } else if (msg.fields.routingKey.startsWith(this.topo.mailbox(""))) {
       void this.failDeadActorCall(msg.fields.routingKey.slice(this.topo.mailbox("").length), p.messageId, p.type);
     }
@@ -518,39 +497,24 @@ export class Runtime {
 
   /** A call to an actor whose mailbox is gone (a handle older than this process): ask the head why. */
   private async failDeadActorCall(actorId: string, taskId: string, name: string): Promise<void> {
-    const info = await this.rpc<{ cause?: EncodedError } | null>("actor.info", { id: actorId }).catch(() => null);
+    const info = await this.rpc.head("actor.info", { id: actorId }).catch(() => null);
     const error = info?.cause ?? encodeError(new ActorDiedError(`the actor ${actorId} is dead, so ${name} cannot run`));
     this.failTask(taskId, error);
   }
 
   // ---- requests to the head --------------------------------------------------------------
 
-  /** A request to the head (or to node `nodeId`), answered to this inbox. */
-  rpc<T>(kind: string, payload: unknown, nodeId?: string): Promise<T> {
-    const correlationId = String(++this.rpcSeq);
-    const [exchange, key] = nodeId ? [this.topo.control, `node.${nodeId}`] : ["", this.topo.head];
-    return new Promise<T>((resolve, reject) => {
-      this.rpcs.set(correlationId, { resolve: resolve as (v: unknown) => void, reject, to: nodeId ? `node ${nodeId}` : "the cluster's head", nodeId });
-      this.ch.publish(exchange, key, v8.serialize(payload), { type: kind, replyTo: this.inbox, correlationId, mandatory: true });
-    });
-  }
-
-  /** Tells the head something; no answer. */
-  notifyHead(kind: string, payload: unknown): void {
-    this.ch.publish("", this.topo.head, v8.serialize(payload), { type: kind });
-  }
-
   /**
    * A request answered before this returns, for the few calls the API makes synchronous (creating
    * a named actor must throw at once if the name is taken). A worker thread does the round trip
    * while this thread blocks on it (synckit); it connects on first use.
    */
-  rpcSync<T>(kind: string, payload: unknown): T {
+  rpcSync<K extends HeadRequest>(kind: K, payload: PayloadOf<HeadRequests, K>): ReplyOf<HeadRequests, K> {
     this.ensureOpen();
     this.syncRpc ??= createSyncFn(compiled(path.join(__dirname, "..", "state", "sync-rpc.js")), { timeout: 30_000 });
-    const r = this.syncRpc(this.config.address, this.topo.head, kind, payload);
+    const r = this.syncRpc(this.config.address, this.config.cluster, kind, payload);
     if (!r.ok) throw decodeError(r.error);
-    return r.value as T;
+    return r.value as ReplyOf<HeadRequests, K>;
   }
 
   /**
@@ -609,7 +573,7 @@ export class Runtime {
       while (next < size) {
         const offset = next;
         next += FETCH_CHUNK;
-        const { chunk } = await this.rpc<{ chunk: Uint8Array }>("object.fetch", { id, offset, length: Math.min(FETCH_CHUNK, size - offset) }, nodeId)
+        const { chunk } = await this.rpc.node(nodeId, "object.fetch", { id, offset, length: Math.min(FETCH_CHUNK, size - offset) })
           .catch((err) => { throw new ObjectLostError(`ObjectRef(${id}) could not be fetched from node ${nodeId}: ${err.message}`, { cause: err }); });
         buf.set(chunk, offset);
       }
@@ -699,7 +663,7 @@ export class Runtime {
     const l = this.lineage.get(ref.taskId);
     if (!(lost instanceof ObjectLostError) || !l || this.tasks.has(ref.taskId)) throw lost;
     const { attempt, maxRetries } = l.sent;
-    if (maxRetries >= 0 && attempt >= maxRetries) throw lost;
+    if (!mayRetry(attempt, maxRetries)) throw lost;
     this.lineage.delete(ref.taskId);
     const sent: Sent = { ...l.sent, attempt: attempt + 1 };
     for (const id of l.returns) this.owned.reset(id);
@@ -786,15 +750,14 @@ export class Runtime {
     this.lost = error;
     const encoded = encodeError(error);
     for (const taskId of [...this.tasks.keys()]) this.failTask(taskId, encoded);
-    for (const r of this.rpcs.values()) r.reject(error);
-    this.rpcs.clear();
+    this.rpc.failAll(error);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (Runtime.active === this) Runtime.active = undefined;
-    if (this.syncRpc) this.syncRpc(this.config.address, this.topo.head, CLOSE_SYNC_RPC, null);
+    if (this.syncRpc) this.syncRpc(this.config.address, this.config.cluster, CLOSE_SYNC_RPC, null);
     if (this.store) {
       this.store.removePrefix(this.config.ownerId);
       await this.store.close();

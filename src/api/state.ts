@@ -7,7 +7,7 @@
  */
 import { OptionsError } from "../errors";
 import type { Resources } from "../scheduling/shape";
-import type { NodeSummary } from "../state/registry";
+import type { NodeSummary } from "../wire/head";
 import type { TaskInfo } from "./runtime";
 import { Runtime } from "./runtime";
 
@@ -15,17 +15,17 @@ export type { NodeSummary };
 
 /** One entry per node ever seen, dead ones with `Alive: false` and empty `Resources`. */
 export function nodes(): Promise<NodeSummary[]> {
-  return Runtime.current.rpc("node.list", {});
+  return Runtime.current.rpc.head("node.list", {});
 }
 
 /** Total resources of the alive nodes. */
 export function clusterResources(): Promise<Resources> {
-  return Runtime.current.rpc("resources.total", {});
+  return Runtime.current.rpc.head("resources.total", {});
 }
 
 /** Resources free now on the alive nodes (as of their last report, at most half a second old); none at 0. */
 export function availableResources(): Promise<Resources> {
-  return Runtime.current.rpc("resources.available", {});
+  return Runtime.current.rpc.head("resources.available", {});
 }
 
 export type Predicate = "=" | "!=";
@@ -50,7 +50,7 @@ const BASIC_COLUMNS: Record<string, string[]> = {
 };
 
 async function listTasks(options: ListOptions = {}): Promise<TaskRow[]> {
-  const rows = await Runtime.current.gather<Record<string, unknown>>("tasks");
+  const rows = await Runtime.current.rpc.gather<Record<string, unknown>>("tasks");
   const running = new Map(rows.filter((r) => r.running).map((r) => [r.task_id as string, r]));
   const tasks = rows.filter((r) => !r.running).map((r) => {
     const live = running.get(r.task_id as string);
@@ -61,11 +61,11 @@ async function listTasks(options: ListOptions = {}): Promise<TaskRow[]> {
 }
 
 async function listActors(options: ListOptions = {}): Promise<Record<string, unknown>[]> {
-  return select("actors", await Runtime.current.rpc<Record<string, unknown>[]>("actor.list", {}), options);
+  return select("actors", await Runtime.current.rpc.head("actor.list", {}), options);
 }
 
 async function listObjects(options: ListOptions = {}): Promise<Record<string, unknown>[]> {
-  return select("objects", await Runtime.current.gather<Record<string, unknown>>("objects"), options);
+  return select("objects", await Runtime.current.rpc.gather<Record<string, unknown>>("objects"), options);
 }
 
 async function listNodes(options: ListOptions = {}): Promise<Record<string, unknown>[]> {

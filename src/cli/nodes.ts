@@ -217,7 +217,7 @@ async function clusterQueues(r: NodeRecord): Promise<string[] | undefined> {
   }
   try {
     const [shapes, actors] = await within(
-      Promise.all([Runtime.current.rpc<string[]>("shape.list", {}), Runtime.current.rpc<{ actor_id: string }[]>("actor.list", {})]),
+      Promise.all([Runtime.current.rpc.head("shape.list", {}), Runtime.current.rpc.head("actor.list", {})]),
       5, "the head",
     );
     return [...shapes.map((s) => topo.shapeQueue(s)), ...actors.map((a) => topo.mailbox(a.actor_id))];

@@ -15,7 +15,7 @@ export async function status(t: Target): Promise<number> {
       warren.nodes(),
       warren.clusterResources(),
       warren.availableResources(),
-      Runtime.current.rpc<{ shape: string; pending: number; infeasible: boolean }[]>("shape.demand", {}),
+      Runtime.current.rpc.head("shape.demand", {}),
     ]),
   );
   const out: string[] = [banner(`Cluster status (cluster "${t.cluster}")`), section("Node status")];

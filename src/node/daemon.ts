@@ -7,8 +7,8 @@
  *
  * An actor's creation is such a task; its worker then hosts the actor. When that worker dies the
  * node restarts the actor (maxRestarts) by publishing its creation again, or declares it dead and
- * answers every call left in its mailbox with ActorDiedError. The head node also answers the
- * registry's requests (state/registry.ts).
+ * answers every call left in its mailbox with ActorDiedError. The head node also runs the
+ * cluster's head (head/server.ts).
  */
 import { BoundedSet } from "../bounded";
 import * as fs from "node:fs";
@@ -17,22 +17,25 @@ import * as v8 from "node:v8";
 import { ChildProcess, fork } from "node:child_process";
 import type * as amqp from "amqplib";
 import * as os from "node:os";
-import { ActorDiedError, NodeDiedError, WarrenError } from "../errors";
-import { Kind, RpcReply, Topology, connectBroker, watchChannel } from "../transport";
-import { drainQueue, queueAbsent, queueInfo } from "../transport/queues";
+import { ActorDiedError, WarrenError } from "../errors";
+import { Topology, connectBroker, watchChannel } from "../transport";
+import { Kind, RpcReply } from "../wire/kinds";
+import { ownerOf } from "../wire/ids";
+import { drainQueue } from "../transport/queues";
 import { ObjectStore } from "../objects/store";
 import { decodeError, encodeError } from "../serialization";
 import { Demand, Ledger, Resources, compileDemand, fits, parseShape } from "../scheduling/shape";
 import { ChannelOps, ShapeConsumer } from "./consumer";
 import { GpuPool, gpuIds } from "./gpus";
-import { RecentDeaths, giveBack, nextAttempt, onRedelivery, publishAgain, workerCrashed } from "../scheduling/retry";
+import { RecentDeaths, giveBack, mayRetry, nextAttempt, onRedelivery, publishAgain, workerCrashed } from "../scheduling/retry";
 import { MetricsServer, serveMetrics } from "./metrics";
-import { HeadRegistry, NodeInfo, answer } from "../state/registry";
+import { HeadServer } from "../head/server";
+import { RpcClient } from "../transport/rpc";
+import type { ActorCreationMessage, NodeInfo, Peer } from "../wire/head";
 import { nodeIp } from "./resources";
 import type { ActorEvent } from "../lifecycle/actor";
-import type { ActorCreationMessage } from "../state/registry";
-import { LONG_TASK_MS, type NodeToWorker, type WorkerConfig, type WorkerToNode } from "../worker/protocol";
-import { ResultMessage, encodeResults, readHead } from "../serialization/messages";
+import { LONG_TASK_MS, type NodeToWorker, type WorkerConfig, type WorkerToNode } from "../wire/ipc";
+import { ResultMessage, encodeResults, readHead } from "../wire/messages";
 
 export interface NodeConfig {
   address: string;
@@ -48,11 +51,8 @@ export interface NodeConfig {
   sessionDir: string;
 }
 
-/** How often a node reports to the head, and how long the head waits before it checks on a node. */
+/** How often a node reports to the head (head/server.ts says how long a silence may last). */
 const HEARTBEAT_MS = 500;
-const SILENCE_MS = 2000;
-/** A node that answers the broker but has not reported for this long is hung: dead. */
-const HUNG_MS = 15_000;
 /** How long a new actor waits for the head to record it ALIVE before it serves calls anyway. */
 const HEAD_WAIT_MS = 5000;
 /** A delivery this node cannot start is given back after this long if a peer could start it. */
@@ -132,30 +132,27 @@ export class NodeDaemon {
   private readonly shapes = new Map<string, ShapeConsumer | undefined>();
   private ops!: ChannelOps;
   /** Other alive nodes and what they had free at the last heartbeat. */
-  private peers: { nodeId: string; available: Resources }[] = [];
+  private peers: Peer[] = [];
   private balanceTimer?: NodeJS.Timeout;
   private metrics?: MetricsServer;
-  /** (Head) owners found gone, whose non-detached actors were killed. */
-  private readonly goneOwners = new Set<string>();
   private readonly cancelled = new BoundedSet<string>(100_000);
   /** Actors killed with noRestart before this node placed them. */
   private readonly killed = new Set<string>();
-  private readonly registry?: HeadRegistry;
+  /** The cluster's head, when this node is the head node. */
+  private head?: HeadServer;
   private conn!: amqp.ChannelModel;
   private ch!: amqp.Channel;
   private taskCh!: amqp.Channel;
   private store!: ObjectStore;
   private stopping?: Promise<void>;
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly rpcs = new Map<string, (r: RpcReply) => void>();
-  private rpcSeq = 0;
+  private rpc!: RpcClient;
 
   constructor(readonly config: NodeConfig, private readonly onStopped: () => void = () => undefined) {
     this.topo = new Topology(config.cluster);
     this.free = new Ledger(config.resources);
     this.gpus = new GpuPool(gpuIds(Math.floor(config.resources.GPU ?? 0)));
     this.storePath = path.join(config.sessionDir, "objects.lmdb");
-    if (config.isHead) this.registry = new HeadRegistry();
   }
 
   async start(): Promise<void> {
@@ -176,8 +173,12 @@ export class NodeDaemon {
     }
     this.ops = new ChannelOps(this.taskCh);
     await this.topo.declare(this.ch);
-    if (this.registry) await this.serveHead(this.registry);
+    if (this.config.isHead) {
+      this.head = new HeadServer({ conn: this.conn, ch: this.ch, topo: this.topo, nodeId: this.config.nodeId, actorDead: (id, err) => this.actorDead(id, err) });
+      await this.head.start();
+    }
     const q = this.topo.nodeQueue(this.config.nodeId);
+    this.rpc = new RpcClient(this.ch, this.topo, q);
     await this.ch.assertQueue(q, { exclusive: true, autoDelete: true });
     await this.ch.bindQueue(q, this.topo.control, `node.${this.config.nodeId}`);
     await this.ch.bindQueue(q, this.topo.control, "all.*");
@@ -188,7 +189,7 @@ export class NodeDaemon {
       workers: () => this.workers.size,
       tasksRunning: () => [...this.workers].filter((w) => w.task || w.lease).length,
     });
-    const { shapes } = await this.rpc<{ shapes: string[] }>("node.register", this.info());
+    const { shapes } = await this.rpc.head("node.register", this.info());
     for (const shape of shapes) await this.consumeShape(shape);
     this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS));
     // Ray prestarts a worker per CPU so the first tasks do not wait for a process to boot.
@@ -215,7 +216,7 @@ export class NodeDaemon {
   private async heartbeat(): Promise<void> {
     const now = Date.now();
     const long = this.runningTasks().filter((t) => !t.acked && now - t.started > LONG_TASK_MS);
-    const reply = this.rpc<{ peers: NodeDaemon["peers"] }>("node.heartbeat", {
+    const reply = this.rpc.head("node.heartbeat", {
       nodeId: this.config.nodeId,
       available: this.free.toResources(),
       acked: [
@@ -234,7 +235,7 @@ export class NodeDaemon {
   /** A task that blocks (or runs long) is acked once the head has been told it runs here. */
   private ackEarly(t: Running): void {
     if (t.acked) return;
-    this.notifyHead("node.running", { nodeId: this.config.nodeId, task: t.msg.properties.messageId });
+    this.rpc.notify("node.running", { nodeId: this.config.nodeId, task: t.msg.properties.messageId });
     this.ack(t); // after the notice on the same channel order: the head hears first
   }
 
@@ -244,106 +245,12 @@ export class NodeDaemon {
     this.taskCh.ack(t.msg);
   }
 
-  private rpc<T>(kind: string, payload: unknown): Promise<T> {
-    const correlationId = String(++this.rpcSeq);
-    return new Promise<T>((resolve, reject) => {
-      this.rpcs.set(correlationId, (r) => (r.ok ? resolve(r.value as T) : reject(decodeError(r.error))));
-      this.ch.publish("", this.topo.head, v8.serialize(payload), {
-        type: kind, correlationId, replyTo: this.topo.nodeQueue(this.config.nodeId),
-      });
-    });
-  }
-
-  private notifyHead(kind: string, payload: unknown): void {
-    this.ch.publish("", this.topo.head, v8.serialize(payload), { type: kind });
-  }
-
-  /** The head answers registry requests on its exclusive queue, one at a time, and watches the nodes. */
-  private async serveHead(registry: HeadRegistry): Promise<void> {
-    await this.ch.assertQueue(this.topo.head, { exclusive: true, autoDelete: true });
-    await this.ch.consume(this.topo.head, (m) => {
-      if (!m) return;
-      const reply = (r: RpcReply) => m.properties.replyTo &&
-        this.ch.publish("", m.properties.replyTo, v8.serialize(r), { type: Kind.reply, correlationId: m.properties.correlationId });
-      if (m.properties.type === "shape.demand") {
-        this.demand(registry).then((value) => reply({ ok: true, value }), (err) => reply({ ok: false, error: encodeError(err) }));
-      } else reply(answer(registry, m.properties.type, v8.deserialize(m.content)));
-    }, { noAck: true });
-    this.timers.push(setInterval(() => void this.checkNodes(registry), HEARTBEAT_MS));
-  }
-
-  /** What waits in each shape's queue, and whether any alive node could ever run it (for `warren status`). */
-  private async demand(registry: HeadRegistry): Promise<{ shape: string; pending: number; infeasible: boolean }[]> {
-    const infeasible = new Set(registry.infeasibleShapes());
-    const rows = [];
-    for (const shape of registry.shapes.keys()) {
-      const pending = (await queueInfo(this.conn, this.topo.shapeQueue(shape)))?.messageCount ?? 0;
-      rows.push({ shape, pending, infeasible: infeasible.has(shape) });
-    }
-    return rows;
-  }
-
-  /**
-   * A node silent for a while is asked about at the broker: its control queue is exclusive to its
-   * connection, so a passive declare that finds no queue means the connection (the node) is gone.
-   */
-  private async checkNodes(registry: HeadRegistry): Promise<void> {
-    const now = Date.now();
-    for (const n of registry.aliveNodes()) {
-      if (n.info.nodeId === this.config.nodeId || now - n.lastSeen < SILENCE_MS) continue;
-      const gone = await queueAbsent(this.conn, this.topo.nodeQueue(n.info.nodeId));
-      if (!gone && now - n.lastSeen < HUNG_MS) continue;
-      const lost = registry.nodeDied(n.info.nodeId);
-      if (lost) this.onNodeDied(registry, n.info.nodeId, lost);
-    }
-    // Ray's rule: an actor that is not detached lives only as long as the process that made it.
-    for (const [owner, actors] of registry.actorOwners()) {
-      if (this.goneOwners.has(owner) || !(await queueAbsent(this.conn, this.topo.inbox(owner)))) continue;
-      this.goneOwners.add(owner);
-      for (const a of actors) {
-        const kill = { id: a.handle.id, noRestart: true, why: "its owner (the process that created it) has exited" };
-        this.ch.publish(this.topo.control, "all.kill-actor", v8.serialize(kill), { type: Kind.killActor });
-      }
-    }
-  }
-
-  /**
-   * Tells everyone, tells owners which of their tasks were lost with it (their deliveries were
-   * acked; the rest the broker gives to other nodes by itself), and restarts (or buries) the
-   * actors that lived there.
-   */
-  private onNodeDied(registry: HeadRegistry, nodeId: string, lost: string[]): void {
-    this.ch.publish(this.topo.control, "all.node-dead", v8.serialize({ nodeId }), { type: Kind.nodeDead });
-    const byOwner = new Map<string, string[]>();
-    for (const task of lost) byOwner.set(task.slice(0, 16), [...(byOwner.get(task.slice(0, 16)) ?? []), task]);
-    for (const [owner, tasks] of byOwner) {
-      this.ch.publish("", this.topo.inbox(owner), v8.serialize({ nodeId, tasks }), { type: Kind.tasksLost });
-    }
-    for (const a of registry.actorsOn(nodeId)) {
-      const creation = a.creation;
-      if (!creation) continue;
-      const h = creation.headers;
-      const restarts: number = h.restarts ?? 0;
-      const maxRestarts: number = h.maxRestarts ?? 0;
-      if (maxRestarts < 0 || restarts < maxRestarts) {
-        registry.onEvent(a.handle.id, { type: "RESTARTING" });
-        this.ch.publish(this.topo.tasks, creation.routingKey, creation.body, { messageId: creation.messageId, type: creation.type, headers: { ...h, restarts: restarts + 1 } });
-      } else {
-        void this.actorDead(a.handle.id, new NodeDiedError(`the actor ${a.handle.className} (${a.handle.id}) died with its node ${nodeId} and has used its ${maxRestarts} restart(s) (maxRestarts)`));
-      }
-    }
-  }
-
   private onControl(msg: amqp.ConsumeMessage): void {
     switch (msg.properties.type) {
-      case Kind.reply: {
-        this.rpcs.get(msg.properties.correlationId)?.(v8.deserialize(msg.content));
-        this.rpcs.delete(msg.properties.correlationId);
-        return;
-      }
+      case Kind.reply: return this.rpc.settle(msg);
       case Kind.shape: {
         const shape = msg.content.toString();
-        if (this.registry && !this.registry.shapes.has(shape)) this.registry.shapes.set(shape, Date.now());
+        this.head?.shapeAnnounced(shape);
         return void this.consumeShape(shape);
       }
       case Kind.cancel: return this.onCancel(v8.deserialize(msg.content));
@@ -532,7 +439,7 @@ export class NodeDaemon {
         return this.schedule();
       case "long":
         w.longTask = m.task;
-        this.notifyHead("node.running", { nodeId: this.config.nodeId, task: m.task });
+        this.rpc.notify("node.running", { nodeId: this.config.nodeId, task: m.task });
         this.post(w, { t: "ack-long", task: m.task });
         return;
       case "long-done":
@@ -572,7 +479,7 @@ export class NodeDaemon {
           clearTimeout(timer);
           this.post(w, { t: "serve" });
         };
-        this.rpc("actor.event", {
+        this.rpc.head("actor.event", {
           id: a.id,
           event: { type: "ALIVE", nodeId: this.config.nodeId, pid: m.pid },
           creation: { body: c.content, routingKey: c.fields.routingKey, headers: c.properties.headers ?? {}, messageId: c.properties.messageId, type: c.properties.type },
@@ -629,7 +536,7 @@ export class NodeDaemon {
     const { maxRetries } = readHead(t.msg.content);
     if (t.cancelled) {
       // The owner already answered itself with TaskCancelledError.
-    } else if (maxRetries < 0 || attempt < maxRetries) {
+    } else if (mayRetry(attempt, maxRetries)) {
       this.republish(t.msg);
     } else {
       const err = workerCrashed(t.msg.properties.type, attempt, maxRetries, { pid: w.proc.pid!, how, log: this.workersLog });
@@ -647,7 +554,7 @@ export class NodeDaemon {
     const h = a.creation.properties.headers ?? {};
     const restarts: number = h.restarts ?? 0;
     const maxRestarts: number = h.maxRestarts ?? 0;
-    const final = a.final ?? (maxRestarts >= 0 && restarts >= maxRestarts
+    const final = a.final ?? (!mayRetry(restarts, maxRestarts)
       ? new ActorDiedError(`the actor ${a.id} died: its worker (pid=${w.proc.pid}) exited (${how}) and it has used its ${maxRestarts} restart(s) (maxRestarts)`)
       : undefined);
     if (!a.alive && w.task) this.ack(w.task);
@@ -674,7 +581,7 @@ export class NodeDaemon {
   }
 
   private actorEvent(id: string, event: ActorEvent, creation?: ActorCreationMessage): void {
-    this.notifyHead("actor.event", { id, event, creation });
+    this.rpc.notify("actor.event", { id, event, creation });
   }
 
   private onKillActor(k: { id: string; noRestart: boolean; why?: string }): void {
@@ -707,7 +614,7 @@ export class NodeDaemon {
   }
 
   private replyToOwner(taskId: string, r: ResultMessage): void {
-    this.ch.publish("", this.topo.inbox(taskId.slice(0, 16)), encodeResults([r]), { type: Kind.result });
+    this.ch.publish("", this.topo.inbox(ownerOf(taskId)), encodeResults([r]), { type: Kind.result });
   }
 
   private onCancel(c: { task: string; force: boolean; recursive: boolean }): void {
@@ -735,21 +642,14 @@ export class NodeDaemon {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       for (const t of this.timers) clearInterval(t);
+      this.head?.stop();
       clearTimeout(this.balanceTimer);
       const exits = [...this.workers].map((w) => new Promise((res) => {
         w.proc.once("exit", res);
         w.proc.kill("SIGKILL");
       }));
       await Promise.all(exits);
-      if (this.config.private && this.registry) {
-        const ch = await this.conn.createChannel().catch(() => undefined);
-        if (ch) {
-          ch.on("error", () => undefined);
-          for (const shape of this.registry.shapes.keys()) await ch.deleteQueue(this.topo.shapeQueue(shape)).catch(() => undefined);
-          for (const a of this.registry.list()) await ch.deleteQueue(this.topo.mailbox(a.handle.id)).catch(() => undefined);
-          await this.topo.remove(ch).catch(() => undefined);
-        }
-      }
+      if (this.config.private) await this.head?.removeCluster();
       await this.conn.close().catch(() => undefined);
       await this.store.close();
       await this.metrics?.close();

@@ -3,13 +3,7 @@
  * submitted), pending or ready, and who waits for it. Borrowers in other processes ask the owner
  * through its inbox; the answer is one of the three forms of `StoredObject`.
  */
-import type { EncodedError } from "../serialization";
-
-/** Where an object's value is: inline bytes, a node's LMDB store, or the error that replaced it. */
-export type StoredObject =
-  | { inline: Buffer }
-  | { node: string; size: number }
-  | { error: EncodedError };
+import type { StoredObject } from "../wire/messages";
 
 interface Entry {
   value?: StoredObject;

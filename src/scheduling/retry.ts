@@ -5,7 +5,8 @@
  */
 import type * as amqp from "amqplib";
 import { ActorDiedError, WorkerCrashedError } from "../errors";
-import { readHead } from "../serialization/messages";
+import { readHead } from "../wire/messages";
+import type { WorkerDeath } from "../wire/ipc";
 
 /** Publishes a copy of a delivery where it was first sent (its queue's tail), with `headers` (its own unless given). */
 export function publishAgain(ch: amqp.Channel, m: amqp.ConsumeMessage, headers: Record<string, unknown> = m.properties.headers ?? {}): void {
@@ -18,6 +19,14 @@ export function giveBack(ch: amqp.Channel, m: amqp.ConsumeMessage): void {
   ch.ack(m);
 }
 
+/**
+ * Whether a budget of `max` retries (or restarts) allows one more after `used`: the one rule
+ * behind maxRetries, maxRestarts and lineage reconstruction, where -1 means without end.
+ */
+export function mayRetry(used: number, max: number): boolean {
+  return max < 0 || used < max;
+}
+
 /** The headers of a task's next attempt. */
 export function nextAttempt(h: Record<string, any> = {}): Record<string, unknown> {
   return { ...h, attempt: (h.attempt ?? 0) + 1 };
@@ -27,15 +36,6 @@ export type Redelivery =
   | { publish: true; headers: Record<string, unknown> }
   /** `error(died)`: why it failed, saying how its worker died where that is known (RecentDeaths). */
   | { publish: false; error: (died?: WorkerDeath) => Error; actorId?: string };
-
-/** A worker that died, as its node saw it. */
-export interface WorkerDeath {
-  pid: number;
-  /** Its signal, or its exit code. */
-  how: string;
-  /** Where its output went. */
-  log: string;
-}
 
 /** The error of a task whose worker (or node) died once more than its maxRetries allow. */
 export function workerCrashed(name: string, attempt: number, maxRetries: number, died?: WorkerDeath): WorkerCrashedError {
@@ -93,7 +93,7 @@ export function onRedelivery(m: amqp.Message): Redelivery {
   const name: string = m.properties.type;
   if (h.actor) {
     const restarts: number = h.restarts ?? 0;
-    if (h.maxRestarts < 0 || restarts < h.maxRestarts) return { publish: true, headers: { ...h, restarts: restarts + 1 } };
+    if (mayRetry(restarts, h.maxRestarts)) return { publish: true, headers: { ...h, restarts: restarts + 1 } };
     return {
       publish: false,
       actorId: h.actor,
@@ -102,6 +102,6 @@ export function onRedelivery(m: amqp.Message): Redelivery {
   }
   const attempt: number = h.attempt ?? 0;
   const { maxRetries } = readHead(m.content);
-  if (maxRetries < 0 || attempt < maxRetries) return { publish: true, headers: nextAttempt(h) };
+  if (mayRetry(attempt, maxRetries)) return { publish: true, headers: nextAttempt(h) };
   return { publish: false, error: (died) => workerCrashed(name, attempt, maxRetries, died) };
 }

@@ -9,11 +9,10 @@
  * - `<p>.inbox.<ownerId>`  one long-lived queue per process that owns objects: results,
  *                 object requests from borrowers, and its job's worker output all land there.
  * - `<p>.node.<id>` a node's control queue; `<p>.mailbox.<actorId>` an actor's calls.
- * - `<p>.head`    the head's requests (state/registry.ts), answered to the asker's inbox.
+ * - `<p>.head`    the head's requests (wire/head.ts), answered to the asker's inbox.
  */
 import * as amqp from "amqplib";
 import { BrokerUnavailableError } from "../errors";
-import type { EncodedError } from "../serialization";
 import { tuneFrames } from "./frames";
 
 export const DEFAULT_ADDRESS = "amqp://guest:guest@127.0.0.1:5672";
@@ -79,28 +78,3 @@ export class Topology {
     for (const ex of [this.tasks, this.control, this.logs]) await ch.deleteExchange(ex);
   }
 }
-
-/** Message kinds, carried in the AMQP `type` property so a consumer dispatches without decoding. */
-export const Kind = {
-  result: "result",
-  log: "log",
-  objectRequest: "objreq",
-  objectReply: "objrep",
-  shape: "shape",
-  cancel: "cancel",
-  stop: "stop",
-  reply: "reply",
-  killActor: "kill-actor",
-  actorDead: "actor-dead",
-  nodeDead: "node-dead",
-  tasksLost: "tasks-lost",
-  stateQuery: "state",
-  fetchObject: "object.fetch",
-  freeObject: "object.free",
-} as const;
-
-/** The answer to a request to the head. */
-export type RpcReply = { ok: true; value: unknown } | { ok: false; error: EncodedError };
-
-/** Sent through Runtime.rpcSync's thread to close its connection. */
-export const CLOSE_SYNC_RPC = "close";

@@ -10,8 +10,8 @@ import { ActorDiedError, WarrenError } from "../errors";
 import { encodeError } from "../serialization";
 import { watchChannel } from "../transport";
 import type { Runtime, TaskContext } from "../api/runtime";
-import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../serialization/messages";
-import type { WorkerToNode } from "./protocol";
+import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messages";
+import type { WorkerToNode } from "../wire/ipc";
 import { MaybePromise, andThen, execute, publishResult, showTitle } from "./execute";
 
 const ACK_DELAY_MS = 10;

@@ -9,13 +9,14 @@
  */
 import { TaskError, WarrenError } from "../errors";
 import { encode, encodeError, hasMarkers, revive } from "../serialization";
-import { ObjectRef, objectId } from "../objects/ref";
-import type { StoredObject } from "../objects/owner";
-import { Kind } from "../transport";
+import { ObjectRef } from "../objects/ref";
+import { objectId, ownerOf } from "../wire/ids";
+import type { StoredObject } from "../wire/messages";
+import { Kind } from "../wire/kinds";
 import { publishSmall } from "../transport/frames";
 import { resolve } from "../api/registry";
 import { Runtime, TaskContext, taskContext } from "../api/runtime";
-import { ResultMessage, TaskSpec, encodeResults } from "../serialization/messages";
+import { ResultMessage, TaskSpec, encodeResults } from "../wire/messages";
 import { flushOutput } from "./output";
 
 export type MaybePromise<T> = T | Promise<T>;
@@ -97,7 +98,7 @@ function storeReturns(spec: TaskSpec, value: unknown): MaybePromise<StoredObject
  */
 const outgoing = new Map<string, ResultMessage[]>();
 export function publishResult(result: ResultMessage): void {
-  const inbox = Runtime.current.topo.inbox(result.task.slice(0, 16));
+  const inbox = Runtime.current.topo.inbox(ownerOf(result.task));
   const batch = outgoing.get(inbox);
   if (batch) return void batch.push(result);
   if (outgoing.size === 0) process.nextTick(flushResults);

@@ -8,19 +8,19 @@ import { BoundedSet } from "../bounded";
 import { register as registerTypeScript } from "tsx/cjs/api";
 import { WarrenError } from "../errors";
 import { encodeError } from "../serialization";
-import { newOwnerId } from "../objects/ref";
+import { newOwnerId } from "../wire/ids";
 import { watchChannel } from "../transport";
 import { resolve } from "../api/registry";
 import { Runtime, TaskContext } from "../api/runtime";
-import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../serialization/messages";
+import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messages";
 import { ActorHost } from "./actor-host";
 import { Lease } from "./lease";
 import { MaybePromise, andThen, execute, publishResult, showTitle } from "./execute";
 import { IdleAfter } from "./idle";
 import { forwardOutput } from "./output";
-import { RecentDeaths, nextAttempt, onRedelivery, publishAgain } from "../scheduling/retry";
+import { RecentDeaths, mayRetry, nextAttempt, onRedelivery, publishAgain } from "../scheduling/retry";
 import type * as amqp from "amqplib";
-import { LONG_TASK_MS, type NodeToWorker, type WorkerConfig, type WorkerToNode } from "./protocol";
+import { LONG_TASK_MS, type NodeToWorker, type WorkerConfig, type WorkerToNode } from "../wire/ipc";
 
 const config: WorkerConfig = JSON.parse(process.env.WARREN_WORKER ?? "null");
 if (!config) {
@@ -171,7 +171,7 @@ function runSpec(spec: TaskSpec, gpuIds: number[], resources: Record<string, num
   return andThen(result, (result) => {
     running.delete(spec.id);
     idleTitle.touch();
-    const retry = result.error !== undefined && spec.retryExceptions && !ctx.canceled && (spec.maxRetries < 0 || attempt < spec.maxRetries);
+    const retry = result.error !== undefined && spec.retryExceptions && !ctx.canceled && mayRetry(attempt, spec.maxRetries);
     return { result, retry };
   });
 }

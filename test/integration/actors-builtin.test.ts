@@ -25,7 +25,7 @@ function track<T>(p: Promise<T>): { promise: Promise<T>; settled: () => boolean 
 
 /** The actor's state in the head's registry (ALIVE, DEAD...). */
 async function stateOf(h: warren.ActorHandle<unknown>): Promise<string | undefined> {
-  const info = await Runtime.current.rpc<{ state: string } | null>("actor.info", { id: h.actorId });
+  const info = await Runtime.current.rpc.head("actor.info", { id: h.actorId });
   return info?.state;
 }
 

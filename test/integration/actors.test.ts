@@ -19,7 +19,7 @@ afterAll(async () => {
 
 /** The actor's state in the head's registry (its lifecycle machine). */
 async function stateOf(h: warren.ActorHandle<unknown>): Promise<string | undefined> {
-  const info = await Runtime.current.rpc<{ state: string } | null>("actor.info", { id: h.actorId });
+  const info = await Runtime.current.rpc.head("actor.info", { id: h.actorId });
   return info?.state;
 }
 

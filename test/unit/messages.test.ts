@@ -1,6 +1,6 @@
 // The binary task and result messages (serialization/messages.ts): what goes in comes out.
 import * as v8 from "node:v8";
-import { decodeResults, encodeArgs, encodeHead, encodeResults, encodeTask, readHead, readTask, TaskHead } from "../../src/serialization/messages";
+import { decodeResults, encodeArgs, encodeHead, encodeResults, encodeTask, readHead, readTask, TaskHead } from "../../src/wire/messages";
 import { encodeError } from "../../src/serialization";
 
 const head: TaskHead = {

@@ -1,7 +1,17 @@
+/**
+ * wire: the IPC messages between a node and its workers (Node's advanced serialization, so
+ * Buffers pass as they are), and the configuration a node hands a worker it starts.
+ */
 import type { EncodedError } from "../serialization";
-import type { WorkerDeath } from "../scheduling/retry";
 
-/** The IPC messages between a node and its workers (Node's advanced serialization, so Buffers pass as they are). */
+/** A worker that died, as its node saw it. */
+export interface WorkerDeath {
+  pid: number;
+  /** Its signal, or its exit code. */
+  how: string;
+  /** Where its output went. */
+  log: string;
+}
 
 /**
  * A task running this long is acked early, once the head knows it runs on this node, so a

@@ -20,10 +20,14 @@
 import * as v8 from "node:v8";
 import { BoundedMap } from "../bounded";
 import { WarrenError } from "../errors";
-import type { Descriptor } from "../api/registry";
-import type { HandleInfo } from "../api/handle";
-import type { StoredObject } from "../objects/owner";
-import { EncodedError, encode, hasMarkers, joined } from "./index";
+import { EncodedError, encode, hasMarkers, joined } from "../serialization";
+import type { Descriptor, HandleInfo } from "./descriptors";
+
+/** Where an object's value is: inline bytes, a node's LMDB store, or the error that replaced it. */
+export type StoredObject =
+  | { inline: Buffer }
+  | { node: string; size: number }
+  | { error: EncodedError };
 
 /** What every call of one function or actor method from one job has in common. */
 export interface TaskHead {

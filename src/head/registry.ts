@@ -1,24 +1,17 @@
 /**
- * state: the head's registry (Ray's GCS role). It answers requests on the head queue: nodes
- * (registered, heartbeating, alive or dead), the resource shapes announced in the cluster, named
- * actors (one name, one actor: the head decides, one request at a time) and actor lifecycles.
+ * head: the registry (Ray's GCS tables). What the head knows of the cluster: nodes (registered,
+ * heartbeating, alive or dead), the resource shapes announced in it, named actors (one name, one
+ * actor: the head decides, one request at a time) and actor lifecycles. It answers the requests
+ * of wire/head.ts from memory; head/server.ts serves them and watches the nodes.
  */
 import { WarrenError } from "../errors";
-import { EncodedError, encodeError } from "../serialization";
-import type { RpcReply } from "../transport";
 import { ActorEvent, ActorState, startActorLifecycle } from "../lifecycle/actor";
 import { NodeState, startNodeLifecycle } from "../lifecycle/node";
 import { Resources, add, fits, parseShape } from "../scheduling/shape";
-import type { HandleInfo } from "../api/actor";
-
-/** An actor's creation message, kept by the head to restart the actor if its node dies. */
-export interface ActorCreationMessage {
-  body: Buffer;
-  routingKey: string;
-  headers: Record<string, any>;
-  messageId: string;
-  type: string;
-}
+import type { HandleInfo } from "../wire/descriptors";
+import type {
+  ActorCreationMessage, ActorInfo, ActorRow, Handlers, HeadRequests, NodeInfo, NodeSummary, Peer, RegisterActor, Registered,
+} from "../wire/head";
 
 export interface ActorRecord {
   handle: HandleInfo;
@@ -30,27 +23,6 @@ export interface ActorRecord {
   lifecycle: ReturnType<typeof startActorLifecycle>;
 }
 
-export interface RegisterActor {
-  handle: HandleInfo;
-  /** The creator's owner id: a non-detached actor dies with it. */
-  owner: string;
-  name?: string;
-  namespace: string;
-  getIfExists: boolean;
-  detached: boolean;
-}
-
-/** What a node tells the head when it starts. */
-export interface NodeInfo {
-  nodeId: string;
-  isHead: boolean;
-  ip: string;
-  hostname: string;
-  storePath: string;
-  metricsPort: number;
-  resources: Resources;
-}
-
 export interface NodeRecord {
   info: NodeInfo;
   available: Resources;
@@ -60,21 +32,6 @@ export interface NodeRecord {
   lifecycle: ReturnType<typeof startNodeLifecycle>;
 }
 
-/** One entry of `nodes()`: Ray's fields. */
-export interface NodeSummary {
-  NodeID: string;
-  Alive: boolean;
-  NodeManagerAddress: string;
-  NodeManagerHostname: string;
-  ObjectStorePath: string;
-  MetricsExportPort: number;
-  Resources: Resources;
-  IsHead: boolean;
-}
-
-/** The answer to a registration: the actor the caller should use (another one if the name existed). */
-export type Registered = { created: boolean; handle: HandleInfo };
-
 export class HeadRegistry {
   private readonly actors = new Map<string, ActorRecord>();
   private readonly named = new Map<string, string>();
@@ -82,17 +39,17 @@ export class HeadRegistry {
   /** Every resource shape announced, with when it was first seen. */
   readonly shapes = new Map<string, number>();
 
-  /** Request kinds the head answers, each from a plain payload to a plain reply. */
-  readonly handlers: Record<string, (payload: any) => unknown> = {
-    "actor.register": (p: RegisterActor) => this.register(p),
-    "actor.get": (p: { name: string; namespace: string }) => this.getNamed(p.name, p.namespace),
-    "actor.event": (p: { id: string; event: ActorEvent; creation?: ActorCreationMessage }) => this.onEvent(p.id, p.event, p.creation),
-    "actor.info": (p: { id: string }) => this.info(p.id),
-    "node.register": (p: NodeInfo) => this.registerNode(p),
-    "node.heartbeat": (p: { nodeId: string; available: Resources; acked: string[] }) => this.heartbeat(p.nodeId, p.available, p.acked),
-    "node.running": (p: { nodeId: string; task: string }) => void this.nodes.get(p.nodeId)?.acked.add(p.task),
+  /** The requests answered from the registry alone (the head's server adds what needs the broker). */
+  readonly handlers: Omit<Handlers<HeadRequests>, "shape.demand"> = {
+    "actor.register": (p) => this.register(p),
+    "actor.get": (p) => this.getNamed(p.name, p.namespace),
+    "actor.event": (p) => this.onEvent(p.id, p.event, p.creation),
+    "actor.info": (p) => this.info(p.id),
+    "node.register": (p) => this.registerNode(p),
+    "node.heartbeat": (p) => this.heartbeat(p.nodeId, p.available, p.acked),
+    "node.running": (p) => void this.nodes.get(p.nodeId)?.acked.add(p.task),
     "node.list": () => this.listNodes(),
-    "node.acked": (p: { nodeId: string }) => [...(this.nodes.get(p.nodeId)?.acked ?? [])],
+    "node.acked": (p) => [...(this.nodes.get(p.nodeId)?.acked ?? [])],
     "shape.list": () => [...this.shapes.keys()],
     "shape.infeasible": () => this.infeasibleShapes(),
     "actor.list": () => this.actorRows(),
@@ -106,7 +63,7 @@ export class HeadRegistry {
   }
 
   /** A node's report; the answer is what its peers have free, for its spillback decisions. */
-  heartbeat(nodeId: string, available: Resources, acked: string[]): { peers: { nodeId: string; available: Resources }[] } {
+  heartbeat(nodeId: string, available: Resources, acked: string[]): { peers: Peer[] } {
     const n = this.nodes.get(nodeId);
     if (n && this.nodeState(nodeId) !== "DEAD") {
       n.available = available;
@@ -193,7 +150,7 @@ export class HeadRegistry {
     a.lifecycle.send(event);
   }
 
-  info(id: string): { state: ActorState; cause?: EncodedError; className?: string } | null {
+  info(id: string): ActorInfo | null {
     const a = this.actors.get(id);
     if (!a) return null;
     const snap = a.lifecycle.getSnapshot();
@@ -205,13 +162,13 @@ export class HeadRegistry {
   }
 
   /** Ray's actor columns for the state API. */
-  actorRows(): Record<string, unknown>[] {
+  actorRows(): ActorRow[] {
     return this.list().map((a) => {
       const snap = a.lifecycle.getSnapshot();
       return {
         actor_id: a.handle.id,
         class_name: a.handle.className,
-        state: snap.value,
+        state: snap.value as ActorState,
         name: a.name ?? "",
         ray_namespace: a.namespace,
         node_id: snap.context.nodeId ?? null,
@@ -239,16 +196,5 @@ export class HeadRegistry {
 
   list(): ActorRecord[] {
     return [...this.actors.values()];
-  }
-}
-
-/** Runs a handler, turning a throw into an error reply. */
-export function answer(registry: HeadRegistry, kind: string, payload: unknown): RpcReply {
-  const handler = registry.handlers[kind];
-  try {
-    if (!handler) throw new WarrenError(`the head does not answer "${kind}"`);
-    return { ok: true, value: handler(payload) };
-  } catch (err) {
-    return { ok: false, error: encodeError(err) };
   }
 }

@@ -1,0 +1,157 @@
+/**
+ * head: the server of the cluster's head (Ray's GCS server). It runs inside the head node's
+ * daemon process and owns the head queue, which is exclusive to its connection: requests
+ * (wire/head.ts) are answered one at a time, in arrival order, from the registry, so a name is
+ * given to one actor only. It watches the nodes: one that stops reporting is asked about at the
+ * broker, and once dead its lost tasks go back to their owners and its actors are restarted or
+ * buried; actors whose owner has exited are killed (Ray's rule for non-detached actors).
+ */
+import * as v8 from "node:v8";
+import type * as amqp from "amqplib";
+import { NodeDiedError, WarrenError } from "../errors";
+import { encodeError } from "../serialization";
+import type { Topology } from "../transport";
+import { queueAbsent, queueInfo } from "../transport/queues";
+import { mayRetry } from "../scheduling/retry";
+import { Kind, RpcReply } from "../wire/kinds";
+import { ownerOf } from "../wire/ids";
+import type { Handlers, HeadRequest, HeadRequests, ShapeDemand } from "../wire/head";
+import { HeadRegistry } from "./registry";
+
+/** The head's timings; each is the one place its value is set. */
+export const HEAD_DEFAULTS = {
+  /** How often the head looks for silent nodes and gone owners. */
+  checkMs: 500,
+  /** How long a node may be silent before the head asks the broker whether it is gone. */
+  silenceMs: 2000,
+  /** A node that answers the broker but has not reported for this long is hung: dead. */
+  hungMs: 15_000,
+};
+
+export interface HeadContext {
+  conn: amqp.ChannelModel;
+  ch: amqp.Channel;
+  topo: Topology;
+  /** The node this head runs in (it never checks on itself). */
+  nodeId: string;
+  /** Buries an actor: records its death, answers the calls left in its mailbox, tells everyone. */
+  actorDead(actorId: string, error: Error): Promise<void>;
+}
+
+export class HeadServer {
+  readonly registry = new HeadRegistry();
+  private readonly handlers: Handlers<HeadRequests>;
+  /** Owners found gone, whose non-detached actors were killed. */
+  private readonly goneOwners = new Set<string>();
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly ctx: HeadContext) {
+    this.handlers = { ...this.registry.handlers, "shape.demand": () => this.demand() };
+  }
+
+  async start(): Promise<void> {
+    const { ch, topo } = this.ctx;
+    await ch.assertQueue(topo.head, { exclusive: true, autoDelete: true });
+    await ch.consume(topo.head, (m) => m && this.onRequest(m), { noAck: true });
+    this.timer = setInterval(() => void this.checkNodes(), HEAD_DEFAULTS.checkMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** A shape announced on the control exchange (every process announces what it declares). */
+  shapeAnnounced(shape: string): void {
+    if (!this.registry.shapes.has(shape)) this.registry.shapes.set(shape, Date.now());
+  }
+
+  private onRequest(m: amqp.ConsumeMessage): void {
+    const reply = (r: RpcReply) => m.properties.replyTo &&
+      this.ctx.ch.publish("", m.properties.replyTo, v8.serialize(r), { type: Kind.reply, correlationId: m.properties.correlationId });
+    const kind = m.properties.type as HeadRequest;
+    const handler = this.handlers[kind] as ((payload: unknown) => unknown) | undefined;
+    try {
+      if (!handler) throw new WarrenError(`the head does not answer "${kind}"`);
+      const value = handler(v8.deserialize(m.content));
+      if (value instanceof Promise) value.then((v) => reply({ ok: true, value: v }), (err) => reply({ ok: false, error: encodeError(err) }));
+      else reply({ ok: true, value });
+    } catch (err) {
+      reply({ ok: false, error: encodeError(err) });
+    }
+  }
+
+  /** What waits in each shape's queue, and whether any alive node could ever run it (for `warren status`). */
+  private async demand(): Promise<ShapeDemand[]> {
+    const infeasible = new Set(this.registry.infeasibleShapes());
+    const rows = [];
+    for (const shape of this.registry.shapes.keys()) {
+      const pending = (await queueInfo(this.ctx.conn, this.ctx.topo.shapeQueue(shape)))?.messageCount ?? 0;
+      rows.push({ shape, pending, infeasible: infeasible.has(shape) });
+    }
+    return rows;
+  }
+
+  /**
+   * A node silent for a while is asked about at the broker: its control queue is exclusive to its
+   * connection, so a passive declare that finds no queue means the connection (the node) is gone.
+   */
+  private async checkNodes(): Promise<void> {
+    const { conn, ch, topo } = this.ctx;
+    const now = Date.now();
+    for (const n of this.registry.aliveNodes()) {
+      if (n.info.nodeId === this.ctx.nodeId || now - n.lastSeen < HEAD_DEFAULTS.silenceMs) continue;
+      const gone = await queueAbsent(conn, topo.nodeQueue(n.info.nodeId));
+      if (!gone && now - n.lastSeen < HEAD_DEFAULTS.hungMs) continue;
+      const lost = this.registry.nodeDied(n.info.nodeId);
+      if (lost) this.onNodeDied(n.info.nodeId, lost);
+    }
+    // Ray's rule: an actor that is not detached lives only as long as the process that made it.
+    for (const [owner, actors] of this.registry.actorOwners()) {
+      if (this.goneOwners.has(owner) || !(await queueAbsent(conn, topo.inbox(owner)))) continue;
+      this.goneOwners.add(owner);
+      for (const a of actors) {
+        const kill = { id: a.handle.id, noRestart: true, why: "its owner (the process that created it) has exited" };
+        ch.publish(topo.control, "all.kill-actor", v8.serialize(kill), { type: Kind.killActor });
+      }
+    }
+  }
+
+  /**
+   * Tells everyone, tells owners which of their tasks were lost with it (their deliveries were
+   * acked; the rest the broker gives to other nodes by itself), and restarts (or buries) the
+   * actors that lived there.
+   */
+  private onNodeDied(nodeId: string, lost: string[]): void {
+    const { ch, topo } = this.ctx;
+    ch.publish(topo.control, "all.node-dead", v8.serialize({ nodeId }), { type: Kind.nodeDead });
+    const byOwner = new Map<string, string[]>();
+    for (const task of lost) byOwner.set(ownerOf(task), [...(byOwner.get(ownerOf(task)) ?? []), task]);
+    for (const [owner, tasks] of byOwner) {
+      ch.publish("", topo.inbox(owner), v8.serialize({ nodeId, tasks }), { type: Kind.tasksLost });
+    }
+    for (const a of this.registry.actorsOn(nodeId)) {
+      const creation = a.creation;
+      if (!creation) continue;
+      const h = creation.headers;
+      const restarts: number = h.restarts ?? 0;
+      const maxRestarts: number = h.maxRestarts ?? 0;
+      if (mayRetry(restarts, maxRestarts)) {
+        this.registry.onEvent(a.handle.id, { type: "RESTARTING" });
+        ch.publish(topo.tasks, creation.routingKey, creation.body, { messageId: creation.messageId, type: creation.type, headers: { ...h, restarts: restarts + 1 } });
+      } else {
+        void this.ctx.actorDead(a.handle.id, new NodeDiedError(`the actor ${a.handle.className} (${a.handle.id}) died with its node ${nodeId} and has used its ${maxRestarts} restart(s) (maxRestarts)`));
+      }
+    }
+  }
+
+  /** A private cluster's end: removes the shape queues, mailboxes and exchanges it made. */
+  async removeCluster(): Promise<void> {
+    const { conn, topo } = this.ctx;
+    const ch = await conn.createChannel().catch(() => undefined);
+    if (!ch) return;
+    ch.on("error", () => undefined);
+    for (const shape of this.registry.shapes.keys()) await ch.deleteQueue(topo.shapeQueue(shape)).catch(() => undefined);
+    for (const a of this.registry.list()) await ch.deleteQueue(topo.mailbox(a.handle.id)).catch(() => undefined);
+    await topo.remove(ch).catch(() => undefined);
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * transport: the one client of warren's requests, for drivers, workers, nodes and the CLI alike:
+ * to the head (typed by wire/head.ts's HeadRequests), to one node (NodeRequests), and broadcast
+ * state queries gathered from every process for a moment. A request goes out with a correlation
+ * id and the caller's reply queue; the caller's consumer hands each Kind.reply to `settle`.
+ * Requests are mandatory: one the broker cannot route (the head or node is gone) comes back as a
+ * `return`, which the caller hands to `returned` to fail it at once instead of waiting forever.
+ */
+import * as v8 from "node:v8";
+import type * as amqp from "amqplib";
+import { NodeDiedError } from "../errors";
+import { decodeError } from "../serialization";
+import { Kind, RpcReply } from "../wire/kinds";
+import type { HeadRequest, HeadRequests, NodeRequest, NodeRequests, PayloadOf, ReplyOf } from "../wire/head";
+import type { Topology } from "./index";
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  /** Who was asked, for errors. */
+  to: string;
+  nodeId?: string;
+}
+
+export class RpcClient {
+  private readonly pending = new Map<string, Pending>();
+  private readonly gathering = new Map<string, (r: RpcReply) => void>();
+  private seq = 0;
+
+  constructor(private readonly ch: amqp.Channel, private readonly topo: Topology, private readonly replyTo: string) {}
+
+  /** A request to the cluster's head. */
+  head<K extends HeadRequest>(kind: K, payload: PayloadOf<HeadRequests, K>): Promise<ReplyOf<HeadRequests, K>> {
+    return this.request("", this.topo.head, kind, payload, "the cluster's head") as Promise<ReplyOf<HeadRequests, K>>;
+  }
+
+  /** A request to node `nodeId`. */
+  node<K extends NodeRequest>(nodeId: string, kind: K, payload: PayloadOf<NodeRequests, K>): Promise<ReplyOf<NodeRequests, K>> {
+    return this.request(this.topo.control, `node.${nodeId}`, kind, payload, `node ${nodeId}`, nodeId) as Promise<ReplyOf<NodeRequests, K>>;
+  }
+
+  /** Tells the head something; no answer. */
+  notify<K extends HeadRequest>(kind: K, payload: PayloadOf<HeadRequests, K>): void {
+    this.ch.publish("", this.topo.head, v8.serialize(payload), { type: kind });
+  }
+
+  /** Asks every process and node (a broadcast) and gathers the rows that answer within `windowMs`. */
+  async gather<T>(what: "tasks" | "objects", windowMs = GATHER_MS): Promise<T[]> {
+    const correlationId = String(++this.seq);
+    const rows: T[] = [];
+    this.gathering.set(correlationId, (r) => r.ok && rows.push(...(r.value as T[])));
+    this.ch.publish(this.topo.control, "all.state", v8.serialize({ what }), { type: Kind.stateQuery, replyTo: this.replyTo, correlationId });
+    await new Promise((r) => setTimeout(r, windowMs));
+    this.gathering.delete(correlationId);
+    return rows;
+  }
+
+  private request(exchange: string, key: string, kind: string, payload: unknown, to: string, nodeId?: string): Promise<unknown> {
+    const correlationId = String(++this.seq);
+    return new Promise((resolve, reject) => {
+      this.pending.set(correlationId, { resolve, reject, to, nodeId });
+      this.ch.publish(exchange, key, v8.serialize(payload), { type: kind, replyTo: this.replyTo, correlationId, mandatory: true });
+    });
+  }
+
+  /** A Kind.reply arrived: settle the request (or feed the gathering) it answers. */
+  settle(msg: amqp.Message): void {
+    const id = msg.properties.correlationId;
+    const gathering = this.gathering.get(id);
+    if (gathering) return gathering(v8.deserialize(msg.content));
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    const r: RpcReply = v8.deserialize(msg.content);
+    if (r.ok) p.resolve(r.value);
+    else p.reject(decodeError(r.error));
+  }
+
+  /** The broker returned an unroutable message: if it was a request of ours, its target is gone. */
+  returned(msg: amqp.Message): boolean {
+    const p = this.pending.get(msg.properties.correlationId);
+    if (!p) return false;
+    this.pending.delete(msg.properties.correlationId);
+    p.reject(new NodeDiedError(`${p.to} is unreachable: it has stopped or died`));
+    return true;
+  }
+
+  /** Node `nodeId` died: requests to it will never be answered. */
+  nodeDied(nodeId: string): void {
+    for (const [id, p] of this.pending) {
+      if (p.nodeId !== nodeId) continue;
+      this.pending.delete(id);
+      p.reject(new NodeDiedError(`node ${nodeId} died`));
+    }
+  }
+
+  /** Fails every request still waiting. */
+  failAll(error: Error): void {
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
+  }
+}
+
+/** Sent through Runtime.rpcSync's thread (core/sync-rpc.ts) to close its connection. */
+export const CLOSE_SYNC_RPC = "close";
+
+/** How long a broadcast state query collects answers. */
+const GATHER_MS = 300;

@@ -1,0 +1,130 @@
+/**
+ * wire: what the head (head/) answers, as one typed map from request kind to payload and reply,
+ * and the records those carry. Clients (transport/rpc.ts) and the head's server are both typed
+ * by it, so a request and its handler cannot disagree on a field. Requests to one node
+ * (NodeRequests) travel the same way, to that node's control queue.
+ */
+import type { EncodedError } from "../serialization";
+import type { Resources } from "../scheduling/shape";
+import type { ActorEvent, ActorState } from "../lifecycle/actor";
+import type { HandleInfo } from "./descriptors";
+
+/** An actor's creation message, kept by the head to restart the actor if its node dies. */
+export interface ActorCreationMessage {
+  body: Buffer;
+  routingKey: string;
+  headers: Record<string, any>;
+  messageId: string;
+  type: string;
+}
+
+export interface RegisterActor {
+  handle: HandleInfo;
+  /** The creator's owner id: a non-detached actor dies with it. */
+  owner: string;
+  name?: string;
+  namespace: string;
+  getIfExists: boolean;
+  detached: boolean;
+}
+
+/** The answer to a registration: the actor the caller should use (another one if the name existed). */
+export type Registered = { created: boolean; handle: HandleInfo };
+
+/** What a node tells the head when it starts. */
+export interface NodeInfo {
+  nodeId: string;
+  isHead: boolean;
+  ip: string;
+  hostname: string;
+  storePath: string;
+  metricsPort: number;
+  resources: Resources;
+}
+
+/** One entry of `nodes()`: Ray's fields. */
+export interface NodeSummary {
+  NodeID: string;
+  Alive: boolean;
+  NodeManagerAddress: string;
+  NodeManagerHostname: string;
+  ObjectStorePath: string;
+  MetricsExportPort: number;
+  Resources: Resources;
+  IsHead: boolean;
+}
+
+/** A node's report to the head: what is free, and which tasks run there with their delivery acked. */
+export interface Heartbeat {
+  nodeId: string;
+  available: Resources;
+  acked: string[];
+}
+
+/** Another alive node and what it had free at its last heartbeat (for spillback). */
+export interface Peer {
+  nodeId: string;
+  available: Resources;
+}
+
+export interface ActorInfo {
+  state: ActorState;
+  cause?: EncodedError;
+  className?: string;
+}
+
+/** What waits in a shape's queue, and whether any alive node could ever run it. */
+export interface ShapeDemand {
+  shape: string;
+  pending: number;
+  infeasible: boolean;
+}
+
+/** An actor as the state API lists it: Ray's columns. */
+export type ActorRow = {
+  actor_id: string;
+  class_name: string;
+  state: ActorState;
+  name: string;
+  ray_namespace: string;
+  node_id: string | null;
+  pid: number | null;
+  num_restarts: number;
+  is_detached: boolean;
+  death_cause: string | null;
+};
+
+type None = Record<string, never>;
+
+/** Request kind -> [payload, reply]. */
+export interface HeadRequests {
+  "actor.register": [RegisterActor, Registered];
+  "actor.get": [{ name: string; namespace: string }, HandleInfo | null];
+  "actor.event": [{ id: string; event: ActorEvent; creation?: ActorCreationMessage }, void];
+  "actor.info": [{ id: string }, ActorInfo | null];
+  "actor.list": [None, ActorRow[]];
+  "node.register": [NodeInfo, { shapes: string[] }];
+  "node.heartbeat": [Heartbeat, { peers: Peer[] }];
+  "node.running": [{ nodeId: string; task: string }, void];
+  "node.list": [None, NodeSummary[]];
+  "node.acked": [{ nodeId: string }, string[]];
+  "shape.list": [None, string[]];
+  "shape.infeasible": [None, string[]];
+  "shape.demand": [None, ShapeDemand[]];
+  "resources.total": [None, Resources];
+  "resources.available": [None, Resources];
+}
+
+/** Request kind -> [payload, reply], for requests to one node. */
+export interface NodeRequests {
+  /** A chunk of a stored object (objects cross nodes in chunks well under max_message_size). */
+  "object.fetch": [{ id: string; offset: number; length: number }, { chunk: Uint8Array }];
+}
+
+export type HeadRequest = keyof HeadRequests;
+export type NodeRequest = keyof NodeRequests;
+export type PayloadOf<M, K extends keyof M> = M[K] extends [infer P, unknown] ? P : never;
+export type ReplyOf<M, K extends keyof M> = M[K] extends [unknown, infer R] ? R : never;
+
+/** What serves a map of requests: a handler per kind, from its payload to its reply. */
+export type Handlers<M> = { [K in keyof M]: (payload: PayloadOf<M, K>) => ReplyOf<M, K> | Promise<ReplyOf<M, K>> };
