@@ -11,11 +11,13 @@ import { ActorOptions, MethodOptions, definitionOptions, mergeOptions, validateA
 import { actorDemand, shapeKey } from "../scheduling/shape";
 import { Kind } from "../wire/kinds";
 import * as v8 from "node:v8";
-import { register } from "./registry";
+import { register } from "../core/functions";
 import type { Descriptor, HandleInfo } from "../wire/descriptors";
-import type { RemoteArgs } from "./remote";
-import { DECLARED, Runtime, taskContext } from "./runtime";
-import { ActorHandle, ActorHandleCore } from "./handle";
+import type { RemoteArgs } from "../core/template";
+import { Runtime } from "../core/runtime";
+import { taskContext } from "../core/context";
+import { DECLARED } from "../core/template";
+import { ActorHandle, ActorHandleCore } from "../core/actor-handle";
 
 export type { HandleInfo } from "../wire/descriptors";
 
@@ -123,7 +125,7 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
   };
   let registered: Promise<unknown> = DECLARED;
   if (o.name !== undefined) {
-    const r = rt.rpcSync("actor.register", registration);
+    const r = rt.rpcSync.head("actor.register", registration);
     if (!r.created) return new ActorHandleCore(r.handle);
   } else {
     registered = rt.rpc.head("actor.register", registration);
@@ -144,7 +146,7 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
     {
       exchange: rt.topo.tasks,
       key: shape,
-      after: Promise.all([registered, declared, rt.ensureShape(shape)]).then(() => undefined),
+      after: Promise.all([registered, declared, rt.submitter.ensureShape(shape)]).then(() => undefined),
       headers: { actor: info.id, maxRestarts: o.maxRestarts ?? 0, restarts: 0, held: shapeKey(held) },
     },
   );

@@ -11,8 +11,9 @@ import { queueAbsent } from "../transport/queues";
 import { newOwnerId } from "../wire/ids";
 import { nodeResources } from "../node/resources";
 import type { NodeConfig } from "../node/daemon";
-import { Runtime, RuntimeConfig } from "./runtime";
-import { compiled } from "./paths";
+import { Runtime } from "../core/runtime";
+import type { RuntimeConfig } from "../core/context";
+import { compiled } from "../core/paths";
 
 const NODE_MAIN = path.join(__dirname, "..", "node", "main.js");
 

@@ -1,17 +1,18 @@
 /** The public functions of warren's core: objects (get, wait, put, cancel) and the runtime context. */
 import { OptionsError, WarrenError } from "../errors";
 import { ObjectRef } from "../objects/ref";
-import { Runtime, taskContext } from "./runtime";
+import { Runtime } from "../core/runtime";
+import { taskContext } from "../core/context";
 
 export { init, shutdown, isInitialized } from "./cluster";
 export type { ClusterInfo } from "./cluster";
 export { remote, RemoteFunction } from "./remote";
-export type { RemoteArgs, ReturnRefs } from "./remote";
+export type { RemoteArgs, ReturnRefs } from "../core/template";
 export { Actor, actor, method, getActor, kill, exitActor } from "./actor";
-export { ActorHandle, ActorMethod } from "./handle";
+export { ActorHandle, ActorMethod } from "../core/actor-handle";
 export { nodes, clusterResources, availableResources, state } from "./state";
 export type { NodeSummary, ListOptions, Filters, TaskRow } from "./state";
-export type { ActorMethods } from "./handle";
+export type { ActorMethods } from "../core/actor-handle";
 
 type Values<T extends readonly unknown[]> = { -readonly [K in keyof T]: T[K] extends ObjectRef<infer V> ? V : never };
 

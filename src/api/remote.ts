@@ -2,20 +2,10 @@
 import { WarrenError } from "../errors";
 import { TaskOptions, definitionOptions, mergeOptions, validateTaskOptions } from "../options";
 import { shapeKey, taskDemand } from "../scheduling/shape";
-import type { ObjectRef } from "../objects/ref";
-import { register } from "./registry";
+import { register } from "../core/functions";
 import type { Descriptor } from "../wire/descriptors";
-import { Runtime, TaskTemplate } from "./runtime";
-
-/** Each argument may be given as a value or as an ObjectRef to one. */
-export type RemoteArgs<A extends unknown[]> = { [K in keyof A]: A[K] | ObjectRef<A[K]> };
-
-type Element<R> = R extends readonly (infer E)[] ? E : unknown;
-
-/** What `.remote()` returns for `numReturns: N`: one ref, none, or one per returned element. */
-export type ReturnRefs<R, N extends number> = number extends N
-  ? ObjectRef<R> | ObjectRef<Element<R>>[]
-  : N extends 1 ? ObjectRef<R> : N extends 0 ? undefined : ObjectRef<Element<R>>[];
+import { Runtime } from "../core/runtime";
+import type { RemoteArgs, ReturnRefs, TaskTemplate } from "../core/template";
 
 export class RemoteFunction<A extends unknown[], R, N extends number = 1> {
   private template?: TaskTemplate;

@@ -8,8 +8,8 @@
 import { OptionsError } from "../errors";
 import type { Resources } from "../scheduling/shape";
 import type { NodeSummary } from "../wire/head";
-import type { TaskInfo } from "./runtime";
-import { Runtime } from "./runtime";
+import type { TaskInfo } from "../core/task-manager";
+import { Runtime } from "../core/runtime";
 
 export type { NodeSummary };
 

@@ -1,6 +1,6 @@
 /** `warren status`, `warren list` and `warren summary`: questions to a running cluster. */
 import * as warren from "../api/state";
-import { Runtime } from "../api/runtime";
+import { Runtime } from "../core/runtime";
 import { parseShape } from "../scheduling/shape";
 import type { Filters } from "../api/state";
 import { Target, withCluster } from "./common";

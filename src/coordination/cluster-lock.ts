@@ -23,7 +23,7 @@
  *   network, so we keep them), unlike a FileLock: release it, or exit (which releases it).
  */
 import type * as amqp from "amqplib";
-import { Runtime } from "../api/runtime";
+import { Runtime } from "../core/runtime";
 import { OptionsError, WarrenError, type FieldProblem } from "../errors";
 import { brokerAddress, connectBroker } from "../transport";
 import { LockTimeoutError, checkAcquirable } from "./errors";

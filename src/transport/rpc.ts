@@ -101,7 +101,7 @@ export class RpcClient {
   }
 }
 
-/** Sent through Runtime.rpcSync's thread (core/sync-rpc.ts) to close its connection. */
+/** Sent through the sync request thread (core/sync-rpc-thread.ts) to close its connection. */
 export const CLOSE_SYNC_RPC = "close";
 
 /** How long a broadcast state query collects answers. */

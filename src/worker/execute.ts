@@ -14,8 +14,9 @@ import { objectId, ownerOf } from "../wire/ids";
 import type { StoredObject } from "../wire/messages";
 import { Kind } from "../wire/kinds";
 import { publishSmall } from "../transport/frames";
-import { resolve } from "../api/registry";
-import { Runtime, TaskContext, taskContext } from "../api/runtime";
+import { resolve } from "../core/functions";
+import { Runtime } from "../core/runtime";
+import { TaskContext, taskContext } from "../core/context";
 import { ResultMessage, TaskSpec, encodeResults } from "../wire/messages";
 import { flushOutput } from "./output";
 
@@ -59,7 +60,7 @@ async function resolveArgs(spec: TaskSpec, args: unknown[]): Promise<unknown[]> 
   const rt = Runtime.current;
   for (const i of spec.refArgs) {
     const known = spec.resolved[i];
-    args[i] = known ? await rt.materialize(known, (args[i] as ObjectRef).hex()) : (await rt.get([args[i] as ObjectRef]))[0];
+    args[i] = known ? await rt.objects.materialize(known, (args[i] as ObjectRef).hex()) : (await rt.get([args[i] as ObjectRef]))[0];
   }
   return args;
 }
@@ -84,8 +85,8 @@ function storeReturns(spec: TaskSpec, value: unknown): MaybePromise<StoredObject
   }
   const rt = Runtime.current;
   const encoded = values.map((v, i) => encode(v, `return value ${i} of ${spec.name}`));
-  const waits = values.flatMap((v, i) => (hasMarkers(encoded[i]) ? rt.escape(v) : []));
-  const store = () => encoded.map((bytes, i) => rt.storeValue(objectId(spec.id, i + 1), bytes));
+  const waits = values.flatMap((v, i) => (hasMarkers(encoded[i]) ? rt.objects.escape(v) : []));
+  const store = () => encoded.map((bytes, i) => rt.objects.storeValue(objectId(spec.id, i + 1), bytes));
   return waits.length === 0 ? store() : Promise.all(waits).then(store);
 }
 

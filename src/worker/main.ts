@@ -10,8 +10,9 @@ import { WarrenError } from "../errors";
 import { encodeError } from "../serialization";
 import { newOwnerId } from "../wire/ids";
 import { watchChannel } from "../transport";
-import { resolve } from "../api/registry";
-import { Runtime, TaskContext } from "../api/runtime";
+import { resolve } from "../core/functions";
+import { Runtime } from "../core/runtime";
+import type { TaskContext } from "../core/context";
 import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messages";
 import { ActorHost } from "./actor-host";
 import { Lease } from "./lease";
@@ -64,7 +65,7 @@ async function main(): Promise<void> {
     role: "worker",
   });
   let blocked = 0;
-  rt.blockHooks = {
+  rt.resolver.blockHooks = {
     block: () => {
       if (blocked++ > 0) return;
       void lease?.suspend();

@@ -2,7 +2,8 @@
  * A worker's output: stdout and stderr still go to the node's log file, and what a task prints
  * also goes to the driver of its job, as `(name pid=N) line` (Ray's log forwarding).
  */
-import { Runtime, taskContext } from "../api/runtime";
+import { Runtime } from "../core/runtime";
+import { taskContext } from "../core/context";
 
 interface Pending { job: string; name: string; stream: "stdout" | "stderr"; text: string }
 let pending: Pending[] = [];

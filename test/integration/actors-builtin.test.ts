@@ -3,7 +3,7 @@ import * as warren from "warren";
 import { Queue, Semaphore, SignalActor } from "warren/actors";
 import { waitForCondition } from "warren/testing";
 import * as u from "../fixtures/builtin_users";
-import { Runtime } from "../../src/api/runtime";
+import { Runtime } from "../../src/core/runtime";
 
 beforeAll(() => warren.init({ numCpus: 2 }));
 afterAll(() => warren.shutdown());

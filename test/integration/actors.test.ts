@@ -5,7 +5,7 @@ import * as path from "node:path";
 import * as warren from "warren";
 import { waitForCondition } from "warren/testing";
 import { Broken, Counter, Gate, Grouped, Recorder, callCounter, getOrCreate, makeCounter } from "../fixtures/actors";
-import { Runtime } from "../../src/api/runtime";
+import { Runtime } from "../../src/core/runtime";
 import { captureStdout } from "../helpers";
 import { add } from "../fixtures/tasks";
 

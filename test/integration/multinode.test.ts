@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { execFile } from "node:child_process";
 import * as warren from "warren";
 import { Cluster, waitForCondition } from "warren/testing";
-import { Runtime } from "../../src/api/runtime";
+import { Runtime } from "../../src/core/runtime";
 import { Where, checkPattern, markThenSleep, markThenWait, pattern, sleepWhere, whereAmI } from "../fixtures/placement";
 
 let cluster: Cluster;
@@ -114,13 +114,13 @@ test("an object whose node died is made again by its task (lineage), on another 
   const nodes = [await cluster.addNode({ numCpus: 1, resources: { Recon: 1 } }), await cluster.addNode({ numCpus: 1, resources: { Recon: 1 } })];
   const big = pattern.options({ resources: { Recon: 1 } }).remote(1024 * 1024);
   await warren.wait([big], { timeout: 30 });
-  const holder = (Runtime.current.owned.peek(big.hex()) as { node: string }).node;
+  const holder = (Runtime.current.objects.owned.peek(big.hex()) as { node: string }).node;
   expect(nodes).toContain(holder);
   await cluster.removeNode(holder, { graceful: false });
   const value = (await warren.get(big, { timeout: 30 })) as Uint8Array;
   expect(value.length).toBe(1024 * 1024);
   expect(value[4096 * 7]).toBe(7);
-  expect((Runtime.current.owned.peek(big.hex()) as { node: string }).node).toBe(nodes.find((n) => n !== holder));
+  expect((Runtime.current.objects.owned.peek(big.hex()) as { node: string }).node).toBe(nodes.find((n) => n !== holder));
   expect(await Runtime.current.rpc.head("shape.infeasible", {})).not.toContain("CPU:1,Recon:1");
   await cluster.removeNode(nodes.find((n) => n !== holder)!);
 }, 60_000);

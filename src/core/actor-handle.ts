@@ -1,14 +1,14 @@
 /**
- * Actor handles. A handle is self-describing (id, class, methods), so it works in any process it
- * is sent to: its only enumerable field is the `__warrenActor` marker, and each method is a
- * non-enumerable `ActorMethod` whose `.remote()` publishes to the actor's mailbox.
+ * core: actor handles. A handle is self-describing (id, class, methods), so it works in any
+ * process it is sent to: its only enumerable field is the `__warrenActor` marker, and each method
+ * is a non-enumerable `ActorMethod` whose `.remote()` publishes to the actor's mailbox.
  */
 import { inspect } from "node:util";
 import { registerRevival } from "../serialization";
 import { MethodOptions, validateMethodOptions } from "../options";
 import type { HandleInfo } from "../wire/descriptors";
-import type { RemoteArgs, ReturnRefs } from "./remote";
-import { DECLARED, Runtime, TaskTemplate } from "./runtime";
+import { Runtime } from "./runtime";
+import { DECLARED, RemoteArgs, ReturnRefs, TaskTemplate } from "./template";
 
 export const HANDLE_KEY = "__warrenActor";
 

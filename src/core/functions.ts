@@ -1,17 +1,17 @@
 /**
- * Remote functions and actor classes are registered by where they are defined: the module file
- * that called `remote()` / `@actor` and the order of that call in the module. A worker `require`s
- * the same file (a `.ts` file through tsx) and finds the same entry: no code ever travels in a
- * message, and nothing from a message is evaluated.
+ * core: the function table. Remote functions and actor classes are registered by where they are
+ * defined: the module file that called `remote()` / `@actor` and the order of that call in the
+ * module. A worker `require`s the same file (a `.ts` file through tsx) and finds the same entry:
+ * no code ever travels in a message, and nothing from a message is evaluated.
  */
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { WarrenError } from "../errors";
 import type { Descriptor } from "../wire/descriptors";
 
-
 const byModule = new Map<string, unknown[]>();
-const API_DIR = __dirname + path.sep;
+/** warren's own frames between a user's module and `register`: the API's and the core's. */
+const OWN_DIRS = [path.join(__dirname, "..", "api") + path.sep, __dirname + path.sep];
 /** Decorator helpers that may stand between a module and `@actor` (swc uses Reflect.decorate). */
 const DECORATOR_HELPERS = /[\\/]node_modules[\\/](reflect-metadata|tslib|@swc[\\/]helpers|@babel[\\/]runtime)[\\/]/;
 
@@ -42,7 +42,7 @@ export function resolve(d: Descriptor): unknown {
   return target;
 }
 
-/** The first stack frame outside this folder and decorator helpers: the module registering something. */
+/** The first stack frame outside warren's API and core and decorator helpers: the module registering something. */
 function callerModule(): string {
   const saved = Error.prepareStackTrace;
   Error.prepareStackTrace = (_e, frames) => frames;
@@ -52,7 +52,7 @@ function callerModule(): string {
   Error.prepareStackTrace = saved;
   for (const frame of frames) {
     const file = frame.getFileName();
-    if (!file || file.startsWith("node:") || file.startsWith(API_DIR) || DECORATOR_HELPERS.test(file)) continue;
+    if (!file || file.startsWith("node:") || OWN_DIRS.some((d) => file.startsWith(d)) || DECORATOR_HELPERS.test(file)) continue;
     return file.startsWith("file://") ? fileURLToPath(file) : file;
   }
   throw new WarrenError("cannot tell which module called warren.remote(): call it at the top level of a module file");

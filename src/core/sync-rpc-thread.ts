@@ -1,5 +1,5 @@
 /**
- * Runs in a worker thread (synckit) for Runtime.rpcSync: one request to the head and its answer,
+ * Runs in a worker thread (synckit) for core/rpc.ts (SyncRpc): one request to the head and its answer,
  * while the calling thread blocks. Keeps one connection for the thread's life; replies come on
  * RabbitMQ's direct reply-to, so no queue is declared.
  */

@@ -1,0 +1,35 @@
+/**
+ * core: what a process's runtime knows of itself (RuntimeConfig, set once at start) and of the
+ * call it runs now (TaskContext, per call: tasks of one async actor run concurrently, so it
+ * lives in AsyncLocalStorage). Nested submissions take their job and namespace from it.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+
+export interface RuntimeConfig {
+  address: string;
+  cluster: string;
+  ownerId: string;
+  nodeId: string;
+  storePath: string;
+  jobId: string;
+  namespace: string;
+  logToDriver: boolean;
+  role: "driver" | "worker";
+}
+
+/** Per-call context inside a worker. */
+export interface TaskContext {
+  taskId: string;
+  taskName: string;
+  /** The prefix of its output lines at the driver: the task's name, or the actor's class. */
+  logName: string;
+  jobId: string;
+  namespace: string;
+  actorId?: string;
+  canceled: boolean;
+  /** The GPUs assigned to it (its worker's CUDA_VISIBLE_DEVICES) and the resources it holds. */
+  gpuIds: number[];
+  resources: Record<string, number>;
+}
+
+export const taskContext = new AsyncLocalStorage<TaskContext>();

@@ -1,0 +1,51 @@
+/**
+ * core: every default of the per-process runtime, each documented here and set nowhere else
+ * (as Temporal's worker-options.ts does for its worker).
+ */
+export const CORE_DEFAULTS = {
+  /**
+   * Values up to this size travel inline in messages; larger ones go to the node's LMDB store.
+   * Measured here (a task returning N bytes, round trip): inline wins up to 128 KB, the store
+   * from 512 KB. Ray's 100 KiB sits just below that crossover and keeps large bodies out of the
+   * broker's memory.
+   * @default 102400 (100 KiB)
+   */
+  inlineMax: 100 * 1024,
+  /**
+   * Ended tasks whose final state is kept for state queries, oldest dropped first.
+   * @default 10000
+   */
+  endedKept: 10_000,
+  /**
+   * Finished tasks whose message is kept to make their stored objects again should the node
+   * holding them die (lineage), oldest dropped first.
+   * @default 10000
+   */
+  lineageKept: 10_000,
+  /**
+   * Actors known dead, with why, so calls to them fail without being sent.
+   * @default 10000
+   */
+  deadActorsKept: 10_000,
+  /**
+   * The size of a chunk of an object fetched from another node: well under the broker's
+   * max_message_size (16 MiB from RabbitMQ 4.0).
+   * @default 8388608 (8 MiB)
+   */
+  fetchChunk: 8 * 1024 * 1024,
+  /**
+   * Chunk requests of one fetch in flight at once.
+   * @default 4
+   */
+  fetchWindow: 4,
+  /**
+   * At most this many rows per process in a state answer (Ray's state API also caps).
+   * @default 10000
+   */
+  stateRows: 10_000,
+  /**
+   * How long a synchronous request to the head (creating a named actor) may block.
+   * @default 30000
+   */
+  syncRpcTimeoutMs: 30_000,
+} as const;

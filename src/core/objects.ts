@@ -1,0 +1,195 @@
+/**
+ * core: this process's objects (Ray's reference counter and object provider). It owns what the
+ * process creates (puts, and the returns of tasks it submitted) in its OwnerTable, answers
+ * borrowers who ask through its inbox, asks owners for the objects it borrows, and reads a
+ * value from where it is: inline, this node's LMDB store, or another node's, fetched in chunks.
+ *
+ * Invariants: a stored value is committed to LMDB before anyone hears of it; an object whose ref
+ * escaped into a message is freed only with its owner; a ref dropped before any message carried
+ * it is freed at once (FinalizationRegistry), in the store of whichever node holds it.
+ */
+import * as v8 from "node:v8";
+import type * as amqp from "amqplib";
+import { ObjectLostError } from "../errors";
+import { byteLength, decode, decodeError, encode, encodeError, findInstances, hasMarkers, joined } from "../serialization";
+import { ObjectRef } from "../objects/ref";
+import { ObjectStore } from "../objects/store";
+import { OwnerTable } from "../objects/owner";
+import { Kind } from "../wire/kinds";
+import { objectId } from "../wire/ids";
+import type { StoredObject } from "../wire/messages";
+import { ActorHandleCore } from "./actor-handle";
+import { CORE_DEFAULTS } from "./defaults";
+import { DECLARED } from "./template";
+import type { Runtime } from "./runtime";
+
+export class Objects {
+  readonly owned = new OwnerTable();
+  /** Objects asked of their owners, one request per object at a time. */
+  private readonly requests = new Map<string, Promise<StoredObject>>();
+  private readonly replyWaiters = new Map<string, (value: StoredObject) => void>();
+  private readonly freer = new FinalizationRegistry<string>((id) => this.freePrivate(id));
+  private store?: ObjectStore;
+
+  constructor(private readonly rt: Runtime) {}
+
+  /** A ref handed to user code: freed when it is collected, if no message ever carried it. */
+  track(ref: ObjectRef): ObjectRef {
+    this.freer.register(ref, ref.hex());
+    return ref;
+  }
+
+  private freePrivate(id: string): void {
+    const value = this.owned.releaseIfPrivate(id);
+    if (value && "node" in value && !this.rt.isClosed) this.freeStored(id, value.node);
+  }
+
+  /** Removes a stored object from the node that holds it. */
+  private freeStored(id: string, nodeId: string): void {
+    if (nodeId === this.rt.config.nodeId) this.localStore().remove(id);
+    else this.rt.ch.publish(this.rt.topo.control, `node.${nodeId}`, v8.serialize({ id }), { type: Kind.freeObject });
+  }
+
+  /** A task's result for object `id`. The caller dropped the ref before it came: free a stored copy nobody will read. */
+  settle(id: string, value: StoredObject): void {
+    if (!this.owned.resolve(id, value) && "node" in value) this.freeStored(id, value.node);
+  }
+
+  put(value: unknown, putId: string): ObjectRef {
+    const id = objectId(putId, 0);
+    const bytes = encode(value, "the value passed to put()");
+    if (hasMarkers(bytes)) this.escape(value);
+    this.owned.ready(id, this.storeValue(id, bytes));
+    return this.track(new ObjectRef(id));
+  }
+
+  /** Inline if small, else into this node's LMDB (committed before anyone hears of it). */
+  storeValue(id: string, parts: Buffer[]): StoredObject {
+    const size = byteLength(parts);
+    if (size <= CORE_DEFAULTS.inlineMax) return { inline: joined(parts) };
+    this.localStore().putSync(id, parts);
+    return { node: this.rt.config.nodeId, size };
+  }
+
+  localStore(): ObjectStore {
+    return (this.store ??= ObjectStore.open(this.rt.config.storePath));
+  }
+
+  /**
+   * Marks refs inside a value as escaped (another process may hold them now) and returns the
+   * mailboxes of actor handles in it that this process is still declaring.
+   */
+  escape(value: unknown): Promise<void>[] {
+    for (const r of findInstances(value, ObjectRef)) this.owned.markEscaped(r.hex());
+    const waits: Promise<void>[] = [];
+    for (const h of findInstances(value, ActorHandleCore)) {
+      const p = this.rt.mailboxes.get(h.actorId);
+      if (p && p !== DECLARED) waits.push(p);
+    }
+    return waits;
+  }
+
+  // ---- borrowing -------------------------------------------------------------------------
+
+  /** A borrower asks where an object this process owns is: answered once it is ready. */
+  onRequest(req: { id: string; replyTo: string }): void {
+    const reply = (value: StoredObject) =>
+      this.rt.ch.publish("", req.replyTo, v8.serialize({ id: req.id, value }), { type: Kind.objectReply });
+    if (!this.owned.onReady(req.id, reply)) {
+      reply({ error: encodeError(new ObjectLostError(`object ${req.id} is unknown to its owner (freed, or the owner restarted)`)) });
+    }
+  }
+
+  /** An owner's answer to a request of ours. */
+  onReply(r: { id: string; value: StoredObject }): void {
+    this.replyWaiters.get(r.id)?.(r.value);
+    this.replyWaiters.delete(r.id);
+  }
+
+  /** The broker could not deliver a request of ours: the object's owner has exited. */
+  onRequestReturned(msg: amqp.Message): void {
+    const { id } = v8.deserialize(msg.content);
+    const err = new ObjectLostError(`the owner of ObjectRef(${id}) has exited, so the object is lost`);
+    this.onReply({ id, value: { error: encodeError(err) } });
+  }
+
+  /**
+   * Where an object's value is: returned if known now, else given to `then` once known, from
+   * this process's table or from the object's owner (asked through its inbox).
+   */
+  locate(ref: ObjectRef, then: (where: StoredObject) => void): StoredObject | undefined {
+    const id = ref.hex();
+    const local = this.owned.peek(id);
+    if (local) return local;
+    if (this.owned.has(id)) {
+      this.owned.onReady(id, then);
+      return undefined;
+    }
+    let p = this.requests.get(id);
+    if (!p) {
+      p = new Promise<StoredObject>((res) => this.replyWaiters.set(id, res)).finally(() => this.requests.delete(id));
+      this.requests.set(id, p);
+      this.rt.ch.publish("", this.rt.topo.inbox(ref.ownerId), v8.serialize({ id, replyTo: this.rt.inbox }), {
+        type: Kind.objectRequest,
+        mandatory: true,
+      });
+    }
+    void p.then(then);
+    return undefined;
+  }
+
+  /** `locate` as a promise. */
+  located(ref: ObjectRef): Promise<StoredObject> {
+    return new Promise((resolve) => {
+      const now = this.locate(ref, resolve);
+      if (now) resolve(now);
+    });
+  }
+
+  /** The value of a stored object: inline, in this node's store, or fetched from the node holding it. */
+  async materialize(value: StoredObject, id: string): Promise<unknown> {
+    if ("inline" in value) return decode(value.inline);
+    if ("error" in value) throw decodeError(value.error);
+    const { nodeId, storePath } = this.rt.config;
+    const local = storePath ? this.localStore().view(id) : undefined;
+    if (local) return decode(local);
+    if (value.node === nodeId) throw new ObjectLostError(`ObjectRef(${id}) is no longer in the object store of node ${value.node}`);
+    const bytes = await this.fetch(value.node, id, value.size);
+    if (storePath) this.localStore().putSync(id, [bytes]); // a copy for this node's other processes
+    return decode(bytes);
+  }
+
+  /**
+   * Copies an object from the node holding it, in chunks well under the broker's message size
+   * limit, a few requests in flight at once.
+   */
+  private async fetch(nodeId: string, id: string, size: number): Promise<Buffer> {
+    const { fetchChunk, fetchWindow } = CORE_DEFAULTS;
+    const buf = Buffer.allocUnsafe(size);
+    let next = 0;
+    const worker = async () => {
+      while (next < size) {
+        const offset = next;
+        next += fetchChunk;
+        const { chunk } = await this.rt.rpc.node(nodeId, "object.fetch", { id, offset, length: Math.min(fetchChunk, size - offset) })
+          .catch((err) => { throw new ObjectLostError(`ObjectRef(${id}) could not be fetched from node ${nodeId}: ${err.message}`, { cause: err }); });
+        buf.set(chunk, offset);
+      }
+    };
+    await Promise.all(Array.from({ length: fetchWindow }, worker));
+    return buf;
+  }
+
+  /** This process's rows of the state API's objects. */
+  rows(): Record<string, unknown>[] {
+    const { ownerId, jobId } = this.rt.config;
+    return this.owned.rows().map((o) => ({ ...o, owner_pid: process.pid, owner_id: ownerId, job_id: jobId }));
+  }
+
+  /** Frees what this process put in its node's store, and closes it. */
+  async close(): Promise<void> {
+    if (!this.store) return;
+    this.store.removePrefix(this.rt.config.ownerId);
+    await this.store.close();
+  }
+}

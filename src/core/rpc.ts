@@ -1,0 +1,36 @@
+/**
+ * core: the synchronous request to the head, for the few calls the API makes synchronous
+ * (creating a named actor must throw at once if the name is taken). A worker thread
+ * (sync-rpc-thread.ts) does the round trip through the same RpcClient as every other request,
+ * while this thread blocks on it (synckit); it connects on first use.
+ */
+import * as path from "node:path";
+import { createSyncFn } from "synckit";
+import { decodeError } from "../serialization";
+import { CLOSE_SYNC_RPC } from "../transport/rpc";
+import type { RpcReply } from "../wire/kinds";
+import type { HeadRequest, HeadRequests, PayloadOf, ReplyOf } from "../wire/head";
+import { CORE_DEFAULTS } from "./defaults";
+import { compiled } from "./paths";
+
+type ThreadCall = (address: string, cluster: string, kind: string, payload: unknown) => RpcReply;
+
+export class SyncRpc {
+  private call?: ThreadCall;
+
+  /** `ensureOpen` throws if the runtime is closed or its cluster lost. */
+  constructor(private readonly address: string, private readonly cluster: string, private readonly ensureOpen: () => void) {}
+
+  head<K extends HeadRequest>(kind: K, payload: PayloadOf<HeadRequests, K>): ReplyOf<HeadRequests, K> {
+    this.ensureOpen();
+    this.call ??= createSyncFn(compiled(path.join(__dirname, "sync-rpc-thread.js")), { timeout: CORE_DEFAULTS.syncRpcTimeoutMs });
+    const r = this.call(this.address, this.cluster, kind, payload);
+    if (!r.ok) throw decodeError(r.error);
+    return r.value as ReplyOf<HeadRequests, K>;
+  }
+
+  /** Closes the thread's connection, if it was ever opened. */
+  close(): void {
+    this.call?.(this.address, this.cluster, CLOSE_SYNC_RPC, null);
+  }
+}

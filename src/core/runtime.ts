@@ -1,0 +1,236 @@
+/**
+ * core: the per-process runtime (Ray's core worker). Every driver and every worker has one: it
+ * holds the process's broker connection and inbox, and composes the parts that do the work:
+ * - submitter.ts      sends tasks and actor calls,
+ * - task-manager.ts   keeps their records, retries and lineage until their results come,
+ * - objects.ts        owns, stores, lends and borrows objects,
+ * - future-resolver.ts  get and wait,
+ * - transport/rpc.ts and rpc.ts  requests to the head and to nodes.
+ * The inbox (one long-lived exclusive queue per process) takes results, object requests and
+ * replies, replies to requests, this job's worker output, and the broadcasts every process hears
+ * (actor and node deaths, state queries); `onInbox` hands each to its part.
+ */
+import * as v8 from "node:v8";
+import type * as amqp from "amqplib";
+import { ActorDiedError, TaskCancelledError, WarrenError } from "../errors";
+import { EncodedError, encodeError } from "../serialization";
+import { Topology, connectBroker, watchChannel } from "../transport";
+import { RpcClient } from "../transport/rpc";
+import type { ObjectRef } from "../objects/ref";
+import { Kind, RpcReply } from "../wire/kinds";
+import { decodeResults } from "../wire/messages";
+import type { RuntimeConfig } from "./context";
+import { CORE_DEFAULTS } from "./defaults";
+import { FutureResolver } from "./future-resolver";
+import { Objects } from "./objects";
+import { SyncRpc } from "./rpc";
+import { Submitter } from "./submitter";
+import { TaskManager } from "./task-manager";
+import type { Route, TaskTemplate } from "./template";
+
+/** A line (or lines) of a worker's output, forwarded to its job's driver. */
+export interface LogEntry {
+  name: string;
+  pid: number;
+  stream: "stdout" | "stderr";
+  text: string;
+}
+
+export class Runtime {
+  private static active?: Runtime;
+  readonly topo: Topology;
+  readonly inbox: string;
+  readonly tasks: TaskManager;
+  readonly objects: Objects;
+  readonly submitter: Submitter;
+  readonly resolver: FutureResolver;
+  /** Requests to the head and to nodes, answered to this process's inbox. */
+  readonly rpc: RpcClient;
+  /** The few requests to the head that must be answered before the call returns. */
+  readonly rpcSync: SyncRpc;
+  /** Actors this process created, while their mailbox is being declared (then DECLARED). */
+  readonly mailboxes = new Map<string, Promise<void>>();
+  private closed = false;
+  /** Set when the cluster this driver started is gone: every later call fails with it. */
+  private lost?: Error;
+  /** Set by a worker: the tasks it runs, for state queries (a leased task's node does not see it). */
+  runningRows?: () => Record<string, unknown>[];
+  /** Set by an actor's worker: what exitActor() does. */
+  onExitActor?: () => void;
+
+  private constructor(
+    readonly config: RuntimeConfig,
+    readonly conn: amqp.ChannelModel,
+    readonly ch: amqp.Channel,
+  ) {
+    this.topo = new Topology(config.cluster);
+    this.inbox = this.topo.inbox(config.ownerId);
+    this.rpc = new RpcClient(ch, this.topo, this.inbox);
+    this.rpcSync = new SyncRpc(config.address, config.cluster, () => this.ensureOpen());
+    this.tasks = new TaskManager(this);
+    this.objects = new Objects(this);
+    this.submitter = new Submitter(this);
+    this.resolver = new FutureResolver(this);
+  }
+
+  static get current(): Runtime {
+    const rt = Runtime.active;
+    if (!rt) throw new WarrenError("warren is not initialized: call `await warren.init()` first");
+    return rt;
+  }
+
+  static get isActive(): boolean {
+    return Runtime.active !== undefined;
+  }
+
+  static async start(config: RuntimeConfig): Promise<Runtime> {
+    const conn = await connectBroker(config.address, `warren ${config.role} ${config.ownerId}`);
+    const ch = await conn.createChannel();
+    const rt = new Runtime(config, conn, ch);
+    watchChannel(ch, (reason) => rt.channelLost(reason));
+    ch.on("return", (msg: amqp.Message) => rt.onReturned(msg));
+    await rt.topo.declare(ch);
+    const inbox = rt.inbox;
+    await ch.assertQueue(inbox, { exclusive: true, autoDelete: true });
+    if (config.role === "driver" && config.logToDriver) await ch.bindQueue(inbox, rt.topo.logs, config.jobId);
+    await ch.bindQueue(inbox, rt.topo.control, "all.actor-dead");
+    await ch.bindQueue(inbox, rt.topo.control, "all.state");
+    await ch.bindQueue(inbox, rt.topo.control, "all.node-dead");
+    await ch.consume(inbox, (msg) => msg && rt.onInbox(msg), { noAck: true });
+    Runtime.active = rt;
+    return rt;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  // ---- what the API calls ------------------------------------------------------------------
+
+  submit(t: TaskTemplate, args: unknown[], route?: Route): ObjectRef[] {
+    this.ensureOpen();
+    return this.submitter.submit(t, args, route);
+  }
+
+  put(value: unknown): ObjectRef {
+    this.ensureOpen();
+    return this.objects.put(value, this.submitter.ids.next());
+  }
+
+  get(refs: ObjectRef[], timeoutSec?: number, one?: false): Promise<unknown[]>;
+  get(refs: [ObjectRef], timeoutSec: number | undefined, one: true): Promise<unknown>;
+  get(refs: ObjectRef[], timeoutSec?: number, one = false): Promise<unknown> {
+    this.ensureOpen();
+    return this.resolver.get(refs, timeoutSec, one);
+  }
+
+  wait(refs: ObjectRef[], numReturns: number, timeoutSec?: number): Promise<[ObjectRef[], ObjectRef[]]> {
+    this.ensureOpen();
+    return this.resolver.wait(refs, numReturns, timeoutSec);
+  }
+
+  cancel(taskId: string, force: boolean, recursive: boolean): void {
+    this.ensureOpen();
+    const rec = this.tasks.get(taskId);
+    if (!rec) return;
+    this.tasks.fail(taskId, encodeError(new TaskCancelledError(`task ${rec.name} (${taskId}) was cancelled`)));
+    this.ch.publish(this.topo.control, "all.cancel", v8.serialize({ task: taskId, force, recursive }), { type: Kind.cancel });
+  }
+
+  /** Cancels every unfinished task this process submitted (a cancelled parent's children). */
+  cancelAll(force: boolean): void {
+    for (const taskId of this.tasks.unfinished()) this.cancel(taskId, force, true);
+  }
+
+  publishLog(job: string, entry: LogEntry): void {
+    this.ch.publish(this.topo.logs, job, v8.serialize(entry), { type: Kind.log });
+  }
+
+  // ---- the inbox -------------------------------------------------------------------------
+
+  private onInbox(msg: amqp.ConsumeMessage): void {
+    switch (msg.properties.type) {
+      case Kind.result: {
+        for (const r of decodeResults(msg.content)) this.tasks.onResult(r);
+        return;
+      }
+      case Kind.log: return printLog(v8.deserialize(msg.content));
+      case Kind.objectRequest: return this.objects.onRequest(v8.deserialize(msg.content));
+      case Kind.actorDead: return this.tasks.onActorDead(v8.deserialize(msg.content));
+      case Kind.tasksLost: return this.tasks.onTasksLost(v8.deserialize(msg.content));
+      case Kind.nodeDead: return this.rpc.nodeDied(v8.deserialize(msg.content).nodeId);
+      case Kind.stateQuery: return this.answerState(msg);
+      case Kind.reply: return this.rpc.settle(msg);
+      case Kind.objectReply: return this.objects.onReply(v8.deserialize(msg.content));
+    }
+  }
+
+  /** A message the broker could not route: its destination queue is gone. */
+  private onReturned(msg: amqp.Message): void {
+    if (msg.properties.type === Kind.objectRequest) return this.objects.onRequestReturned(msg);
+    if (this.rpc.returned(msg)) return;
+    const mailbox = this.topo.mailbox("");
+    if (msg.fields.routingKey.startsWith(mailbox)) {
+      void this.failDeadActorCall(msg.fields.routingKey.slice(mailbox.length), msg.properties.messageId, msg.properties.type);
+    }
+  }
+
+  /** A call to an actor whose mailbox is gone (a handle older than this process): ask the head why. */
+  private async failDeadActorCall(actorId: string, taskId: string, name: string): Promise<void> {
+    const info = await this.rpc.head("actor.info", { id: actorId }).catch(() => null);
+    const error: EncodedError = info?.cause ?? encodeError(new ActorDiedError(`the actor ${actorId} is dead, so ${name} cannot run`));
+    this.tasks.fail(taskId, error);
+  }
+
+  /** Answers a state query (api/state.ts): this process's tasks, or the objects it owns. */
+  private answerState(msg: amqp.ConsumeMessage): void {
+    const { what } = v8.deserialize(msg.content) as { what: "tasks" | "objects" };
+    const rows = what === "tasks" ? [...(this.runningRows?.() ?? []), ...this.tasks.rows()] : this.objects.rows();
+    const reply: RpcReply = { ok: true, value: rows.slice(-CORE_DEFAULTS.stateRows) };
+    this.ch.publish("", msg.properties.replyTo, v8.serialize(reply), { type: Kind.reply, correlationId: msg.properties.correlationId });
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------
+
+  private ensureOpen(): void {
+    if (this.closed) throw new WarrenError("warren has been shut down: call `await warren.init()` again");
+    if (this.lost) throw this.lost;
+  }
+
+  /**
+   * One of this process's broker channels closed under it. A worker exits (its node retries what
+   * it ran, as for any worker that died); a driver fails what waits instead of waiting forever.
+   */
+  channelLost(reason: Error): void {
+    if (this.closed) return;
+    if (this.config.role === "worker") {
+      console.error(`warren worker ${process.pid}: a broker channel closed (${reason.message}); exiting`);
+      process.exit(1);
+    }
+    this.clusterLost(new WarrenError(`warren lost its broker channel (${reason.message}); call \`await warren.shutdown()\` and init() again`, { cause: reason }));
+  }
+
+  /** The node running this driver's tasks is gone for good: fail everything waiting on it, now and later. */
+  clusterLost(error: Error): void {
+    this.lost = error;
+    this.tasks.failAll(encodeError(error));
+    this.rpc.failAll(error);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (Runtime.active === this) Runtime.active = undefined;
+    this.rpcSync.close();
+    await this.objects.close();
+    // Closing the channel first waits for the broker to process what was sent on it (close-ok).
+    await this.ch.close().catch(() => undefined);
+    await this.conn.close().catch(() => undefined);
+  }
+}
+
+function printLog(e: LogEntry): void {
+  const out = e.stream === "stderr" ? process.stderr : process.stdout;
+  const lines = e.text.endsWith("\n") ? e.text.slice(0, -1).split("\n") : e.text.split("\n");
+  out.write(lines.map((l) => `(${e.name} pid=${e.pid}) ${l}\n`).join(""));
+}

@@ -1,0 +1,199 @@
+/**
+ * core: the task manager (Ray's task_manager). It keeps a record of every task this process
+ * submitted until its result comes, moves each through its lifecycle (lifecycle/task.ts), keeps
+ * what was published so a task lost with its node can be sent again, and keeps lineage (the
+ * message of a finished task whose values sit in a node's store) to make them again should that
+ * node die. Calls to an actor whose death is announced fail at once, sent or not.
+ *
+ * Invariant: a task has one record, in `tasks` until it ends, then in `ended`; a result for a
+ * task not in `tasks` (cancelled, or a late duplicate after a retry) is dropped.
+ */
+import { BoundedMap } from "../bounded";
+import { NodeDiedError } from "../errors";
+import { EncodedError, encodeError } from "../serialization";
+import { mayRetry } from "../scheduling/retry";
+import { INITIAL_TASK_STATE, TaskState, nextTaskState } from "../lifecycle/task";
+import type { ResultMessage } from "../wire/messages";
+import { CORE_DEFAULTS } from "./defaults";
+import type { Runtime } from "./runtime";
+
+/** What the state API shows of a task besides its state (Ray's columns). */
+export interface TaskInfo {
+  task_id: string;
+  name: string;
+  func_or_class_name: string;
+  type: "NORMAL_TASK" | "ACTOR_TASK" | "ACTOR_CREATION_TASK";
+  job_id: string;
+  actor_id: string | null;
+  parent_task_id: string | null;
+  required_resources: string;
+  start_time_ms: number;
+  end_time_ms: number | null;
+  error_type: string | null;
+  error_message: string | null;
+}
+
+/** A published task message: enough to publish it again. */
+export interface Sent {
+  exchange: string;
+  key: string;
+  body: Buffer;
+  name: string;
+  /** Attempts before this one; sent as the `attempt` header when not 0. */
+  attempt: number;
+  maxRetries: number;
+  headers?: Record<string, unknown>;
+}
+
+export interface TaskRecord {
+  /** Its lifecycle state, moved by the task machine (lifecycle/task.ts). */
+  state: TaskState;
+  returns: string[];
+  name: string;
+  /** For the state API. */
+  info: TaskInfo;
+  /** The actor an actor call goes to. */
+  actorId?: string;
+  /** What was published, kept to publish again if the node running it dies. */
+  sent?: Sent;
+  /** Once ended: which attempt it was (`sent` is dropped then, its body being most of a record). */
+  attempt?: number;
+}
+
+interface Lineage {
+  sent: Sent;
+  returns: string[];
+  name: string;
+  info: TaskInfo;
+}
+
+export class TaskManager {
+  private readonly tasks = new Map<string, TaskRecord>();
+  /** Bounded, oldest dropped first. */
+  private readonly lineage = new BoundedMap<string, Lineage>(CORE_DEFAULTS.lineageKept);
+  /** Final states of recently ended tasks, oldest first, for state queries. */
+  private readonly ended = new BoundedMap<string, TaskRecord>(CORE_DEFAULTS.endedKept);
+  /** Unfinished calls per actor, failed at once if the actor's death is announced. */
+  private readonly actorCalls = new Map<string, Set<string>>();
+  /** Actors known dead, with why: calls to them fail without being sent. */
+  private readonly deadActors = new BoundedMap<string, EncodedError>(CORE_DEFAULTS.deadActorsKept);
+
+  constructor(private readonly rt: Runtime) {}
+
+  /** Records a new task. A call to an actor known dead fails at once: returns false then. */
+  add(taskId: string, rec: TaskRecord): boolean {
+    this.tasks.set(taskId, rec);
+    const callee = rec.actorId;
+    if (!callee) return true;
+    const dead = this.deadActors.get(callee);
+    if (dead) {
+      this.fail(taskId, dead);
+      return false;
+    }
+    let calls = this.actorCalls.get(callee);
+    if (!calls) this.actorCalls.set(callee, (calls = new Set()));
+    calls.add(taskId);
+    return true;
+  }
+
+  get(taskId: string): TaskRecord | undefined {
+    return this.tasks.get(taskId);
+  }
+
+  /** The ids of every task not yet ended. */
+  unfinished(): string[] {
+    return [...this.tasks.keys()];
+  }
+
+  onResult(r: ResultMessage): void {
+    const rec = this.tasks.get(r.task);
+    if (!rec) return; // cancelled, or a late duplicate after a retry
+    this.tasks.delete(r.task);
+    if (rec.actorId) {
+      const calls = this.actorCalls.get(rec.actorId);
+      calls?.delete(r.task);
+      if (calls?.size === 0) this.actorCalls.delete(rec.actorId);
+    }
+    const objects = this.rt.objects;
+    if (r.error) {
+      rec.state = nextTaskState(rec.state, "FAIL");
+      for (const id of rec.returns) objects.settle(id, { error: r.error });
+    } else {
+      rec.state = nextTaskState(rec.state, "FINISH");
+      rec.returns.forEach((id, i) => objects.settle(id, r.returns![i]));
+      if (rec.sent && r.returns!.some((v) => "node" in v)) {
+        this.lineage.set(r.task, { sent: rec.sent, returns: rec.returns, name: rec.name, info: rec.info });
+      }
+    }
+    // Completed in place: a copy per finished task was most of this function's cost.
+    rec.info.end_time_ms = Date.now();
+    if (r.error) {
+      rec.info.error_type = r.error.name ?? null;
+      rec.info.error_message = r.error.message.split("\n")[0];
+    }
+    rec.attempt = rec.sent?.attempt ?? 0;
+    rec.sent = undefined;
+    this.ended.set(r.task, rec);
+  }
+
+  fail(taskId: string, error: EncodedError): void {
+    this.onResult({ task: taskId, error });
+  }
+
+  /** Fails every task not yet ended. */
+  failAll(error: EncodedError): void {
+    for (const taskId of this.unfinished()) this.fail(taskId, error);
+  }
+
+  /**
+   * The head reports tasks that were running on a node that died (their deliveries were already
+   * acked, see node/daemon.ts): publish each again while retries last, else fail it.
+   */
+  onTasksLost(lost: { nodeId: string; tasks: string[] }): void {
+    for (const taskId of lost.tasks) {
+      const rec = this.tasks.get(taskId);
+      if (!rec?.sent) continue;
+      const { attempt, maxRetries } = rec.sent;
+      if (mayRetry(attempt, maxRetries)) {
+        rec.sent.attempt++;
+        this.rt.submitter.send(taskId, rec.sent);
+      } else {
+        const err = new NodeDiedError(`the node ${lost.nodeId} running ${rec.name} died, and maxRetries (${maxRetries}) retries were used`);
+        this.fail(taskId, encodeError(err));
+      }
+    }
+  }
+
+  onActorDead(d: { id: string; cause: EncodedError }): void {
+    this.deadActors.set(d.id, d.cause);
+    for (const taskId of this.actorCalls.get(d.id) ?? []) this.fail(taskId, d.cause);
+  }
+
+  /**
+   * Lineage reconstruction: publishes again the finished task that made the objects of `taskId`,
+   * as its next attempt, if it is known, not running now, and within its maxRetries. Returns
+   * whether it was sent; its returns are then pending again.
+   */
+  resubmitFinished(taskId: string): boolean {
+    const l = this.lineage.get(taskId);
+    if (!l || this.tasks.has(taskId)) return false;
+    const { attempt, maxRetries } = l.sent;
+    if (!mayRetry(attempt, maxRetries)) return false;
+    this.lineage.delete(taskId);
+    const sent: Sent = { ...l.sent, attempt: attempt + 1 };
+    for (const id of l.returns) this.rt.objects.owned.reset(id);
+    this.tasks.set(taskId, { state: nextTaskState(INITIAL_TASK_STATE, "ARGS_READY"), returns: l.returns, name: l.name, info: { ...l.info, end_time_ms: null }, sent });
+    this.rt.submitter.send(taskId, sent);
+    return true;
+  }
+
+  /** The state of a task this process submitted, from its lifecycle machine. */
+  state(taskId: string): string | undefined {
+    return this.tasks.get(taskId)?.state ?? this.ended.get(taskId)?.state;
+  }
+
+  /** Ray's task columns of every task this process knows, unfinished first. */
+  rows(): Record<string, unknown>[] {
+    return [...this.tasks.values(), ...this.ended.values()].map((r) => ({ ...r.info, state: r.state, attempt_number: r.attempt ?? r.sent?.attempt ?? 0 }));
+  }
+}
