@@ -1,6 +1,6 @@
 // The raw limit's server: one process consuming one queue and answering each message straight to
 // its `replyTo` (RabbitMQ direct reply-to), with Nagle off. Nothing else: no serialization, no
-// state. Started by bench/main.ts with the queue's name as its argument; says "ready" over IPC
+// state. Started by bench/limits.ts with the queue's name as its argument; says "ready" over IPC
 // once consuming, and exits when its parent goes (IPC disconnect) or on SIGTERM.
 "use strict";
 const amqp = require("amqplib");

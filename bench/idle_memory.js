@@ -1,7 +1,7 @@
 // The memory target's situation, measured on its own: a fresh plain-JavaScript driver that calls
 // `init({ numCpus: 4 })` and does nothing else, its node daemon, and the node's 4 idle
 // (prestarted) workers. Waits until the 4 workers exist and their RSS has settled, prints one
-// JSON line (procs.js `memorySnapshot`) on stdout, shuts down. bench/main.ts runs it as a child
+// JSON line (procs.js `memorySnapshot`) on stdout, shuts down. bench/memory.ts runs it as a child
 // process so the benchmark's own heap does not count as "a driver".
 "use strict";
 const warren = require("warren");

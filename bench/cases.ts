@@ -1,0 +1,268 @@
+/**
+ * The benchmark's cases, in the order they run: the limits (bare amqplib round trips, memcpy)
+ * first, then warren's, named as Ray's microbenchmark. A case says what it measures, the limit it
+ * is judged against and its target; its `setup` hands the timer a `Running` (the op, its
+ * multiplier, a teardown). An actor case kills its actors and waits until they are dead, so the
+ * next case does not carry their teardown.
+ */
+import * as warren from "warren";
+import type { Context } from "./context";
+import { Running, tick } from "./timing";
+import { AsyncActor, Client, SyncActor, smallValue, work } from "./workload";
+
+/** A get that waits longer than this fails the case instead of hanging the run. */
+const GET_TIMEOUT = 30;
+/** The large put's size (and the memcpy's): 256 MiB. */
+const BIG_BYTES = 256 * 1024 * 1024;
+const GB = 1e9;
+const BATCH = 1000;
+
+type LimitName = "raw_roundtrip_sequential" | "raw_roundtrip_pipelined" | "memcpy_gigabytes";
+
+interface Target {
+  /** At least this fraction of the limit. */
+  minRatio?: number;
+  /** Strictly above this absolute figure (Ray's, for sync tasks). */
+  above?: number;
+  /** At least this absolute figure. */
+  atLeast?: number;
+}
+
+export interface Case {
+  name: string;
+  kind: "limit" | "warren";
+  unit: "ops/s" | "GB/s";
+  what: string;
+  limit?: LimitName;
+  /** The limit divided by this (a batch of 1000 against round trips). */
+  limitDivisor?: number;
+  ray?: number;
+  target?: Target;
+  setup(ctx: Context): Promise<Running>;
+}
+
+const SEQ: LimitName = "raw_roundtrip_sequential";
+const PIPE: LimitName = "raw_roundtrip_pipelined";
+
+const batchOf = <T>(n: number, make: () => T): T[] => Array.from({ length: n }, make);
+const getAll = (refs: warren.ObjectRef<unknown>[]) => warren.get(refs, { timeout: GET_TIMEOUT });
+const getOne = (ref: warren.ObjectRef<unknown>) => warren.get(ref, { timeout: GET_TIMEOUT });
+
+/** An actor case: create the actor(s), wait until they answer, kill them afterwards. */
+async function withActors<T extends warren.ActorHandle<{ small_value(): unknown }>>(handles: T[]): Promise<() => Promise<void>> {
+  await getAll(handles.map((h) => h.small_value.remote()));
+  return () => killAll(handles.map((h) => [h, () => h.small_value.remote()]));
+}
+
+/**
+ * Kills actors and waits until each is dead (`probe`, a call, then fails): the node's work of
+ * their deaths (worker exits, mailboxes answered and removed) is not the next case's to carry.
+ */
+async function killAll(actors: [warren.ActorHandle<unknown>, () => warren.ObjectRef<unknown>][]): Promise<void> {
+  for (const [h] of actors) await warren.kill(h, { noRestart: true });
+  for (const [, probe] of actors) {
+    // A call the actor took before the kill reached it still succeeds: call again.
+    for (let i = 0; i < 100 && (await getOne(probe()).then(() => true, () => false)); i++);
+  }
+}
+
+export const CASES: Case[] = [
+  // -- the limits, measured first ------------------------------------------------------------
+  {
+    name: "raw_roundtrip_sequential", kind: "limit", unit: "ops/s",
+    what: "bare amqplib request/reply to one echo process (direct reply-to, noDelay), one in flight",
+    async setup(ctx) {
+      const echo = await ctx.echo();
+      return { op: () => echo.call(), multiplier: 1 };
+    },
+  },
+  {
+    name: "raw_roundtrip_pipelined", kind: "limit", unit: "ops/s",
+    what: "the same echo, 1000 requests published then all 1000 replies awaited",
+    async setup(ctx) {
+      const echo = await ctx.echo();
+      return { op: () => Promise.all(batchOf(BATCH, () => echo.call())), multiplier: BATCH };
+    },
+  },
+  {
+    name: "memcpy_gigabytes", kind: "limit", unit: "GB/s",
+    what: "Buffer.copy of 256 MiB into a preallocated buffer",
+    async setup() {
+      let src: Buffer | undefined = Buffer.alloc(BIG_BYTES, 7);
+      let dst: Buffer | undefined = Buffer.alloc(BIG_BYTES);
+      return {
+        op: () => void src!.copy(dst!),
+        multiplier: BIG_BYTES / GB,
+        teardown: () => { src = dst = undefined; },
+      };
+    },
+  },
+  // -- warren, named as Ray's microbenchmark -------------------------------------------------
+  {
+    name: "single_client_tasks_sync", kind: "warren", unit: "ops/s", limit: SEQ, ray: 952, target: { minRatio: 0.6, above: 952 },
+    what: "get(small_value.remote()), one task at a time",
+    async setup(ctx) {
+      await ctx.warren();
+      await getOne(smallValue.remote());
+      return { op: () => getOne(smallValue.remote()), multiplier: 1 };
+    },
+  },
+  {
+    name: "single_client_tasks_async", kind: "warren", unit: "ops/s", limit: PIPE, ray: 7691, target: { minRatio: 0.5 },
+    what: "get([small_value.remote() x 1000]), counted per task",
+    async setup(ctx) {
+      await ctx.warren();
+      return { op: () => getAll(batchOf(BATCH, () => smallValue.remote())), multiplier: BATCH };
+    },
+  },
+  {
+    name: "single_client_tasks_and_get_batch", kind: "warren", unit: "ops/s", limit: PIPE, limitDivisor: BATCH, ray: 8, target: { minRatio: 0.5 },
+    what: "get([small_value.remote() x 1000]), counted per batch",
+    async setup(ctx) {
+      await ctx.warren();
+      return { op: () => getAll(batchOf(BATCH, () => smallValue.remote())), multiplier: 1 };
+    },
+  },
+  {
+    name: "multi_client_tasks_async", kind: "warren", unit: "ops/s", limit: PIPE, target: { minRatio: 0.5 },
+    what: "4 client actors each submit 1000 tasks and get them; counted per task",
+    async setup(ctx) {
+      await ctx.warren();
+      const clients = batchOf(4, () => Client.remote());
+      await getAll(clients.map((c) => c.small_value_batch.remote(1)));
+      return {
+        op: () => getAll(clients.map((c) => c.small_value_batch.remote(BATCH))),
+        multiplier: clients.length * BATCH,
+        teardown: () => killAll(clients.map((c) => [c, () => c.small_value_batch.remote(0)])),
+      };
+    },
+  },
+  {
+    name: "1_1_actor_calls_sync", kind: "warren", unit: "ops/s", limit: SEQ, ray: 1950, target: { minRatio: 0.7 },
+    what: "get(a.small_value.remote()), one call at a time",
+    async setup(ctx) {
+      await ctx.warren();
+      const a = SyncActor.remote();
+      return { op: () => getOne(a.small_value.remote()), multiplier: 1, teardown: await withActors([a]) };
+    },
+  },
+  {
+    name: "1_1_actor_calls_async", kind: "warren", unit: "ops/s", limit: PIPE, ray: 7956, target: { minRatio: 0.6 },
+    what: "get([a.small_value.remote() x 1000])",
+    async setup(ctx) {
+      await ctx.warren();
+      const a = SyncActor.remote();
+      return { op: () => getAll(batchOf(BATCH, () => a.small_value.remote())), multiplier: BATCH, teardown: await withActors([a]) };
+    },
+  },
+  {
+    name: "1_1_actor_calls_concurrent", kind: "warren", unit: "ops/s", limit: PIPE, ray: 5303, target: { minRatio: 0.6 },
+    what: "the same against an actor with maxConcurrency 16",
+    async setup(ctx) {
+      await ctx.warren();
+      const a = SyncActor.options({ maxConcurrency: 16 }).remote();
+      return { op: () => getAll(batchOf(BATCH, () => a.small_value.remote())), multiplier: BATCH, teardown: await withActors([a]) };
+    },
+  },
+  {
+    name: "1_1_async_actor_calls_sync", kind: "warren", unit: "ops/s", limit: SEQ, target: { minRatio: 0.7 },
+    what: "get(a.small_value.remote()) on an async actor, one call at a time",
+    async setup(ctx) {
+      await ctx.warren();
+      const a = AsyncActor.remote();
+      return { op: () => getOne(a.small_value.remote()), multiplier: 1, teardown: await withActors([a]) };
+    },
+  },
+  {
+    name: "1_1_async_actor_calls_async", kind: "warren", unit: "ops/s", limit: PIPE, target: { minRatio: 0.6 },
+    what: "get([a.small_value.remote() x 1000]) on an async actor",
+    async setup(ctx) {
+      await ctx.warren();
+      const a = AsyncActor.remote();
+      return { op: () => getAll(batchOf(BATCH, () => a.small_value.remote())), multiplier: BATCH, teardown: await withActors([a]) };
+    },
+  },
+  {
+    name: "n_n_actor_calls_async", kind: "warren", unit: "ops/s", limit: PIPE, target: { minRatio: 0.6 },
+    what: "4 tasks each make 1000 calls spread over 2 actors and get them",
+    async setup(ctx) {
+      await ctx.warren();
+      const actors = batchOf(2, () => SyncActor.remote());
+      const teardown = await withActors(actors);
+      return { op: () => getAll(batchOf(4, () => work.remote(actors, BATCH))), multiplier: 4 * BATCH, teardown };
+    },
+  },
+  {
+    name: "single_client_put_calls", kind: "warren", unit: "ops/s", ray: 5238, target: { atLeast: 50_000 },
+    what: "put(0) in the driver, 1000 per op",
+    async setup(ctx) {
+      await ctx.warren();
+      return { op: () => { for (let i = 0; i < BATCH; i++) warren.put(0); }, multiplier: BATCH };
+    },
+  },
+  {
+    name: "single_client_get_calls", kind: "warren", unit: "ops/s", ray: 10394, target: { atLeast: 100_000 },
+    what: "get(ref) of a small put in the driver, 1000 per op",
+    async setup(ctx) {
+      await ctx.warren();
+      const ref = warren.put(0);
+      return {
+        op: async () => { for (let i = 0; i < BATCH; i++) await warren.get(ref); },
+        multiplier: BATCH,
+      };
+    },
+  },
+  {
+    name: "single_client_put_gigabytes", kind: "warren", unit: "GB/s", limit: "memcpy_gigabytes", ray: 20.9, target: { minRatio: 0.3 },
+    what: "put(256 MiB Buffer), then drop the ref and let it be freed",
+    async setup(ctx) {
+      await ctx.warren();
+      let big: Buffer | undefined = Buffer.alloc(BIG_BYTES, 7);
+      return {
+        op: async () => {
+          putAndDrop(big!);
+          ctx.gc(); // the ref is unreachable: its finalizer frees the stored copy
+          await tick();
+          await tick();
+        },
+        multiplier: BIG_BYTES / GB,
+        // The first puts grow the store's file (LMDB reuses freed pages only after a few commits).
+        minWarmupOps: 4,
+        teardown: () => { big = undefined; },
+      };
+    },
+  },
+  {
+    name: "single_client_wait_1k_refs", kind: "warren", unit: "ops/s", ray: 5.2,
+    what: "submit 1000 tasks, then wait(notReady) for one ref at a time until none is left (Ray's loop)",
+    async setup(ctx) {
+      await ctx.warren();
+      return {
+        // Ray's loop passes no timeout to wait(); one deadline over the whole op guards it instead.
+        op: () => withTimeout((async () => {
+          let notReady = batchOf(BATCH, () => smallValue.remote());
+          while (notReady.length > 0) [, notReady] = await warren.wait(notReady, { numReturns: 1 });
+        })(), GET_TIMEOUT, "1000 tasks and 1000 waits"),
+        multiplier: 1,
+      };
+    },
+  },
+];
+
+
+/** Not a timed case: the memory target's situation (bench/idle_memory.js). */
+export const IDLE_MEMORY = "idle_memory";
+export const ALL_NAMES = [...CASES.map((c) => c.name), IDLE_MEMORY];
+
+function putAndDrop(value: Buffer): void {
+  warren.put(value); // the ref is dropped here
+}
+
+/** `p`, or an error if it takes more than `seconds`. */
+function withTimeout<T>(p: Promise<T>, seconds: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not finish within ${seconds} s`)), seconds * 1000); }),
+  ]).finally(() => clearTimeout(timer));
+}
