@@ -14,7 +14,7 @@ import * as v8 from "node:v8";
 import { register } from "../core/functions";
 import type { Descriptor, HandleInfo } from "../wire/descriptors";
 import type { RemoteArgs } from "../core/template";
-import { Runtime } from "../core/runtime";
+import { currentRuntime } from "../core/current";
 import { taskContext } from "../core/context";
 import { DECLARED } from "../core/template";
 import { ActorHandle, ActorHandleCore } from "../core/actor-handle";
@@ -113,7 +113,7 @@ export function actorMeta(cls: unknown): ActorMeta {
 function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unknown[]): ActorHandleCore {
   const meta = actorMeta(cls);
   const o = mergeOptions(meta.options, options);
-  const rt = Runtime.current;
+  const rt = currentRuntime();
   const info: HandleInfo = { id: randomBytes(16).toString("hex"), className: meta.desc.name, cls: meta.desc, methods: meta.methods };
   const registration = {
     handle: info,
@@ -155,7 +155,7 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
 
 /** The handle of the live actor named `name` (in `namespace`, default this job's). */
 export async function getActor<T = unknown>(name: string, options: { namespace?: string } = {}): Promise<ActorHandle<T>> {
-  const rt = Runtime.current;
+  const rt = currentRuntime();
   const namespace = options.namespace ?? taskContext.getStore()?.namespace ?? rt.config.namespace;
   const info = await rt.rpc.head("actor.get", { name, namespace });
   if (!info) throw new WarrenError(`no live actor named "${name}" in namespace "${namespace}": create it with .options({ name }) first, or check the namespace`);
@@ -165,13 +165,14 @@ export async function getActor<T = unknown>(name: string, options: { namespace?:
 /** Kills an actor at once, like SIGKILL; it restarts (maxRestarts) unless `noRestart` (default). */
 export async function kill(handle: ActorHandleCore, options: { noRestart?: boolean } = {}): Promise<void> {
   if (!(handle instanceof ActorHandleCore)) throw new WarrenError("kill() takes an actor handle");
-  const rt = Runtime.current;
+  const rt = currentRuntime();
   rt.ch.publish(rt.topo.control, "all.kill-actor", v8.serialize({ id: handle.actorId, noRestart: options.noRestart ?? true }), { type: Kind.killActor });
 }
 
 /** Inside an actor method: the actor exits once this call returns; later calls fail with ActorDiedError. */
 export function exitActor(): void {
   const ctx = taskContext.getStore();
-  if (!ctx?.actorId || !Runtime.current.onExitActor) throw new WarrenError("exitActor() can only be called inside an actor method");
-  Runtime.current.onExitActor();
+  const exit = currentRuntime().onExitActor;
+  if (!ctx?.actorId || !exit) throw new WarrenError("exitActor() can only be called inside an actor method");
+  exit();
 }

@@ -12,6 +12,7 @@ import { newOwnerId } from "../wire/ids";
 import { nodeResources } from "../node/resources";
 import type { NodeConfig } from "../node/daemon";
 import { Runtime } from "../core/runtime";
+import { currentRuntime, hasRuntime } from "../core/current";
 import type { RuntimeConfig } from "../core/context";
 import { compiled } from "../core/paths";
 
@@ -34,7 +35,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
         "entry with `if (require.main === module) main()` so workers can load the module without running it.",
     );
   }
-  if (Runtime.isActive) throw new WarrenError("warren.init() was already called: call `await warren.shutdown()` first");
+  if (hasRuntime()) throw new WarrenError("warren.init() was already called: call `await warren.shutdown()` first");
   const o = validateInitOptions(options);
   const address = brokerAddress(o.address);
   const ownerId = newOwnerId();
@@ -97,7 +98,7 @@ async function join(cluster: string, base: Omit<RuntimeConfig, "cluster" | "node
  * needed and nothing runs. Close it with `shutdown()`.
  */
 export async function attach(options: { address?: string; cluster: string }): Promise<ClusterInfo> {
-  if (Runtime.isActive) throw new WarrenError("warren is already initialized in this process");
+  if (hasRuntime()) throw new WarrenError("warren is already initialized in this process");
   const address = brokerAddress(options.address);
   await mustExist(address, options.cluster);
   const ownerId = newOwnerId();
@@ -154,8 +155,8 @@ export function startNode(config: NodeConfig): Promise<ChildProcess> {
 }
 
 export async function shutdown(): Promise<void> {
-  if (!Runtime.isActive) return;
-  await Runtime.current.close();
+  if (!hasRuntime()) return;
+  await currentRuntime().close();
   const h = head;
   head = undefined;
   if (h && h.exitCode === null && h.signalCode === null) {
@@ -168,5 +169,5 @@ export async function shutdown(): Promise<void> {
 }
 
 export function isInitialized(): boolean {
-  return Runtime.isActive;
+  return hasRuntime();
 }

@@ -1,7 +1,7 @@
 /** The public functions of warren's core: objects (get, wait, put, cancel) and the runtime context. */
 import { OptionsError, WarrenError } from "../errors";
 import { ObjectRef } from "../objects/ref";
-import { Runtime } from "../core/runtime";
+import { currentRuntime } from "../core/current";
 import { taskContext } from "../core/context";
 
 export { init, shutdown, isInitialized } from "./cluster";
@@ -28,7 +28,7 @@ export function get(refs: ObjectRef | readonly ObjectRef[], options: { timeout?:
       }
     }
     checkTimeout(options.timeout, "get");
-    return Array.isArray(refs) ? Runtime.current.get(list as ObjectRef[], options.timeout) : Runtime.current.get([refs as ObjectRef], options.timeout, true);
+    return Array.isArray(refs) ? currentRuntime().get(list as ObjectRef[], options.timeout) : currentRuntime().get([refs as ObjectRef], options.timeout, true);
   } catch (err) {
     return Promise.reject(err); // bad arguments reject, as from an async function
   }
@@ -52,13 +52,13 @@ export async function wait<T>(
     throw new OptionsError("wait() options", [{ field: "numReturns", problem: `must be an integer from 0 to ${refs.length}, the number of refs (got ${numReturns})` }]);
   }
   checkTimeout(options.timeout, "wait");
-  return (await Runtime.current.wait(refs as ObjectRef[], numReturns, options.timeout)) as [ObjectRef<T>[], ObjectRef<T>[]];
+  return (await currentRuntime().wait(refs as ObjectRef[], numReturns, options.timeout)) as [ObjectRef<T>[], ObjectRef<T>[]];
 }
 
 /** Stores a value in the object store and returns a ref to it at once. */
 export function put<T>(value: T): ObjectRef<T> {
   if (value instanceof ObjectRef) throw new WarrenError("put() takes a value, not an ObjectRef (it is already in the store)");
-  return Runtime.current.put(value) as ObjectRef<T>;
+  return currentRuntime().put(value) as ObjectRef<T>;
 }
 
 /**
@@ -67,7 +67,7 @@ export function put<T>(value: T): ObjectRef<T> {
  */
 export async function cancel(ref: ObjectRef, options: { force?: boolean; recursive?: boolean } = {}): Promise<void> {
   if (!(ref instanceof ObjectRef)) throw new WarrenError(`cancel() takes an ObjectRef; got ${describe(ref)}`);
-  Runtime.current.cancel(ref.taskId, options.force ?? false, options.recursive ?? true);
+  currentRuntime().cancel(ref.taskId, options.force ?? false, options.recursive ?? true);
 }
 
 export interface RuntimeContext {
@@ -85,12 +85,12 @@ export interface RuntimeContext {
 
 /** The GPU ids assigned to the running task or actor (its worker's CUDA_VISIBLE_DEVICES); [] elsewhere. */
 export function getGpuIds(): number[] {
-  void Runtime.current; // the same "not initialized" error as everything else
+  void currentRuntime(); // the same "not initialized" error as everything else
   return [...(taskContext.getStore()?.gpuIds ?? [])];
 }
 
 export function getRuntimeContext(): RuntimeContext {
-  const rt = Runtime.current;
+  const rt = currentRuntime();
   const ctx = taskContext.getStore();
   return {
     jobId: ctx?.jobId ?? rt.config.jobId,

@@ -4,7 +4,7 @@ import { TaskOptions, definitionOptions, mergeOptions, validateTaskOptions } fro
 import { shapeKey, taskDemand } from "../scheduling/shape";
 import { register } from "../core/functions";
 import type { Descriptor } from "../wire/descriptors";
-import { Runtime } from "../core/runtime";
+import { currentRuntime } from "../core/current";
 import type { RemoteArgs, ReturnRefs, TaskTemplate } from "../core/template";
 
 export class RemoteFunction<A extends unknown[], R, N extends number = 1> {
@@ -16,7 +16,7 @@ export class RemoteFunction<A extends unknown[], R, N extends number = 1> {
   /** Submits a call and returns at once with ref(s) to its result. */
   remote(...args: RemoteArgs<A>): ReturnRefs<Awaited<R>, N> {
     const t = (this.template ??= templateOf(this.desc, this.opts));
-    const refs = Runtime.current.submit(t, args);
+    const refs = currentRuntime().submit(t, args);
     return (t.numReturns === 1 ? refs[0] : t.numReturns === 0 ? undefined : refs) as ReturnRefs<Awaited<R>, N>;
   }
 

@@ -9,23 +9,23 @@ import { OptionsError } from "../errors";
 import type { Resources } from "../scheduling/shape";
 import type { NodeSummary } from "../wire/head";
 import type { TaskInfo } from "../core/task-manager";
-import { Runtime } from "../core/runtime";
+import { currentRuntime } from "../core/current";
 
 export type { NodeSummary };
 
 /** One entry per node ever seen, dead ones with `Alive: false` and empty `Resources`. */
 export function nodes(): Promise<NodeSummary[]> {
-  return Runtime.current.rpc.head("node.list", {});
+  return currentRuntime().rpc.head("node.list", {});
 }
 
 /** Total resources of the alive nodes. */
 export function clusterResources(): Promise<Resources> {
-  return Runtime.current.rpc.head("resources.total", {});
+  return currentRuntime().rpc.head("resources.total", {});
 }
 
 /** Resources free now on the alive nodes (as of their last report, at most half a second old); none at 0. */
 export function availableResources(): Promise<Resources> {
-  return Runtime.current.rpc.head("resources.available", {});
+  return currentRuntime().rpc.head("resources.available", {});
 }
 
 export type Predicate = "=" | "!=";
@@ -50,7 +50,7 @@ const BASIC_COLUMNS: Record<string, string[]> = {
 };
 
 async function listTasks(options: ListOptions = {}): Promise<TaskRow[]> {
-  const rows = await Runtime.current.rpc.gather<Record<string, unknown>>("tasks");
+  const rows = await currentRuntime().rpc.gather<Record<string, unknown>>("tasks");
   const running = new Map(rows.filter((r) => r.running).map((r) => [r.task_id as string, r]));
   const tasks = rows.filter((r) => !r.running).map((r) => {
     const live = running.get(r.task_id as string);
@@ -61,11 +61,11 @@ async function listTasks(options: ListOptions = {}): Promise<TaskRow[]> {
 }
 
 async function listActors(options: ListOptions = {}): Promise<Record<string, unknown>[]> {
-  return select("actors", await Runtime.current.rpc.head("actor.list", {}), options);
+  return select("actors", await currentRuntime().rpc.head("actor.list", {}), options);
 }
 
 async function listObjects(options: ListOptions = {}): Promise<Record<string, unknown>[]> {
-  return select("objects", await Runtime.current.rpc.gather<Record<string, unknown>>("objects"), options);
+  return select("objects", await currentRuntime().rpc.gather<Record<string, unknown>>("objects"), options);
 }
 
 async function listNodes(options: ListOptions = {}): Promise<Record<string, unknown>[]> {

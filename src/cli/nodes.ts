@@ -11,7 +11,7 @@ import { ChildProcess, fork } from "node:child_process";
 import { WarrenError, redactAddress } from "../errors";
 import { attach, shutdown } from "../api/cluster";
 import { compiled } from "../core/paths";
-import { Runtime } from "../core/runtime";
+import { currentRuntime } from "../core/current";
 import { nodes } from "../api/state";
 import type { NodeConfig } from "../node/daemon";
 import type { Resources } from "../scheduling/shape";
@@ -217,7 +217,7 @@ async function clusterQueues(r: NodeRecord): Promise<string[] | undefined> {
   }
   try {
     const [shapes, actors] = await within(
-      Promise.all([Runtime.current.rpc.head("shape.list", {}), Runtime.current.rpc.head("actor.list", {})]),
+      Promise.all([currentRuntime().rpc.head("shape.list", {}), currentRuntime().rpc.head("actor.list", {})]),
       5, "the head",
     );
     return [...shapes.map((s) => topo.shapeQueue(s)), ...actors.map((a) => topo.mailbox(a.actor_id))];

@@ -1,6 +1,6 @@
 /** `warren status`, `warren list` and `warren summary`: questions to a running cluster. */
 import * as warren from "../api/state";
-import { Runtime } from "../core/runtime";
+import { currentRuntime } from "../core/current";
 import { parseShape } from "../scheduling/shape";
 import type { Filters } from "../api/state";
 import { Target, withCluster } from "./common";
@@ -15,7 +15,7 @@ export async function status(t: Target): Promise<number> {
       warren.nodes(),
       warren.clusterResources(),
       warren.availableResources(),
-      Runtime.current.rpc.head("shape.demand", {}),
+      currentRuntime().rpc.head("shape.demand", {}),
     ]),
   );
   const out: string[] = [banner(`Cluster status (cluster "${t.cluster}")`), section("Node status")];

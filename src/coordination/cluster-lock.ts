@@ -16,14 +16,14 @@
  *   RETRY_MS. The exchange is auto-delete: it disappears with the last waiter. A release with
  *   no waiter publishes to a missing exchange, which closes that (throwaway) channel and is
  *   otherwise harmless.
- * - The connection: the running warren runtime's (`Runtime.current`), or, with `{ cluster }`
+ * - The connection: the running warren runtime's (`currentRuntime()`), or, with `{ cluster }`
  *   (and `address`) in the options, one the lock opens on acquire() and closes on release().
  *   That connection keeps the process alive while the lock is held (amqplib's socket and
  *   heartbeat timers are ref'd; heartbeats are what free a lock whose node vanished from the
  *   network, so we keep them), unlike a FileLock: release it, or exit (which releases it).
  */
 import type * as amqp from "amqplib";
-import { Runtime } from "../core/runtime";
+import { currentRuntime } from "../core/current";
 import { OptionsError, WarrenError, type FieldProblem } from "../errors";
 import { brokerAddress, connectBroker } from "../transport";
 import { LockTimeoutError, checkAcquirable } from "./errors";
@@ -99,7 +99,7 @@ export class ClusterLock {
         owned = true;
         prefix = `warren.${this.own.cluster}`;
       } else {
-        const rt = Runtime.current; // throws the "not initialized" error
+        const rt = currentRuntime(); // throws the "not initialized" error
         conn = rt.conn;
         prefix = rt.topo.prefix;
       }

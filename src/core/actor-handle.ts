@@ -7,7 +7,7 @@ import { inspect } from "node:util";
 import { registerRevival } from "../serialization";
 import { MethodOptions, validateMethodOptions } from "../options";
 import type { HandleInfo } from "../wire/descriptors";
-import { Runtime } from "./runtime";
+import { currentRuntime } from "./current";
 import { DECLARED, RemoteArgs, ReturnRefs, TaskTemplate } from "./template";
 
 export const HANDLE_KEY = "__warrenActor";
@@ -46,7 +46,7 @@ export class ActorMethod<A extends unknown[], R, N extends number = 1> {
 
   /** Publishes a call to the actor's mailbox and returns at once with ref(s) to its result. */
   remote(...args: RemoteArgs<A>): ReturnRefs<R, N> {
-    const rt = Runtime.current;
+    const rt = currentRuntime();
     const t = (this.template ??= {
       fn: this.info.cls,
       name: this.opts.name ?? `${this.info.className}.${this.method}`,

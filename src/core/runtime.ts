@@ -20,6 +20,7 @@ import type { ObjectRef } from "../objects/ref";
 import { Kind, RpcReply } from "../wire/kinds";
 import { decodeResults } from "../wire/messages";
 import type { RuntimeConfig } from "./context";
+import { setRuntime } from "./current";
 import { CORE_DEFAULTS } from "./defaults";
 import { FutureResolver } from "./future-resolver";
 import { Objects } from "./objects";
@@ -37,7 +38,6 @@ export interface LogEntry {
 }
 
 export class Runtime {
-  private static active?: Runtime;
   readonly topo: Topology;
   readonly inbox: string;
   readonly tasks: TaskManager;
@@ -73,16 +73,6 @@ export class Runtime {
     this.resolver = new FutureResolver(this);
   }
 
-  static get current(): Runtime {
-    const rt = Runtime.active;
-    if (!rt) throw new WarrenError("warren is not initialized: call `await warren.init()` first");
-    return rt;
-  }
-
-  static get isActive(): boolean {
-    return Runtime.active !== undefined;
-  }
-
   static async start(config: RuntimeConfig): Promise<Runtime> {
     const conn = await connectBroker(config.address, `warren ${config.role} ${config.ownerId}`);
     const ch = await conn.createChannel();
@@ -97,7 +87,7 @@ export class Runtime {
     await ch.bindQueue(inbox, rt.topo.control, "all.state");
     await ch.bindQueue(inbox, rt.topo.control, "all.node-dead");
     await ch.consume(inbox, (msg) => msg && rt.onInbox(msg), { noAck: true });
-    Runtime.active = rt;
+    setRuntime(rt);
     return rt;
   }
 
@@ -220,7 +210,7 @@ export class Runtime {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (Runtime.active === this) Runtime.active = undefined;
+    setRuntime(this, true);
     this.rpcSync.close();
     await this.objects.close();
     // Closing the channel first waits for the broker to process what was sent on it (close-ok).

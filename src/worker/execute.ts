@@ -15,7 +15,7 @@ import type { StoredObject } from "../wire/messages";
 import { Kind } from "../wire/kinds";
 import { publishSmall } from "../transport/frames";
 import { resolve } from "../core/functions";
-import { Runtime } from "../core/runtime";
+import { currentRuntime } from "../core/current";
 import { TaskContext, taskContext } from "../core/context";
 import { ResultMessage, TaskSpec, encodeResults } from "../wire/messages";
 import { flushOutput } from "./output";
@@ -38,7 +38,7 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 export function execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): MaybePromise<ResultMessage> {
   const failed = (err: unknown): ResultMessage => {
     const stack = err instanceof Error ? err.stack ?? String(err) : String(err);
-    return { task: spec.id, error: encodeError(new TaskError(spec.name, process.pid, Runtime.current.config.nodeId, stack, err)) };
+    return { task: spec.id, error: encodeError(new TaskError(spec.name, process.pid, currentRuntime().config.nodeId, stack, err)) };
   };
   const answer = (value: unknown) => andThen(storeReturns(spec, value), (returns): ResultMessage => ({ task: spec.id, returns }));
   try {
@@ -57,7 +57,7 @@ export function execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]
 }
 
 async function resolveArgs(spec: TaskSpec, args: unknown[]): Promise<unknown[]> {
-  const rt = Runtime.current;
+  const rt = currentRuntime();
   for (const i of spec.refArgs) {
     const known = spec.resolved[i];
     args[i] = known ? await rt.objects.materialize(known, (args[i] as ObjectRef).hex()) : (await rt.get([args[i] as ObjectRef]))[0];
@@ -83,7 +83,7 @@ function storeReturns(spec: TaskSpec, value: unknown): MaybePromise<StoredObject
     }
     values = value;
   }
-  const rt = Runtime.current;
+  const rt = currentRuntime();
   const encoded = values.map((v, i) => encode(v, `return value ${i} of ${spec.name}`));
   const waits = values.flatMap((v, i) => (hasMarkers(encoded[i]) ? rt.objects.escape(v) : []));
   const store = () => encoded.map((bytes, i) => rt.objects.storeValue(objectId(spec.id, i + 1), bytes));
@@ -99,7 +99,7 @@ function storeReturns(spec: TaskSpec, value: unknown): MaybePromise<StoredObject
  */
 const outgoing = new Map<string, ResultMessage[]>();
 export function publishResult(result: ResultMessage): void {
-  const inbox = Runtime.current.topo.inbox(ownerOf(result.task));
+  const inbox = currentRuntime().topo.inbox(ownerOf(result.task));
   const batch = outgoing.get(inbox);
   if (batch) return void batch.push(result);
   if (outgoing.size === 0) process.nextTick(flushResults);
@@ -108,7 +108,7 @@ export function publishResult(result: ResultMessage): void {
 
 function flushResults(): void {
   flushOutput(); // what the tasks printed reaches the driver first
-  const rt = Runtime.current;
+  const rt = currentRuntime();
   for (const [inbox, results] of outgoing) publishSmall(rt.ch, "", inbox, encodeResults(results), { type: Kind.result });
   outgoing.clear();
 }

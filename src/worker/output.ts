@@ -2,7 +2,7 @@
  * A worker's output: stdout and stderr still go to the node's log file, and what a task prints
  * also goes to the driver of its job, as `(name pid=N) line` (Ray's log forwarding).
  */
-import { Runtime } from "../core/runtime";
+import { currentRuntime } from "../core/current";
 import { taskContext } from "../core/context";
 
 interface Pending { job: string; name: string; stream: "stdout" | "stderr"; text: string }
@@ -37,6 +37,6 @@ export function flushOutput(): void {
   if (pending.length === 0) return;
   const batch = pending;
   pending = [];
-  const rt = Runtime.current;
+  const rt = currentRuntime();
   for (const p of batch) rt.publishLog(p.job, { name: p.name, pid: process.pid, stream: p.stream, text: p.text });
 }

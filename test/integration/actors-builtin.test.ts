@@ -3,7 +3,7 @@ import * as warren from "warren";
 import { Queue, Semaphore, SignalActor } from "warren/actors";
 import { waitForCondition } from "warren/testing";
 import * as u from "../fixtures/builtin_users";
-import { Runtime } from "../../src/core/runtime";
+import { currentRuntime } from "../../src/core/current";
 
 beforeAll(() => warren.init({ numCpus: 2 }));
 afterAll(() => warren.shutdown());
@@ -25,7 +25,7 @@ function track<T>(p: Promise<T>): { promise: Promise<T>; settled: () => boolean 
 
 /** The actor's state in the head's registry (ALIVE, DEAD...). */
 async function stateOf(h: warren.ActorHandle<unknown>): Promise<string | undefined> {
-  const info = await Runtime.current.rpc.head("actor.info", { id: h.actorId });
+  const info = await currentRuntime().rpc.head("actor.info", { id: h.actorId });
   return info?.state;
 }
 

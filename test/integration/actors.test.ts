@@ -5,7 +5,7 @@ import * as path from "node:path";
 import * as warren from "warren";
 import { waitForCondition } from "warren/testing";
 import { Broken, Counter, Gate, Grouped, Recorder, callCounter, getOrCreate, makeCounter } from "../fixtures/actors";
-import { Runtime } from "../../src/core/runtime";
+import { currentRuntime } from "../../src/core/current";
 import { captureStdout } from "../helpers";
 import { add } from "../fixtures/tasks";
 
@@ -19,7 +19,7 @@ afterAll(async () => {
 
 /** The actor's state in the head's registry (its lifecycle machine). */
 async function stateOf(h: warren.ActorHandle<unknown>): Promise<string | undefined> {
-  const info = await Runtime.current.rpc.head("actor.info", { id: h.actorId });
+  const info = await currentRuntime().rpc.head("actor.info", { id: h.actorId });
   return info?.state;
 }
 

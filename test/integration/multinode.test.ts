@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { execFile } from "node:child_process";
 import * as warren from "warren";
 import { Cluster, waitForCondition } from "warren/testing";
-import { Runtime } from "../../src/core/runtime";
+import { currentRuntime } from "../../src/core/current";
 import { Where, checkPattern, markThenSleep, markThenWait, pattern, sleepWhere, whereAmI } from "../fixtures/placement";
 
 let cluster: Cluster;
@@ -103,7 +103,7 @@ test("a task waiting in get() on a node that dies is resubmitted by its owner", 
   await waitForCondition(() => fs.existsSync(marker));
   const victim = fs.readFileSync(marker, "utf8").trim();
   // Its node has acked it (it waits in get): only the owner can bring it back now.
-  await waitForCondition(async () => (await Runtime.current.rpc.head("node.acked", { nodeId: victim })).includes(ref.taskId));
+  await waitForCondition(async () => (await currentRuntime().rpc.head("node.acked", { nodeId: victim })).includes(ref.taskId));
   await cluster.removeNode(victim, { graceful: false });
   expect(spare).toContain(await warren.get(ref, { timeout: 30 }));
   spare = spare.filter((n) => n !== victim);
@@ -114,14 +114,14 @@ test("an object whose node died is made again by its task (lineage), on another 
   const nodes = [await cluster.addNode({ numCpus: 1, resources: { Recon: 1 } }), await cluster.addNode({ numCpus: 1, resources: { Recon: 1 } })];
   const big = pattern.options({ resources: { Recon: 1 } }).remote(1024 * 1024);
   await warren.wait([big], { timeout: 30 });
-  const holder = (Runtime.current.objects.owned.peek(big.hex()) as { node: string }).node;
+  const holder = (currentRuntime().objects.owned.peek(big.hex()) as { node: string }).node;
   expect(nodes).toContain(holder);
   await cluster.removeNode(holder, { graceful: false });
   const value = (await warren.get(big, { timeout: 30 })) as Uint8Array;
   expect(value.length).toBe(1024 * 1024);
   expect(value[4096 * 7]).toBe(7);
-  expect((Runtime.current.objects.owned.peek(big.hex()) as { node: string }).node).toBe(nodes.find((n) => n !== holder));
-  expect(await Runtime.current.rpc.head("shape.infeasible", {})).not.toContain("CPU:1,Recon:1");
+  expect((currentRuntime().objects.owned.peek(big.hex()) as { node: string }).node).toBe(nodes.find((n) => n !== holder));
+  expect(await currentRuntime().rpc.head("shape.infeasible", {})).not.toContain("CPU:1,Recon:1");
   await cluster.removeNode(nodes.find((n) => n !== holder)!);
 }, 60_000);
 
@@ -140,10 +140,10 @@ test("an infeasible task waits, is reported, and runs once a node that fits join
   const ref = whereAmI.options({ resources: { Special: 1 } }).remote();
   const [ready] = await warren.wait([ref], { timeout: 1 });
   expect(ready).toEqual([]);
-  expect(await Runtime.current.rpc.head("shape.infeasible", {})).toContain("CPU:1,Special:1");
+  expect(await currentRuntime().rpc.head("shape.infeasible", {})).toContain("CPU:1,Special:1");
   const special = await cluster.addNode({ numCpus: 1, resources: { Special: 1 } });
   expect(await warren.get(ref, { timeout: 20 })).toBe(special);
-  expect(await Runtime.current.rpc.head("shape.infeasible", {})).not.toContain("CPU:1,Special:1");
+  expect(await currentRuntime().rpc.head("shape.infeasible", {})).not.toContain("CPU:1,Special:1");
   await cluster.removeNode(special);
 }, 60_000);
 

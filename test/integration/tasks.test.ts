@@ -5,7 +5,7 @@ import * as path from "node:path";
 import * as warren from "warren";
 import * as t from "../fixtures/tasks";
 import { waitForCondition } from "warren/testing";
-import { Runtime } from "../../src/core/runtime";
+import { currentRuntime } from "../../src/core/current";
 import { captureStdout } from "../helpers";
 
 let info: warren.ClusterInfo;
@@ -136,13 +136,13 @@ describe("objects", () => {
   test("large values go to the node's store, not through the broker: LMDB, or a file beside it from 8 MiB", async () => {
     const big = Buffer.alloc(8 * 1024 * 1024, 7);
     const ref = warren.put(big);
-    const where = Runtime.current.objects.owned.peek(ref.hex())!;
+    const where = currentRuntime().objects.owned.peek(ref.hex())!;
     expect(where).toEqual({ node: info.nodeId, size: expect.any(Number) });
     expect(await warren.get(t.length.remote(ref))).toBe(big.length);
 
     const made = t.bytes.remote(4 * 1024 * 1024, 9);
     const value = await warren.get(made);
-    expect(Runtime.current.objects.owned.peek(made.hex())).toEqual({ node: info.nodeId, size: expect.any(Number) });
+    expect(currentRuntime().objects.owned.peek(made.hex())).toEqual({ node: info.nodeId, size: expect.any(Number) });
     expect(value.length).toBe(4 * 1024 * 1024);
     expect(value[12345]).toBe(9);
     const store = path.join(os.tmpdir(), "warren", `session_${info.cluster}`, "objects.lmdb");
@@ -155,7 +155,7 @@ describe("objects", () => {
   test("small values ride inline", async () => {
     const ref = t.add.remote(2, 2);
     await warren.get(ref);
-    expect(Runtime.current.objects.owned.peek(ref.hex())).toHaveProperty("inline");
+    expect(currentRuntime().objects.owned.peek(ref.hex())).toHaveProperty("inline");
   });
 
   test("get with a timeout throws GetTimeoutError", async () => {
@@ -309,12 +309,12 @@ describe("task lifecycle", () => {
   test("a task waits in PENDING_ARGS_AVAIL for its arguments, then finishes", async () => {
     const slow = t.sleep.remote(0.5);
     const dependent = t.echo.remote(slow);
-    expect(Runtime.current.tasks.state(dependent.taskId)).toBe("PENDING_ARGS_AVAIL");
+    expect(currentRuntime().tasks.state(dependent.taskId)).toBe("PENDING_ARGS_AVAIL");
     expect(await warren.get(dependent)).toBe(0.5);
-    expect(Runtime.current.tasks.state(dependent.taskId)).toBe("FINISHED");
+    expect(currentRuntime().tasks.state(dependent.taskId)).toBe("FINISHED");
     await warren.get(t.throwType.remote()).catch(() => undefined);
     const failed = t.throwType.remote();
     await expect(warren.get(failed)).rejects.toThrow();
-    expect(Runtime.current.tasks.state(failed.taskId)).toBe("FAILED");
+    expect(currentRuntime().tasks.state(failed.taskId)).toBe("FAILED");
   });
 });
