@@ -12,7 +12,7 @@ import { validateInitOptions } from "../options";
 import { nodeResources } from "../node/resources";
 import { brokerAddress } from "../transport";
 import type { Predicate } from "../api/state";
-import { UsageError, resolveTarget } from "./common";
+import { PACKAGE_ROOT, UsageError, resolveTarget } from "./common";
 import { start, stop } from "./nodes";
 import { Format, Kind, list, status, summary } from "./query";
 
@@ -77,8 +77,7 @@ function nodeOptions(o: Record<string, unknown>) {
 }
 
 function version(): string {
-  const root = path.join(__dirname, __filename.endsWith(".ts") ? "../.." : "../../..");
-  return (JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }).version;
+  return (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string }).version;
 }
 
 // ---- the program ------------------------------------------------------------------------
