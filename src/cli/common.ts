@@ -9,6 +9,9 @@ import { WarrenError, redactAddress } from "../errors";
 import { attach, shutdown } from "../api/cluster";
 import { brokerAddress } from "../transport";
 
+/** The installed package's root (package.json, rabbitmq.conf, broker/), from src/cli or dist/src/cli. */
+export const PACKAGE_ROOT = path.join(__dirname, __filename.endsWith(".ts") ? "../.." : "../../..");
+
 /** Bad input on the command line: printed with a hint, exit code 2. */
 export class UsageError extends Error {
   override name = "UsageError";

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * cli: the `warren` command (Ray's `ray start/stop/status/list/summary`). Each command group is a
- * module: nodes.ts (start, stop), query.ts (status, list, summary); format.ts prints. Exit codes:
- * 0 done, 1 failed, 2 bad usage (unknown command or option, bad value).
+ * module: nodes.ts (start, stop), query.ts (status, list, summary), broker.ts (broker start, stop,
+ * status); format.ts prints. Exit codes: 0 done, 1 failed, 2 bad usage (unknown command or
+ * option, bad value).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -12,7 +13,8 @@ import { validateInitOptions } from "../options";
 import { nodeResources } from "../node/resources";
 import { brokerAddress } from "../transport";
 import type { Predicate } from "../api/state";
-import { UsageError, resolveTarget } from "./common";
+import { PACKAGE_ROOT, UsageError, resolveTarget } from "./common";
+import * as broker from "./broker";
 import { start, stop } from "./nodes";
 import { Format, Kind, list, status, summary } from "./query";
 
@@ -77,8 +79,7 @@ function nodeOptions(o: Record<string, unknown>) {
 }
 
 function version(): string {
-  const root = path.join(__dirname, __filename.endsWith(".ts") ? "../.." : "../../..");
-  return (JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }).version;
+  return (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string }).version;
 }
 
 // ---- the program ------------------------------------------------------------------------
@@ -158,6 +159,26 @@ function program(): Command {
       .addArgument(new Argument("<resource>", "what to summarize").choices(["tasks", "actors", "objects"]))
       .addOption(format()),
   ).action(run((kind: "tasks" | "actors" | "objects", o) => summary(target(o), kind, o.format as Format)));
+
+  const brokerGroup = prog
+    .command("broker")
+    .description("make sure a RabbitMQ broker answers where warren expects one (what `npm run broker` runs)")
+    .addHelpText("after", broker.HELP.broker);
+  brokerGroup
+    .command("start")
+    .description("check the target address; start a project-local broker if nothing answers there")
+    .addHelpText("after", broker.HELP.start)
+    .action(run(broker.start));
+  brokerGroup
+    .command("stop")
+    .description("stop the project-local broker `start` started for the target port")
+    .addHelpText("after", broker.HELP.stop)
+    .action(run(broker.stop));
+  brokerGroup
+    .command("status")
+    .description("say whether the target address answers and whether the project-local broker runs")
+    .addHelpText("after", broker.HELP.status)
+    .action(run(broker.status));
 
   return prog;
 }
