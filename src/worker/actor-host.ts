@@ -14,8 +14,9 @@ import type { TaskContext } from "../core/context";
 import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messages";
 import type { WorkerToNode } from "../wire/ipc";
 import { MaybePromise, andThen, execute, publishResult, showTitle } from "./execute";
+import { WORKER_DEFAULTS } from "./defaults";
 
-const ACK_DELAY_MS = 10;
+const { actorAckDelayMs } = WORKER_DEFAULTS;
 
 export class ActorHost {
   /** Calls delivered and not yet started, read on arrival (the method decides the concurrency group). */
@@ -97,7 +98,7 @@ export class ActorHost {
 
   /**
    * Acks go out at the end of the tick, or, for an actor whose calls are never run again
-   * (maxTaskRetries 0), up to ACK_DELAY_MS later and half a window at a time: a call one at a time
+   * (maxTaskRetries 0), up to actorAckDelayMs later and half a window at a time: a call one at a time
    * then costs the broker no ack of its own. Should the actor die meanwhile, the broker hands the
    * calls it answered to the next incarnation, which answers ActorDiedError, ignored by callers
    * that already have their result.
@@ -106,7 +107,7 @@ export class ActorHost {
     if (this.create.maxTaskRetries !== 0) {
       if (this.finished.size === 1) process.nextTick(() => this.flushAcks());
     } else if (this.finished.size >= this.prefetch / 2) this.flushAcks();
-    else this.ackTimer ??= setTimeout(() => this.flushAcks(), ACK_DELAY_MS);
+    else this.ackTimer ??= setTimeout(() => this.flushAcks(), actorAckDelayMs);
   }
 
   private flushAcks(): void {

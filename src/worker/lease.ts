@@ -4,8 +4,8 @@
  * and acks them itself, with no IPC through the node per task. It acks in batches (one ack with
  * `multiple` for every task run since the last), so the broker refills its prefetch in bursts and
  * a burst's results and ack leave in one write: on these machines a socket write is tens of µs.
- * After LEASE_IDLE_MS without a delivery it stops consuming, runs what had already arrived, and
- * gives the slot back. While its task waits in get() it takes nothing (the task it waits for
+ * After `leaseIdleMs` (defaults.ts) without a delivery it stops consuming, runs what had already
+ * arrived, and gives the slot back. While its task waits in get() it takes nothing (the task it waits for
  * could be the one it would hold).
  *
  * Its consumer has a priority (the node gives each worker its own, the node's own consumer has
@@ -18,30 +18,24 @@ import type * as amqp from "amqplib";
 import { giveBack } from "../scheduling/retry";
 import type { MaybePromise } from "./execute";
 import { IdleAfter } from "./idle";
+import { WORKER_DEFAULTS } from "./defaults";
 
-const LEASE_IDLE_MS = 10;
 /**
  * Deliveries a lease may hold. Tasks that take long go one at a time (Ray's one task in flight per
  * leased worker), so a burst spreads over the node's workers. Short ones, once their moving
- * average (weight RUN_WEIGHT) is under FAST_AVERAGE_MS, come FAST_PREFETCH at a time: they never
- * wait on the broker's turnaround, and a burst's results and acks leave in few writes (pipelined
- * tasks: 8 -> 11,800/s, 32 -> 16,300 in an earlier measurement), while what one lease holds is
- * about FAST_PREFETCH x SLOW_AVERAGE_MS of work at most. An average over SLOW_AVERAGE_MS takes the
- * lease back to one at a time and gives back what it held; a task that waits longer than
- * SLOW_TASK_MS suspends the lease.
+ * average (weight `runWeight`) is under `fastAverageMs`, come `fastPrefetch` at a time: they never
+ * wait on the broker's turnaround, and a burst's results and acks leave in few writes. An average
+ * over `slowAverageMs` takes the lease back to one at a time and gives back what it held; a task
+ * that waits longer than `slowTaskMs` suspends the lease.
  */
-const FAST_PREFETCH = 32;
-const FAST_AVERAGE_MS = 0.5;
-const SLOW_AVERAGE_MS = 1;
-const RUN_WEIGHT = 0.1;
-const SLOW_TASK_MS = 20;
+const { leaseIdleMs, fastPrefetch, fastAverageMs, slowAverageMs, runWeight, slowTaskMs } = WORKER_DEFAULTS;
 
 export class Lease {
   private tag?: string;
   private readonly waiting: amqp.ConsumeMessage[] = [];
   private busy = false;
-  /** Touched as the lease runs dry: it ends the lease once nothing has run for LEASE_IDLE_MS. */
-  private readonly idle = new IdleAfter(LEASE_IDLE_MS, () => this.ending || this.busy || this.waiting.length > 0, () => void this.end());
+  /** Touched as the lease runs dry: it ends the lease once nothing has run for leaseIdleMs. */
+  private readonly idle = new IdleAfter(leaseIdleMs, () => this.ending || this.busy || this.waiting.length > 0, () => void this.end());
   private ending = false;
   /** Reasons not to consume now: the running task waits in get(), or runs long. */
   private suspensions = 0;
@@ -49,7 +43,7 @@ export class Lease {
   /** The last delivery run and not yet acked, and how many runs that ack will cover. */
   private unacked?: amqp.ConsumeMessage;
   private unackedCount = 0;
-  /** The prefetch wanted (1 or FAST_PREFETCH), the consumer's, and the moving average of runs. */
+  /** The prefetch wanted (1 or fastPrefetch), the consumer's, and the moving average of runs. */
   private prefetch = 1;
   private consuming = 0;
   private averageMs: number;
@@ -64,8 +58,8 @@ export class Lease {
     private readonly run: (m: amqp.ConsumeMessage) => MaybePromise<boolean>,
     private readonly returned: () => void,
   ) {
-    this.averageMs = Math.min(firstRunMs, SLOW_AVERAGE_MS);
-    if (this.averageMs < FAST_AVERAGE_MS) this.prefetch = FAST_PREFETCH;
+    this.averageMs = Math.min(firstRunMs, slowAverageMs);
+    if (this.averageMs < fastAverageMs) this.prefetch = fastPrefetch;
   }
 
   async start(): Promise<void> {
@@ -147,7 +141,7 @@ export class Lease {
       const timer = setTimeout(() => {
         slow = true;
         void this.suspend();
-      }, SLOW_TASK_MS);
+      }, slowTaskMs);
       void ack.then((a) => this.ran(m, a, started)).then((changed) => {
         clearTimeout(timer);
         this.busy = false;
@@ -179,8 +173,8 @@ export class Lease {
       this.unacked = m;
       this.unackedCount++;
     }
-    this.averageMs += (performance.now() - started - this.averageMs) * RUN_WEIGHT;
-    const prefetch = this.averageMs > SLOW_AVERAGE_MS ? 1 : this.averageMs < FAST_AVERAGE_MS ? FAST_PREFETCH : this.prefetch;
+    this.averageMs += (performance.now() - started - this.averageMs) * runWeight;
+    const prefetch = this.averageMs > slowAverageMs ? 1 : this.averageMs < fastAverageMs ? fastPrefetch : this.prefetch;
     if (prefetch === this.prefetch) return false;
     this.prefetch = prefetch;
     void this.settle();

@@ -1,0 +1,38 @@
+/**
+ * worker: every default of the worker process, each documented here and set nowhere else (as
+ * Temporal's worker-options.ts does). lease.ts says how a lease uses its window.
+ */
+export const WORKER_DEFAULTS = {
+  /**
+   * A lease that has had no delivery for this long stops consuming and gives its slot back.
+   * @default 10
+   */
+  leaseIdleMs: 10,
+  /**
+   * Deliveries a lease holds at once while its tasks are short (their moving average is under
+   * `fastAverageMs`); over `slowAverageMs` it holds one. What one lease holds is then about
+   * fastPrefetch x slowAverageMs of work at most.
+   * @default 32
+   */
+  fastPrefetch: 32,
+  /** @default 0.5 */
+  fastAverageMs: 0.5,
+  /** @default 1 */
+  slowAverageMs: 1,
+  /**
+   * The weight of each new run in the moving average of a lease's task times.
+   * @default 0.1
+   */
+  runWeight: 0.1,
+  /**
+   * A task still running after this long suspends its lease (gives back what it holds unstarted).
+   * @default 20
+   */
+  slowTaskMs: 20,
+  /**
+   * An actor with maxTaskRetries 0 acks its calls up to this long after they arrive (and half a
+   * window at a time), so a stream of calls costs few acks.
+   * @default 10
+   */
+  actorAckDelayMs: 10,
+} as const;
