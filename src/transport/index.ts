@@ -21,7 +21,7 @@ export function brokerAddress(address?: string): string {
   return address ?? process.env.WARREN_ADDRESS ?? DEFAULT_ADDRESS;
 }
 
-/** Connects with Nagle off (45 round trips/s with it on, thousands without: DESIGN.md). */
+/** Connects with Nagle off (45 round trips/s with it on, thousands without: docs/architecture.md). */
 export async function connectBroker(address: string, name: string): Promise<amqp.ChannelModel> {
   let conn: amqp.ChannelModel;
   try {
