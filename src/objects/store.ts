@@ -19,7 +19,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { byteLength, joined } from "../serialization";
 
+/** Values from this size go to a file of their own beside the LMDB map. */
 const FILE_MIN = 8 * 1024 * 1024;
+/** Freed large files kept as spares, at most this many bytes in all. */
 const SPARES_MAX = 1024 * 1024 * 1024;
 const SPARE = "spare-";
 /** Names spare files uniquely within this process. */

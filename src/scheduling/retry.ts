@@ -84,7 +84,9 @@ export class RecentDeaths {
     return death;
   }
 }
+/** How long a worker's death counts as the cause of a task its lease held. */
 const RECENT_MS = 10_000;
+/** How long a task the broker gave back waits to hear how its worker died. */
 const NEWS_MS = 500;
 
 /** What to do with a delivery the broker gave back because its consumer died holding it. */

@@ -17,6 +17,20 @@ import { tuneFrames } from "./frames";
 
 export const DEFAULT_ADDRESS = "amqp://guest:guest@127.0.0.1:5672";
 
+/** Every default of the transport, each documented here and set nowhere else. */
+export const TRANSPORT_DEFAULTS = {
+  /**
+   * How long a connection attempt may take before the broker counts as unavailable.
+   * @default 5000
+   */
+  connectTimeoutMs: 5000,
+  /**
+   * How long a broadcast state query (transport/rpc.ts) collects answers.
+   * @default 300
+   */
+  gatherMs: 300,
+} as const;
+
 export function brokerAddress(address?: string): string {
   return address ?? process.env.WARREN_ADDRESS ?? DEFAULT_ADDRESS;
 }
@@ -27,7 +41,7 @@ export async function connectBroker(address: string, name: string): Promise<amqp
   try {
     conn = await amqp.connect(address, {
       noDelay: true,
-      timeout: 5000,
+      timeout: TRANSPORT_DEFAULTS.connectTimeoutMs,
       clientProperties: { connection_name: name },
     });
   } catch (err) {

@@ -12,7 +12,7 @@ import { NodeDiedError } from "../errors";
 import { decodeError } from "../serialization";
 import { Kind, RpcReply } from "../wire/kinds";
 import type { HeadRequest, HeadRequests, NodeRequest, NodeRequests, PayloadOf, ReplyOf } from "../wire/head";
-import type { Topology } from "./index";
+import { TRANSPORT_DEFAULTS, type Topology } from "./index";
 
 interface Pending {
   resolve(value: unknown): void;
@@ -45,7 +45,7 @@ export class RpcClient {
   }
 
   /** Asks every process and node (a broadcast) and gathers the rows that answer within `windowMs`. */
-  async gather<T>(what: "tasks" | "objects", windowMs = GATHER_MS): Promise<T[]> {
+  async gather<T>(what: "tasks" | "objects", windowMs = TRANSPORT_DEFAULTS.gatherMs): Promise<T[]> {
     const correlationId = String(++this.seq);
     const rows: T[] = [];
     this.gathering.set(correlationId, (r) => r.ok && rows.push(...(r.value as T[])));
@@ -103,6 +103,3 @@ export class RpcClient {
 
 /** Sent through the sync request thread (core/sync-rpc-thread.ts) to close its connection. */
 export const CLOSE_SYNC_RPC = "close";
-
-/** How long a broadcast state query collects answers. */
-const GATHER_MS = 300;
