@@ -1,0 +1,154 @@
+/**
+ * node actors: the actors this node's workers host, from the creation task's end to the actor's
+ * death. It owns each hosted actor's lifecycle on this node: ALIVE (the creation's resources
+ * traded for what the actor holds, calls served once the head has it), its worker's exit (a
+ * restart, by publishing the creation again while maxRestarts allows, or its death), kills, and
+ * burial (the mailbox drained, every call left answered, the death broadcast).
+ *
+ * Invariants a change must keep:
+ * - Whoever decides that an actor must not restart (a kill, exitActor(), a constructor that
+ *   threw) sets its `final` before its worker exits; an actor with a `final` is never restarted.
+ * - A dead actor's mailbox is drained only after its worker (the mailbox's consumer) is gone,
+ *   and the death is broadcast after the drain: a call the broker routed to the mailbox just as
+ *   it was deleted is dropped without a trace, so its caller learns of the death from the broadcast.
+ */
+import * as v8 from "node:v8";
+import type * as amqp from "amqplib";
+import { ActorDiedError } from "../errors";
+import { decodeError, encodeError, type EncodedError } from "../serialization";
+import { mayRetry } from "../scheduling/retry";
+import type { Demand, Ledger, Resources } from "../scheduling/shape";
+import type { Topology } from "../transport";
+import { drainQueue } from "../transport/queues";
+import type { RpcClient } from "../transport/rpc";
+import type { ActorEvent } from "../lifecycle/actor";
+import type { ActorCreationMessage } from "../wire/head";
+import { Kind } from "../wire/kinds";
+import type { ResultMessage } from "../wire/messages";
+import type { TaskChannel } from "./deliveries";
+import type { GpuPool } from "./gpus";
+import type { NodeOptions } from "./options";
+import type { Worker, WorkerPool } from "./worker-pool";
+
+export interface HostedActor {
+  id: string;
+  /** The creation delivery, published again to restart the actor. */
+  creation: amqp.ConsumeMessage;
+  held: Resources;
+  heldUnits: Demand;
+  gpuIds: number[];
+  alive: boolean;
+  /** Why it must not restart, once that is decided (killed, exited, constructor threw). */
+  final?: Error;
+}
+
+export interface ActorsDeps {
+  options: Pick<NodeOptions, "headWaitMs">;
+  nodeId: string;
+  conn: amqp.ChannelModel;
+  ch: amqp.Channel;
+  topo: Topology;
+  rpc: RpcClient;
+  tasks: TaskChannel;
+  free: Ledger;
+  gpus: GpuPool;
+  pool: WorkerPool;
+  replyToOwner(taskId: string, r: ResultMessage): void;
+}
+
+export class Actors {
+  constructor(private readonly deps: ActorsDeps) {}
+
+  /**
+   * A worker's actor is constructed and consumes its mailbox: its creation is done. The actor now
+   * holds only `held` (an actor without numCpus needs a CPU to be placed, none to live). Call the
+   * scheduler after: the creation's resources may be free again.
+   */
+  alive(w: Worker, pid: number): void {
+    const { free, rpc, tasks } = this.deps;
+    const t = w.task!;
+    const a = w.actor!;
+    w.task = undefined;
+    a.alive = true;
+    tasks.ackTask(t);
+    free.give(t.units);
+    free.take(a.heldUnits);
+    const c = t.msg;
+    // The actor serves calls once the head has it ALIVE, or after headWaitMs without an answer
+    // (a head that is gone answers nothing, and its state API nobody).
+    const timer = setTimeout(() => serve(), this.deps.options.headWaitMs);
+    const serve = () => {
+      clearTimeout(timer);
+      this.deps.pool.post(w, { t: "serve" });
+    };
+    rpc.head("actor.event", {
+      id: a.id,
+      event: { type: "ALIVE", nodeId: this.deps.nodeId, pid },
+      creation: { body: c.content, routingKey: c.fields.routingKey, headers: c.properties.headers ?? {}, messageId: c.properties.messageId, type: c.properties.type },
+    }).then(serve, serve);
+  }
+
+  /** The actor's constructor threw: it is dead with that cause, and its worker goes. */
+  constructorFailed(w: Worker, error: EncodedError): void {
+    w.actor!.final = new ActorDiedError(`the actor ${w.actor!.id} died: its constructor threw`, { cause: decodeError(error) });
+    w.proc.kill("SIGKILL");
+  }
+
+  /** The actor called exitActor(): its worker exits by itself. */
+  exited(w: Worker): void {
+    w.actor!.final = new ActorDiedError(`the actor ${w.actor!.id} exited: it called exitActor()`);
+  }
+
+  /** An actor's worker is gone: restart the actor if it may, else it is dead for good. */
+  workerExit(w: Worker, a: HostedActor, how: string): void {
+    const { free, gpus, pool, tasks } = this.deps;
+    if (a.alive) {
+      free.give(a.heldUnits);
+      gpus.release(a.gpuIds, a.held.GPU ?? 0);
+    } else pool.release(w);
+    const h = a.creation.properties.headers ?? {};
+    const restarts: number = h.restarts ?? 0;
+    const maxRestarts: number = h.maxRestarts ?? 0;
+    const final = a.final ?? (!mayRetry(restarts, maxRestarts)
+      ? new ActorDiedError(`the actor ${a.id} died: its worker (pid=${w.proc.pid}) exited (${how}) and it has used its ${maxRestarts} restart(s) (maxRestarts)`)
+      : undefined);
+    if (!a.alive && w.task) tasks.ackTask(w.task);
+    if (final) {
+      void this.dead(a.id, final);
+    } else {
+      this.event(a.id, { type: "RESTARTING" });
+      tasks.republish(a.creation, { ...h, restarts: restarts + 1 });
+    }
+  }
+
+  /**
+   * Kills the workers hosting actor `id` (for good with noRestart). The scheduler must hear of a
+   * noRestart kill first, so a creation of it waiting there is dropped, and schedule after.
+   */
+  kill(k: { id: string; noRestart: boolean; why?: string }): void {
+    for (const w of this.deps.pool.all) {
+      if (w.actor?.id !== k.id) continue;
+      if (k.noRestart) w.actor.final = new ActorDiedError(`the actor ${k.id} was killed: ${k.why ?? "warren.kill() was called"}`);
+      w.proc.kill("SIGKILL");
+    }
+  }
+
+  /**
+   * Records an actor's death, answers every call left in its mailbox and removes it, then tells
+   * every process: a call the broker routed to the mailbox just as it was deleted is dropped
+   * without a trace, so its caller learns of the death from this broadcast instead.
+   */
+  async dead(actorId: string, error: Error): Promise<void> {
+    const { conn, ch, topo } = this.deps;
+    const encoded = encodeError(error);
+    this.event(actorId, { type: "DEAD", cause: encoded });
+    await drainQueue(conn, topo.mailbox(actorId), (m) =>
+      this.deps.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encoded }),
+    ).catch((err) => console.error(`warren node: could not answer the calls left to dead actor ${actorId}:`, err));
+    ch.publish(topo.control, "all.actor-dead", v8.serialize({ id: actorId, cause: encoded }), { type: Kind.actorDead });
+  }
+
+  private event(id: string, event: ActorEvent, creation?: ActorCreationMessage): void {
+    this.deps.rpc.notify("actor.event", { id, event, creation });
+  }
+}

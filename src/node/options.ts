@@ -1,0 +1,72 @@
+/**
+ * node options: every timing, window and threshold of a node daemon, each documented here with
+ * its default, as Temporal's worker-options.ts does for its workers. nodeOptions() fills them;
+ * the daemon hands each part (scheduler, worker pool, actors) what it reads, so no part keeps a
+ * constant of its own. LONG_TASK_MS is shared with the workers and stays in wire/ipc.ts.
+ */
+
+export interface NodeOptions {
+  /**
+   * How often a node reports to the head (head/server.ts says how long a silence may last).
+   * @default 500
+   */
+  heartbeatMs: number;
+  /**
+   * How long a new actor waits for the head to record it ALIVE before it serves calls anyway
+   * (a head that is gone answers nothing, and its state API nobody).
+   * @default 5000
+   */
+  headWaitMs: number;
+  /**
+   * Spillback: a delivery this node cannot start is given back after this long if a peer could
+   * start it (scheduler.ts balance).
+   * @default 20
+   */
+  spillMs: number;
+  /**
+   * Worker leases (worker/lease.ts): a worker holds a slot and takes its shape's tasks from the
+   * broker itself, about 3x the pipelined task throughput of handing every task node -> worker
+   * over IPC. WARREN_LEASES=0 turns them off (every task then goes through the node).
+   * @default true
+   */
+  leases: boolean;
+  /**
+   * The consumer priority of a lease held by the worker of rank 0; each next rank one less. The
+   * node's own consumers have none (0), so the broker gives a task to the first lease in line with
+   * room, and to the node only when all are full (worker/lease.ts). Ranks stop one below it.
+   * @default 1000
+   */
+  leasePriority: number;
+  /**
+   * The widest window (prefetch) of a node's consumer of one shape, and the number of free slots
+   * counted for a shape that demands nothing.
+   * @default 256
+   */
+  maxWindow: number;
+  /**
+   * Without leases, the most slots of one shape counted in the node's total to size its window
+   * (2 per slot, plus 2, at most maxWindow).
+   * @default 128
+   */
+  maxSlots: number;
+  /**
+   * How many cancelled task ids a node remembers, to drop their deliveries should they come.
+   * @default 100_000
+   */
+  cancelledMemory: number;
+}
+
+/** A node's options: the defaults, with WARREN_LEASES read from `env`, then `overrides`. */
+export function nodeOptions(env: NodeJS.ProcessEnv = process.env, overrides: Partial<NodeOptions> = {}): NodeOptions {
+  return {
+    heartbeatMs: 500,
+    headWaitMs: 5000,
+    spillMs: 20,
+    leases: env.WARREN_LEASES !== "0",
+    leasePriority: 1000,
+    maxWindow: 256,
+    maxSlots: 128,
+    cancelledMemory: 100_000,
+    ...overrides,
+  };
+}

@@ -1,0 +1,183 @@
+/**
+ * node worker pool (Ray's worker pool): the node's worker processes, forked from worker/main.js
+ * and reused across tasks. It owns each worker's record (what it was handed, the actor it hosts,
+ * the slot it leases), the idle list, the count of workers still starting, and ranks: each live
+ * worker has the lowest number no other has, its lease's place in line at the broker
+ * (leasePriority - rank). It hands tasks to idle workers for the scheduler and gives back what a
+ * worker held; what a worker says, and its exit, go to the daemon (PoolEvents).
+ *
+ * Invariants a change must keep:
+ * - A worker is in `idle` only while ready and holding nothing; `starting` counts those forked
+ *   and not yet ready. An exit removes the worker from both before the daemon hears of it.
+ * - A message to a worker may find it just dead, its exit not yet handled: post() drops it
+ *   rather than raise EPIPE, which would end the node (the exit deals with what it held).
+ * - What a worker held is given back to the ledger and GPU pool once (release), by whoever
+ *   takes the slot from it: its task's end, its lease's return, its exit.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ChildProcess, fork } from "node:child_process";
+import { Demand, Ledger, Resources, compileDemand, parseShape } from "../scheduling/shape";
+import type { Topology } from "../transport";
+import type { NodeToWorker, WorkerConfig, WorkerToNode } from "../wire/ipc";
+import type { HostedActor } from "./actors";
+import type { Running } from "./deliveries";
+import type { GpuPool } from "./gpus";
+import type { NodeOptions } from "./options";
+import type { WorkerSlots } from "./scheduler";
+
+const WORKER_MAIN = path.join(__dirname, "..", "worker", "main.js");
+
+export interface Worker {
+  proc: ChildProcess;
+  ready: boolean;
+  /** The lowest number no other live worker of this node has: its lease's place in line (leasePriority). */
+  rank: number;
+  /** A task this node handed it (over IPC). */
+  task?: Running;
+  actor?: HostedActor;
+  /**
+   * The slot it leases (worker/lease.ts): these resources and GPUs stay taken while it runs the
+   * shape's tasks straight from the broker. `lent`: its running task waits in get() and lent its CPU.
+   */
+  lease?: { queue: string; units: Demand; demand: Resources; gpuIds: number[]; lent: boolean };
+  /** A leased task running long, acked by the worker once the head knew (see the daemon's heartbeat). */
+  longTask?: string;
+}
+
+/** What the pool tells the daemon. */
+export interface PoolEvents {
+  message(w: Worker, m: WorkerToNode): void;
+  /** After the pool has forgotten the worker (it is in neither `all` nor idle). */
+  exit(w: Worker, code: number | null, signal: string | null): void;
+}
+
+export interface WorkerPoolDeps {
+  options: Pick<NodeOptions, "leases" | "leasePriority">;
+  /** What each worker is started with. */
+  worker: WorkerConfig;
+  /** Where the workers' stdout and stderr go. */
+  log: string;
+  topo: Topology;
+  free: Ledger;
+  gpus: GpuPool;
+  events: PoolEvents;
+}
+
+export class WorkerPool implements WorkerSlots {
+  /** Every live worker. */
+  readonly all = new Set<Worker>();
+  private readonly idleList: Worker[] = [];
+  private startingCount = 0;
+
+  constructor(private readonly deps: WorkerPoolDeps) {}
+
+  get idle(): number {
+    return this.idleList.length;
+  }
+
+  get starting(): number {
+    return this.startingCount;
+  }
+
+  /** Workers running a task or holding a lease. */
+  get busy(): number {
+    let n = 0;
+    for (const w of this.all) if (w.task || w.lease) n++;
+    return n;
+  }
+
+  spawn(): void {
+    const { log: logPath, options, events } = this.deps;
+    const log = fs.openSync(logPath, "a");
+    const proc = fork(WORKER_MAIN, [], {
+      env: { ...process.env, WARREN_WORKER: JSON.stringify(this.deps.worker) },
+      serialization: "advanced",
+      stdio: ["ignore", log, log, "ipc"],
+    });
+    fs.closeSync(log);
+    let rank = 0;
+    while ([...this.all].some((o) => o.rank === rank)) rank++;
+    const w: Worker = { proc, ready: false, rank: Math.min(rank, options.leasePriority - 1) };
+    this.all.add(w);
+    this.startingCount++;
+    proc.on("message", (m: WorkerToNode) => events.message(w, m));
+    proc.on("exit", (code, signal) => this.exited(w, code, signal));
+  }
+
+  /** A worker said it is ready: it is idle now. */
+  ready(w: Worker): void {
+    w.ready = true;
+    this.startingCount--;
+    this.idleList.push(w);
+  }
+
+  /** A worker that holds nothing (any more) goes back to the idle list. */
+  idleAgain(w: Worker): void {
+    this.idleList.push(w);
+  }
+
+  hand(t: Running): void {
+    const w = this.idleList.pop()!;
+    const h = t.msg.properties.headers ?? {};
+    w.task = t;
+    const held = h.actor ? parseShape(h.held) : t.demand;
+    if (h.actor) w.actor = { id: h.actor, creation: t.msg, held, heldUnits: compileDemand(held), gpuIds: t.gpuIds, alive: false };
+    else w.lease = { queue: this.deps.topo.shapeQueue(t.shape), units: t.units, demand: t.demand, gpuIds: t.gpuIds, lent: false };
+    const { leases, leasePriority } = this.deps.options;
+    this.post(w, {
+      t: "task", body: t.msg.content, tag: t.msg.fields.deliveryTag, attempt: h.attempt ?? 0, gpuIds: t.gpuIds, resources: held,
+      lease: leases && w.lease ? { queue: w.lease.queue, priority: leasePriority - w.rank } : undefined,
+    });
+  }
+
+  unacked(consumerTag: string): number {
+    let n = 0;
+    for (const w of this.all) if (w.task && !w.task.acked && w.task.msg.fields.consumerTag === consumerTag) n++;
+    return n;
+  }
+
+  /** The tasks this node handed its workers, still running. */
+  tasks(): Running[] {
+    return [...this.all].flatMap((w) => (w.task ? [w.task] : []));
+  }
+
+  /**
+   * A worker may have died a moment ago, its exit not yet handled (the daemon deals with what it
+   * held): a message to it is dropped, not raised as an error that would end this node.
+   */
+  post(w: Worker, m: NodeToWorker): void {
+    if (w.proc.connected) w.proc.send(m, () => undefined);
+  }
+
+  /** Gives back what a worker held: its lease (less a CPU it lent), or the task it was handed. */
+  release(w: Worker): void {
+    const { free, gpus } = this.deps;
+    const l = w.lease;
+    if (l) {
+      free.give(l.lent ? compileDemand({ ...l.demand, CPU: 0 }) : l.units);
+      gpus.release(l.gpuIds, l.demand.GPU ?? 0);
+      w.lease = undefined;
+    } else if (w.task) {
+      free.give(w.task.units);
+      gpus.release(w.task.gpuIds, w.task.demand.GPU ?? 0);
+    }
+  }
+
+  /** Kills every worker; resolves once all have exited. */
+  async stop(): Promise<void> {
+    const exits = [...this.all].map((w) => new Promise((res) => {
+      w.proc.once("exit", res);
+      w.proc.kill("SIGKILL");
+    }));
+    await Promise.all(exits);
+  }
+
+  private exited(w: Worker, code: number | null, signal: string | null): void {
+    this.all.delete(w);
+    const i = this.idleList.indexOf(w);
+    if (i >= 0) this.idleList.splice(i, 1);
+    if (!w.ready) this.startingCount--;
+    this.deps.events.exit(w, code, signal);
+  }
+}
