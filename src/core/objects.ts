@@ -55,8 +55,9 @@ export class Objects {
     if (!this.owned.resolve(id, value) && "node" in value) this.freeStored(id, value.node);
   }
 
-  put(value: unknown, putId: string): ObjectRef {
-    const id = objectId(putId, 0);
+  /** Stores a value put by this process, under the id of the put (`taskId`, return index 0). */
+  put(value: unknown, taskId: string): ObjectRef {
+    const id = objectId(taskId, 0);
     const bytes = encode(value, "the value passed to put()");
     if (hasMarkers(bytes)) this.escape(value);
     this.owned.ready(id, this.storeValue(id, bytes));
