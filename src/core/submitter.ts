@@ -11,6 +11,7 @@ import { ObjectRef } from "../objects/ref";
 import { encodeArgs, encodeHead, encodeTask, StoredObject } from "../wire/messages";
 import { TaskIds, objectId } from "../wire/ids";
 import { Kind } from "../wire/kinds";
+import { declareSharedQueue } from "../transport";
 import { publishSmall } from "../transport/frames";
 import { encodeError, hasMarkers } from "../serialization";
 import { INITIAL_TASK_STATE, nextTaskState } from "../lifecycle/task";
@@ -112,7 +113,7 @@ export class Submitter {
       const { ch, topo } = this.rt;
       p = (async () => {
         const q = topo.shapeQueue(shape);
-        await ch.assertQueue(q, { durable: false, autoDelete: false });
+        await declareSharedQueue(ch, q);
         await ch.bindQueue(q, topo.tasks, shape);
         ch.publish(topo.control, "all.shape", Buffer.from(shape), { type: Kind.shape });
         this.shapes.set(shape, DECLARED);

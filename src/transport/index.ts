@@ -66,6 +66,17 @@ export function watchChannel(ch: amqp.Channel, onLost: (reason: Error) => void):
   ch.on("close", () => onLost(reason));
 }
 
+/**
+ * Declares a queue that more than one process uses (a shape's queue, an actor's mailbox). It is
+ * durable: RabbitMQ 4.3 rejects a queue that is neither durable nor exclusive (the deprecated
+ * transient_nonexcl_queues, closing the connection with 541), and such a queue outlives a broker
+ * restart. Its messages stay transient, so a durable classic queue costs nothing per message.
+ * Exclusive queues (inboxes, node queues, the head's) die with their connection and need not be.
+ */
+export function declareSharedQueue(ch: amqp.Channel, queue: string): Promise<amqp.Replies.AssertQueue> {
+  return ch.assertQueue(queue, { durable: true, autoDelete: false });
+}
+
 export class Topology {
   readonly prefix: string;
   constructor(readonly cluster: string) {

@@ -8,7 +8,7 @@
 import type * as amqp from "amqplib";
 import { ActorDiedError, WarrenError } from "../errors";
 import { encodeError } from "../serialization";
-import { watchChannel } from "../transport";
+import { declareSharedQueue, watchChannel } from "../transport";
 import type { Runtime } from "../core/runtime";
 import type { TaskContext } from "../core/context";
 import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messages";
@@ -55,7 +55,7 @@ export class ActorHost {
     this.ch = await this.rt.conn.createChannel();
     watchChannel(this.ch, (reason) => this.exiting || this.rt.channelLost(reason));
     const mailbox = this.rt.topo.mailbox(this.create.handle.id);
-    await this.ch.assertQueue(mailbox, { durable: false, autoDelete: false });
+    await declareSharedQueue(this.ch, mailbox);
     // Calls already delivered count as sent to this incarnation (Ray's rule too), so a deeper
     // prefetch only trades how many fail on a crash for fewer round trips under load.
     await this.ch.prefetch(this.prefetch);
