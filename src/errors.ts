@@ -2,6 +2,7 @@
  * Every error warren throws. All are `instanceof WarrenError`, carry a message that names what
  * went wrong and what to do, and keep the name a user can match on (`err.name`).
  */
+import { redactAddress } from "./address";
 
 export class WarrenError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -10,7 +11,7 @@ export class WarrenError extends Error {
   }
 }
 
-/** The broker at `address` did not answer. */
+/** The broker at `address` (or none of the brokers of a comma-separated list) did not answer. */
 export class BrokerUnavailableError extends WarrenError {
   constructor(readonly address: string, cause?: unknown) {
     super(
@@ -18,6 +19,19 @@ export class BrokerUnavailableError extends WarrenError {
         (cause instanceof Error ? ` (${cause.message})` : "") +
         ". Start one with `npm run broker` (from the warren package), or pass init({ address }) / " +
         "set WARREN_ADDRESS to a broker that runs.",
+      { cause },
+    );
+  }
+}
+
+/** The broker answered but refused the address's user and password. */
+export class BrokerAuthError extends WarrenError {
+  constructor(readonly address: string, cause?: unknown) {
+    super(
+      `the RabbitMQ broker at ${redactAddress(address)} refused its user and password` +
+        (cause instanceof Error ? ` (${cause.message})` : "") +
+        ": check the user and password in init({ address }) or WARREN_ADDRESS (amqp://user:password@host:port), " +
+        "and that the user may use the vhost (rabbitmqctl list_permissions).",
       { cause },
     );
   }
@@ -67,8 +81,3 @@ export class ObjectLostError extends WarrenError {}
 export class Empty extends WarrenError {}
 /** Raised by Queue.put on a full queue (non-blocking, or after its timeout). */
 export class Full extends WarrenError {}
-
-/** The broker address without its password, for messages and logs. */
-export function redactAddress(address: string): string {
-  return address.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
-}

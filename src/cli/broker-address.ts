@@ -1,6 +1,6 @@
 /**
- * Where `warren broker` looks for RabbitMQ: the target address (WARREN_ADDRESS, its port replaced
- * by WARREN_BROKER_PORT) parsed with `URL`, whether its host is this machine, and the probe that
+ * Where `warren broker` looks for RabbitMQ: the target address (WARREN_ADDRESS, or the first URL
+ * of a list there, its port replaced by WARREN_BROKER_PORT) parsed with `URL`, whether its host is this machine, and the probe that
  * tells a broker speaking AMQP 0-9-1 there from a closed port or another server.
  *
  * The user, password and vhost are kept decoded for the broker `start` creates; nothing here
@@ -9,6 +9,7 @@
 import * as net from "node:net";
 import * as os from "node:os";
 import { brokerAddress } from "../transport";
+import { brokerUrls } from "../address";
 import { UsageError } from "./common";
 
 export interface BrokerTarget {
@@ -38,7 +39,7 @@ export function brokerTarget(): BrokerTarget {
   // A malformed address is not echoed: where the URL syntax is broken, so may be the redaction.
   let url: URL;
   try {
-    url = new URL(brokerAddress());
+    url = new URL(brokerUrls(brokerAddress())[0] ?? "");
   } catch {
     throw new UsageError("WARREN_ADDRESS is not a valid URL: expected amqp://user:pass@host:port/vhost, with a port from 1 to 65535 and %-escapes for special characters");
   }

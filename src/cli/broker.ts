@@ -9,7 +9,8 @@
  */
 import { ChildProcess } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { WarrenError, redactAddress } from "../errors";
+import { WarrenError } from "../errors";
+import { redactAddress } from "../address";
 import { BrokerTarget, Probe, brokerTarget, hostPort, isLocal, portInUse, probe } from "./broker-address";
 import { Installation, LocalNode, RABBITMQ_SEARCHED, STATE_DIR, findRabbitmq } from "./rabbitmq";
 

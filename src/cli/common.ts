@@ -5,7 +5,8 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { WarrenError, redactAddress } from "../errors";
+import { WarrenError } from "../errors";
+import { redactAddress } from "../address";
 import { attach, shutdown } from "../api/cluster";
 import { brokerAddress } from "../transport";
 

@@ -81,4 +81,4 @@ export function stats(entries: Record<string, unknown>): string {
 }
 
 /** A broker address with its password hidden. */
-export { redactAddress } from "../errors";
+export { redactAddress } from "../address";

@@ -92,7 +92,7 @@ function program(): Command {
     .showHelpAfterError("(add --help for usage)")
     .showSuggestionAfterError(true);
 
-  const address = () => new Option("--address <url>", "the RabbitMQ broker (default: $WARREN_ADDRESS, else amqp://guest:guest@127.0.0.1:5672)");
+  const address = () => new Option("--address <url>", "the RabbitMQ broker, or the comma-separated URLs of one RabbitMQ cluster's nodes, tried in turn (default: $WARREN_ADDRESS, else amqp://guest:guest@127.0.0.1:5672)");
   const clusterName = (what: string) => new Option("--cluster <name>", what);
 
   prog

@@ -49,7 +49,8 @@ export interface MethodOptions {
 }
 
 export interface InitOptions extends ResourceOptions {
-  address?: string;
+  /** A broker URL, or the URLs of one RabbitMQ cluster's nodes (an array, or comma-separated), tried in turn. */
+  address?: string | string[];
   cluster?: string;
   namespace?: string;
   logToDriver?: boolean;

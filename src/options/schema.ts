@@ -20,7 +20,8 @@ import {
   type ValidationArguments,
   type ValidationOptions,
 } from "class-validator";
-import { OptionsError, redactAddress, type FieldProblem } from "../errors";
+import { OptionsError, type FieldProblem } from "../errors";
+import { brokerUrls, redactAddress } from "../address";
 import { roundAmount } from "../scheduling/shape";
 import type { ActorOptions, InitOptions, MethodOptions, ResourceOptions, TaskOptions } from "./index";
 
@@ -130,6 +131,12 @@ const Resources = check(RESOURCES_CHECK, (v) => {
   const problems = resourceProblems(v);
   return problems.length ? problems.map((p) => `${p.field}: ${p.problem}`).join("; ") : undefined;
 });
+/** A broker address: an amqp:// or amqps:// URL, a comma-separated list of them, or an array of them. */
+const Address = check("isBrokerAddress", (v) => {
+  const urls = typeof v === "string" ? brokerUrls(v) : Array.isArray(v) && v.every((u) => typeof u === "string") ? v : undefined;
+  if (urls?.length && urls.every((u) => /^amqps?:\/\//i.test(u) && brokerUrls(u).length === 1)) return undefined;
+  return `must be an amqp:// or amqps:// URL, a comma-separated list of them, or an array of them (the nodes of one RabbitMQ cluster) (got ${show(v)})`;
+});
 const NonEmptyString = rule("a non-empty string", IsString, IsNotEmpty);
 const Bool = rule("a boolean", IsBoolean);
 const IntAtLeast = (min: number, note = "") => rule(`an integer >= ${min}${note}`, IsInt, (o) => Min(min, o));
@@ -190,8 +197,7 @@ export class MethodOptionsSchema implements MethodOptions {
 }
 
 export class InitOptionsSchema extends ResourceFields implements InitOptions {
-  @rule("a string starting with amqp:// or amqps://", IsString, (o) => Matches(/^amqps?:\/\//i, o))
-  address?: string;
+  @Address address?: string | string[];
   @rule("a non-empty string of letters, digits, '_', '.' and '-'", IsString, (o) => Matches(/^[A-Za-z0-9_.-]+$/, o))
   cluster?: string;
   @NonEmptyString namespace?: string;

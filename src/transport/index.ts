@@ -12,7 +12,8 @@
  * - `<p>.head`    the head's requests (wire/head.ts), answered to the asker's inbox.
  */
 import * as amqp from "amqplib";
-import { BrokerUnavailableError } from "../errors";
+import { BrokerAuthError, BrokerUnavailableError } from "../errors";
+import { brokerUrls } from "../address";
 import { tuneFrames } from "./frames";
 
 export const DEFAULT_ADDRESS = "amqp://guest:guest@127.0.0.1:5672";
@@ -31,22 +32,38 @@ export const TRANSPORT_DEFAULTS = {
   gatherMs: 300,
 } as const;
 
-export function brokerAddress(address?: string): string {
-  return address ?? process.env.WARREN_ADDRESS ?? DEFAULT_ADDRESS;
+/**
+ * The broker address a process uses: the one given (a URL, or the URLs of one RabbitMQ cluster's
+ * nodes as an array), else WARREN_ADDRESS, else the local default. Several URLs travel as one
+ * comma-separated string (in configs, environments and messages alike).
+ */
+export function brokerAddress(address?: string | readonly string[]): string {
+  if (Array.isArray(address)) return address.join(",");
+  return (address as string | undefined) ?? process.env.WARREN_ADDRESS ?? DEFAULT_ADDRESS;
 }
 
-/** Connects with Nagle off (45 round trips/s with it on, thousands without: docs/architecture.md). */
+/**
+ * Connects to the first broker of `address` that answers, in turn, with Nagle off (45 round
+ * trips/s with it on, thousands without: docs/architecture.md). Refused credentials are a
+ * BrokerAuthError; no broker answering, a BrokerUnavailableError naming them all.
+ */
 export async function connectBroker(address: string, name: string): Promise<amqp.ChannelModel> {
-  let conn: amqp.ChannelModel;
-  try {
-    conn = await amqp.connect(address, {
-      noDelay: true,
-      timeout: TRANSPORT_DEFAULTS.connectTimeoutMs,
-      clientProperties: { connection_name: name },
-    });
-  } catch (err) {
-    throw new BrokerUnavailableError(address, err);
+  let conn: amqp.ChannelModel | undefined;
+  let lastError: unknown;
+  for (const url of brokerUrls(address)) {
+    try {
+      conn = await amqp.connect(url, {
+        noDelay: true,
+        timeout: TRANSPORT_DEFAULTS.connectTimeoutMs,
+        clientProperties: { connection_name: name },
+      });
+      break;
+    } catch (err) {
+      if (/ACCESS.REFUSED/.test((err as Error).message)) throw new BrokerAuthError(url, err);
+      lastError = err;
+    }
   }
+  if (!conn) throw new BrokerUnavailableError(address, lastError);
   // A broker that goes away surfaces through the channels' close handlers; without a listener
   // here an 'error' event would crash the process instead.
   conn.on("error", () => undefined);

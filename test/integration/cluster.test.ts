@@ -25,6 +25,30 @@ test("an unreachable broker is a BrokerUnavailableError naming the address and t
   expect(warren.isInitialized()).toBe(false);
 });
 
+test("several broker URLs: each is tried in turn, and every process of the cluster uses the first that answers", async () => {
+  const address = ["amqp://guest:first@127.0.0.1:1", process.env.WARREN_ADDRESS ?? "amqp://guest:guest@127.0.0.1:5672"];
+  const info = await warren.init({ address, numCpus: 1 });
+  expect(info.address).toBe(address.join(","));
+  expect(await warren.get(add.remote(2, 3))).toBe(5); // the node and its worker reached the broker too
+  await warren.shutdown();
+});
+
+test("no broker of a list answering is a BrokerUnavailableError naming them all, passwords hidden", async () => {
+  const err = await warren.init({ address: "amqp://u:first@127.0.0.1:1,amqp://v:second@127.0.0.1:2" }).catch((e) => e);
+  expect(err).toBeInstanceOf(warren.BrokerUnavailableError);
+  expect(err.message).toContain("amqp://u:***@127.0.0.1:1,amqp://v:***@127.0.0.1:2");
+  expect(err.message).not.toMatch(/first|second/);
+  expect(warren.isInitialized()).toBe(false);
+});
+
+test("refused credentials are a BrokerAuthError that says what to check, password hidden", async () => {
+  const err = await warren.init({ address: "amqp://guest:wrong-secret@127.0.0.1:5672" }).catch((e) => e);
+  expect(err).toBeInstanceOf(warren.BrokerAuthError);
+  expect(err.message).toContain("refused its user and password");
+  expect(err.message).not.toContain("wrong-secret");
+  expect(warren.isInitialized()).toBe(false);
+});
+
 test("joining a cluster that does not run is a clear error that leaves nothing on the broker", async () => {
   const name = `nowhere-${process.pid}-${Date.now()}`;
   await expect(warren.init({ cluster: name })).rejects.toThrow(new RegExp(`no cluster "${name}" answers on .*warren start --head --cluster ${name}`));

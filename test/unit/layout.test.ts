@@ -45,7 +45,7 @@ const partOf = (file: string) => rel(file).split(path.sep)[0].replace(/\.ts$/, "
 
 /** Lowest first; a part may import only from parts of a lower or equal rank (see docs/architecture.md). */
 const RANK: Record<string, number> = {
-  errors: 0, bounded: 0, accelerators: 0, serialization: 0, options: 0, scheduling: 0, lifecycle: 0, wire: 0,
+  errors: 0, address: 0, bounded: 0, accelerators: 0, serialization: 0, options: 0, scheduling: 0, lifecycle: 0, wire: 0,
   transport: 1, objects: 1,
   core: 2, head: 2, node: 2,
   worker: 3, coordination: 3,

@@ -65,7 +65,10 @@ const table: [string, string, Validate, unknown[], unknown[], string][] = [
   ["method", "numReturns", method, int0Good, int0Bad, "must be an integer >= 0"],
   ["method", "concurrencyGroup", method, strGood, strBad, "must be a non-empty string"],
   ["method", "name", method, strGood, strBad, "must be a non-empty string"],
-  ["init", "address", init, ["amqp://guest:guest@127.0.0.1:5672", "amqps://h/vhost", "amqp://"], ["http://h", "", "127.0.0.1:5672", 5672, null], "must be a string starting with amqp:// or amqps://"],
+  ["init", "address", init,
+    ["amqp://guest:guest@127.0.0.1:5672", "amqps://h/vhost", "amqp://", ["amqp://a:5672", "amqp://b:5672"], "amqp://a:5672,amqp://b:5672"],
+    ["http://h", "", "127.0.0.1:5672", 5672, null, [], ["amqp://a", "http://b"], ["amqp://a,amqp://b"], "amqp://a,http://b:1,amqp://c"],
+    "must be an amqp:// or amqps:// URL, a comma-separated list of them, or an array of them"],
   ["init", "cluster", init, ["prod", "a-b_c.1", "X"], ["", "a b", "a/b", "a,b", 1, null], "must be a non-empty string of letters, digits"],
   ["init", "numCpus", init, amountGood, amountBad, "must be a number >= 0"],
   ["init", "numGpus", init, amountGood, amountBad, "must be a number >= 0"],
@@ -146,6 +149,15 @@ describe("messages", () => {
     const e = optionsError(() => validateInitOptions({ address: "http://user:hunter2@host" }));
     expect(e.message).not.toContain("hunter2");
     expect(e.message).toContain("user:***@host");
+  });
+
+  test("every broker password of a list is redacted, in an array or a comma-separated string", () => {
+    for (const address of [["amqp://a:first@h1", "http://b:second@h2", "amqp://c:third@h3"], "amqp://a:first@h1,amqp://b:second@h2,http://x"]) {
+      const e = optionsError(() => validateInitOptions({ address }));
+      for (const secret of ["first", "second", "third"]) expect(e.message).not.toContain(secret);
+      expect(e.message).toContain("a:***@h1");
+      expect(e.message).toContain("b:***@h2");
+    }
   });
 });
 
