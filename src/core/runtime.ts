@@ -14,7 +14,7 @@ import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { ActorDiedError, TaskCancelledError, WarrenError } from "../errors";
 import { EncodedError, encodeError } from "../serialization";
-import { Topology, connectBroker, watchChannel } from "../transport";
+import { Topology, connectBroker, consumeQueue, resubscribe, watchChannel } from "../transport";
 import { RpcClient } from "../transport/rpc";
 import type { ObjectRef } from "../objects/ref";
 import { Kind, RpcReply } from "../wire/kinds";
@@ -80,15 +80,21 @@ export class Runtime {
     watchChannel(ch, (reason) => rt.channelLost(reason));
     ch.on("return", (msg: amqp.Message) => rt.onReturned(msg));
     await rt.topo.declare(ch);
-    const inbox = rt.inbox;
-    await ch.assertQueue(inbox, { exclusive: true, autoDelete: true });
-    if (config.role === "driver" && config.logToDriver) await ch.bindQueue(inbox, rt.topo.logs, config.jobId);
-    await ch.bindQueue(inbox, rt.topo.control, "all.actor-dead");
-    await ch.bindQueue(inbox, rt.topo.control, "all.state");
-    await ch.bindQueue(inbox, rt.topo.control, "all.node-dead");
-    await ch.consume(inbox, (msg) => msg && rt.onInbox(msg), { noAck: true });
+    await rt.subscribeInbox();
     setRuntime(rt);
     return rt;
+  }
+
+  /** Declares this process's inbox, binds what it hears, and consumes it (again, if the broker cancelled its consumer). */
+  private async subscribeInbox(): Promise<void> {
+    const { ch, inbox, topo, config } = this;
+    await ch.assertQueue(inbox, { exclusive: true, autoDelete: true });
+    if (config.role === "driver" && config.logToDriver) await ch.bindQueue(inbox, topo.logs, config.jobId);
+    await ch.bindQueue(inbox, topo.control, "all.actor-dead");
+    await ch.bindQueue(inbox, topo.control, "all.state");
+    await ch.bindQueue(inbox, topo.control, "all.node-dead");
+    const again = () => this.closed || resubscribe(`inbox ${inbox}`, () => this.subscribeInbox(), (reason) => this.channelLost(reason));
+    await consumeQueue(ch, inbox, (msg) => this.onInbox(msg), again, { noAck: true });
   }
 
   get isClosed(): boolean {

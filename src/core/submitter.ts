@@ -11,7 +11,6 @@ import { ObjectRef } from "../objects/ref";
 import { encodeArgs, encodeHead, encodeTask, StoredObject } from "../wire/messages";
 import { TaskIds, objectId } from "../wire/ids";
 import { Kind } from "../wire/kinds";
-import { declareSharedQueue } from "../transport";
 import { publishSmall } from "../transport/frames";
 import { encodeError, hasMarkers } from "../serialization";
 import { INITIAL_TASK_STATE, nextTaskState } from "../lifecycle/task";
@@ -112,9 +111,7 @@ export class Submitter {
     if (!p) {
       const { ch, topo } = this.rt;
       p = (async () => {
-        const q = topo.shapeQueue(shape);
-        await declareSharedQueue(ch, q);
-        await ch.bindQueue(q, topo.tasks, shape);
+        await topo.declareShape(ch, shape);
         ch.publish(topo.control, "all.shape", Buffer.from(shape), { type: Kind.shape });
         this.shapes.set(shape, DECLARED);
       })();

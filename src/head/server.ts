@@ -10,7 +10,7 @@ import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { NodeDiedError, WarrenError } from "../errors";
 import { encodeError } from "../serialization";
-import type { Topology } from "../transport";
+import { type Topology, consumeQueue, resubscribe } from "../transport";
 import { queueAbsent, queueInfo } from "../transport/queues";
 import { mayRetry } from "../scheduling/retry";
 import { Kind, RpcReply } from "../wire/kinds";
@@ -36,6 +36,8 @@ export interface HeadContext {
   nodeId: string;
   /** Buries an actor: records its death, answers the calls left in its mailbox, tells everyone. */
   actorDead(actorId: string, error: Error): Promise<void>;
+  /** The head can no longer take requests (its node then exits). */
+  lost(reason: Error): void;
 }
 
 export class HeadServer {
@@ -44,19 +46,27 @@ export class HeadServer {
   /** Owners found gone, whose non-detached actors were killed. */
   private readonly goneOwners = new Set<string>();
   private timer?: NodeJS.Timeout;
+  private stopped = false;
 
   constructor(private readonly ctx: HeadContext) {
     this.handlers = { ...this.registry.handlers, "shape.demand": () => this.demand() };
   }
 
   async start(): Promise<void> {
-    const { ch, topo } = this.ctx;
-    await ch.assertQueue(topo.head, { exclusive: true, autoDelete: true });
-    await ch.consume(topo.head, (m) => m && this.onRequest(m), { noAck: true });
+    await this.subscribe();
     this.timer = setInterval(() => void this.checkNodes(), HEAD_DEFAULTS.checkMs);
   }
 
+  /** Declares the head queue and consumes it (again, if the broker cancelled its consumer). */
+  private async subscribe(): Promise<void> {
+    const { ch, topo } = this.ctx;
+    await ch.assertQueue(topo.head, { exclusive: true, autoDelete: true });
+    const again = () => this.stopped || resubscribe(`the head queue ${topo.head}`, () => this.subscribe(), this.ctx.lost);
+    await consumeQueue(ch, topo.head, (m) => this.onRequest(m), again, { noAck: true });
+  }
+
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
   }
 

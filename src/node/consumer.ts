@@ -6,6 +6,7 @@
  */
 import type * as amqp from "amqplib";
 import type { Demand } from "../scheduling/shape";
+import { consumeQueue, resubscribe } from "../transport";
 
 export class ChannelOps {
   private last: Promise<unknown> = Promise.resolve();
@@ -32,6 +33,8 @@ export class ShapeConsumer {
     /** The shape's demand, compiled. */
     readonly units: Demand,
     private readonly onMessage: (m: amqp.ConsumeMessage) => void,
+    /** Declares the queue again (after the broker cancelled this consumer because it was deleted), or reports that it cannot. */
+    private readonly recovery: { declare(): Promise<void>; lost(reason: Error): void },
   ) {}
 
   get active(): boolean {
@@ -61,11 +64,25 @@ export class ShapeConsumer {
         if (this.current) await this.ops.ch.cancel(this.current);
         this.current = undefined;
         await this.ops.ch.prefetch(this.prefetch);
-        this.current = (await this.ops.ch.consume(this.queue, (m) => m && this.onMessage(m))).consumerTag;
+        const tag = (this.current = (await consumeQueue(this.ops.ch, this.queue, this.onMessage, () => this.cancelled(tag))).consumerTag);
       } finally {
         this.starting = false;
       }
     });
+  }
+
+  /**
+   * The broker cancelled consumer `tag`: if it is the current one and still wanted, declare the
+   * queue again (it may have been deleted) and consume with the same window.
+   */
+  private cancelled(tag: string): void {
+    if (tag !== this.current) return;
+    this.current = undefined;
+    if (!this.wanted) return;
+    resubscribe(`shape queue ${this.queue}`, async () => {
+      await this.recovery.declare();
+      await this.consume(this.prefetch);
+    }, this.recovery.lost);
   }
 
   pause(): Promise<void> {

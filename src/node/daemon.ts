@@ -24,7 +24,7 @@ import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import * as os from "node:os";
 import { WarrenError } from "../errors";
-import { Topology, connectBroker, watchChannel } from "../transport";
+import { Topology, connectBroker, consumeQueue, resubscribe, watchChannel } from "../transport";
 import { Kind, RpcReply } from "../wire/kinds";
 import { ownerOf } from "../wire/ids";
 import { ObjectStore } from "../objects/store";
@@ -105,27 +105,16 @@ export class NodeDaemon {
     this.conn.on("close", () => void this.stop());
     this.ch = await this.conn.createChannel();
     const taskCh = await this.conn.createChannel();
-    // A node without its channels can neither take nor ack tasks: it exits, and the broker and
-    // the head recover its work as for any node that died.
-    for (const c of [this.ch, taskCh]) {
-      watchChannel(c, (reason) => {
-        if (this.stopping) return;
-        console.error(`warren node ${this.config.nodeId}: a broker channel closed (${reason.message}); exiting`);
-        process.exit(1);
-      });
-    }
+    for (const c of [this.ch, taskCh]) watchChannel(c, (reason) => this.exitLost(new Error(`a broker channel closed (${reason.message})`)));
     const q = this.topo.nodeQueue(this.config.nodeId);
     this.rpc = new RpcClient(this.ch, this.topo, q);
     this.compose(taskCh);
     await this.topo.declare(this.ch);
     if (this.config.isHead) {
-      this.head = new HeadServer({ conn: this.conn, ch: this.ch, topo: this.topo, nodeId: this.config.nodeId, actorDead: (id, err) => this.actors.dead(id, err) });
+      this.head = new HeadServer({ conn: this.conn, ch: this.ch, topo: this.topo, nodeId: this.config.nodeId, actorDead: (id, err) => this.actors.dead(id, err), lost: (reason) => this.exitLost(reason) });
       await this.head.start();
     }
-    await this.ch.assertQueue(q, { exclusive: true, autoDelete: true });
-    await this.ch.bindQueue(q, this.topo.control, `node.${this.config.nodeId}`);
-    await this.ch.bindQueue(q, this.topo.control, "all.*");
-    await this.ch.consume(q, (m) => m && this.onControl(m), { noAck: true });
+    await this.subscribeControl();
     this.metrics = await serveMetrics({
       nodeId: this.config.nodeId,
       resources: () => ({ total: this.config.resources, available: this.free.toResources() }),
@@ -139,6 +128,23 @@ export class NodeDaemon {
     for (let i = 0; i < Math.floor(this.config.resources.CPU ?? 0); i++) this.pool.spawn();
   }
 
+  /** Declares this node's control queue, binds it, and consumes it (again, if the broker cancelled its consumer). */
+  private async subscribeControl(): Promise<void> {
+    const q = this.topo.nodeQueue(this.config.nodeId);
+    await this.ch.assertQueue(q, { exclusive: true, autoDelete: true });
+    await this.ch.bindQueue(q, this.topo.control, `node.${this.config.nodeId}`);
+    await this.ch.bindQueue(q, this.topo.control, "all.*");
+    const again = () => this.stopping || resubscribe(`node queue ${q}`, () => this.subscribeControl(), (reason) => this.exitLost(reason));
+    await consumeQueue(this.ch, q, (m) => this.onControl(m), again, { noAck: true });
+  }
+
+  /** A node that cannot take or ack tasks exits: the broker and the head recover its work as for any node that died. */
+  private exitLost(reason: Error): void {
+    if (this.stopping) return;
+    console.error(`warren node ${this.config.nodeId}: ${reason.message}; exiting`);
+    process.exit(1);
+  }
+
   /** The parts that need the broker: the task channel, the scheduler, the actors. */
   private compose(taskCh: amqp.Channel): void {
     const ops = new ChannelOps(taskCh);
@@ -150,7 +156,10 @@ export class NodeDaemon {
       gpus: this.gpus,
       workers: this.pool,
       channel: this.tasks,
-      feed: (shape, units, onMessage) => new ShapeConsumer(ops, this.topo.shapeQueue(shape), units, onMessage),
+      feed: (shape, units, onMessage) => new ShapeConsumer(ops, this.topo.shapeQueue(shape), units, onMessage, {
+        declare: () => this.topo.declareShape(taskCh, shape),
+        lost: (reason) => this.exitLost(reason),
+      }),
       onRedelivered: (m) => this.onRedelivered(m),
       actorDead: (id, err) => void this.actors.dead(id, err),
     });

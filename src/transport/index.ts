@@ -94,6 +94,31 @@ export function declareSharedQueue(ch: amqp.Channel, queue: string): Promise<amq
   return ch.assertQueue(queue, { durable: true, autoDelete: false });
 }
 
+/**
+ * Consumes `queue`. A consumer the broker cancels (basic.cancel: its queue was deleted, or on
+ * RabbitMQ 4.3 a delivery outlived the consumer timeout) hears nothing more, and amqplib only
+ * hands it a null message: `onCancel` runs then, to consume again or to end, so that no process
+ * is left deaf without a word.
+ */
+export function consumeQueue(
+  ch: amqp.Channel,
+  queue: string,
+  onMessage: (m: amqp.ConsumeMessage) => void,
+  onCancel: () => void,
+  options?: amqp.Options.Consume,
+): Promise<amqp.Replies.Consume> {
+  return ch.consume(queue, (m) => (m ? onMessage(m) : onCancel()), options);
+}
+
+/**
+ * Subscribes again after the broker cancelled a consumer (consumeQueue), saying so on stderr;
+ * `lost` hears if that fails (the process then fails as for a lost channel).
+ */
+export function resubscribe(what: string, subscribe: () => Promise<unknown>, lost: (reason: Error) => void): void {
+  console.error(`warren ${process.pid}: the broker cancelled the consumer of ${what} (its queue was deleted, or a consumer timeout); consuming again`);
+  subscribe().catch((err: Error) => lost(new Error(`could not consume ${what} again: ${err.message}`, { cause: err })));
+}
+
 export class Topology {
   readonly prefix: string;
   constructor(readonly cluster: string) {
@@ -107,6 +132,13 @@ export class Topology {
   nodeQueue(nodeId: string) { return `${this.prefix}.node.${nodeId}`; }
   mailbox(actorId: string) { return `${this.prefix}.mailbox.${actorId}`; }
   get head() { return `${this.prefix}.head`; }
+
+  /** A shape's queue, bound to the tasks exchange by its key; idempotent. */
+  async declareShape(ch: amqp.Channel, shape: string): Promise<void> {
+    const q = this.shapeQueue(shape);
+    await declareSharedQueue(ch, q);
+    await ch.bindQueue(q, this.tasks, shape);
+  }
 
   /** Exchanges every process may publish to; idempotent. */
   async declare(ch: amqp.Channel): Promise<void> {

@@ -8,7 +8,7 @@
 import type * as amqp from "amqplib";
 import { ActorDiedError, WarrenError } from "../errors";
 import { encodeError } from "../serialization";
-import { declareSharedQueue, watchChannel } from "../transport";
+import { consumeQueue, declareSharedQueue, resubscribe, watchChannel } from "../transport";
 import type { Runtime } from "../core/runtime";
 import type { TaskContext } from "../core/context";
 import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messages";
@@ -69,11 +69,20 @@ export class ActorHost {
   async serve(): Promise<void> {
     if (this.serving) return;
     this.serving = true;
-    await this.ch.consume(this.rt.topo.mailbox(this.create.handle.id), (m) => {
-      if (!m) return;
+    await this.consumeMailbox();
+  }
+
+  /** Consumes the mailbox; if the broker cancels that (the mailbox deleted under a live actor), declares it again and consumes anew. */
+  private async consumeMailbox(): Promise<void> {
+    const mailbox = this.rt.topo.mailbox(this.create.handle.id);
+    const again = () => this.exiting || resubscribe(`mailbox ${mailbox}`, async () => {
+      await declareSharedQueue(this.ch, mailbox);
+      await this.consumeMailbox();
+    }, (reason) => this.rt.channelLost(reason));
+    await consumeQueue(this.ch, mailbox, (m) => {
       this.queue.push({ msg: m, spec: readTask(m.content) });
       this.pump();
-    });
+    }, again);
   }
 
   /** Starts, in arrival order, every waiting call whose group has room; calls that do not wait run to the end here. */

@@ -16,6 +16,7 @@
  */
 import type * as amqp from "amqplib";
 import { giveBack } from "../scheduling/retry";
+import { consumeQueue } from "../transport";
 import type { MaybePromise } from "./execute";
 import { IdleAfter } from "./idle";
 import { WORKER_DEFAULTS } from "./defaults";
@@ -108,11 +109,10 @@ export class Lease {
     if (want && !this.tag) {
       await this.ch.prefetch(prefetch);
       this.consuming = prefetch;
-      this.tag = (await this.ch.consume(this.queue, (m) => {
-        if (!m) return;
+      const tag = (this.tag = (await consumeQueue(this.ch, this.queue, (m) => {
         this.waiting.push(m);
         this.pump();
-      }, { priority: this.priority })).consumerTag;
+      }, () => this.cancelled(tag), { priority: this.priority })).consumerTag);
     }
   }
 
@@ -203,6 +203,16 @@ export class Lease {
     this.ch.ack(this.unacked, true);
     this.unacked = undefined;
     this.unackedCount = 0;
+  }
+
+  /**
+   * The broker cancelled consumer `tag` (its queue was deleted, or a consumer timeout): the lease
+   * ends, and its slot is the node's again, whose own consumer declares the queue anew.
+   */
+  private cancelled(tag: string): void {
+    if (this.tag !== tag) return;
+    this.tag = undefined;
+    if (!this.ending) void this.end();
   }
 
   /** Stops consuming; once what already arrived has run, gives the slot back. */

@@ -1,16 +1,18 @@
 // What warren declares on the broker, read back with rabbitmqctl: every queue is durable or
 // exclusive, since RabbitMQ 4.3 rejects a queue that is neither (transient_nonexcl_queues, the
-// connection closed with 541), so a cluster that declared one would not start there.
+// connection closed with 541), so a cluster that declared one would not start there. And a queue
+// deleted under a live cluster (its consumers cancelled by the broker) is declared and consumed again.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import * as warren from "warren";
 import { ClusterLock } from "warren";
 import { add } from "../fixtures/tasks";
 import { Counter } from "../fixtures/actors";
+import { waitForCondition } from "warren/testing";
 
 const run = promisify(execFile);
 
-afterAll(() => warren.shutdown());
+afterEach(() => warren.shutdown());
 
 interface QueueRow {
   name: string;
@@ -18,13 +20,14 @@ interface QueueRow {
   exclusive: boolean;
 }
 
-/** Every queue of the broker on 5672 (the one the suite uses), as rabbitmqctl lists them. */
+/** `rabbitmqctl list_queues` of the broker on 5672 (the one the suite uses): a row of columns per queue. */
+async function rabbitmqQueues(...columns: string[]): Promise<string[][]> {
+  const { stdout } = await run("rabbitmqctl", ["-q", "--no-table-headers", "list_queues", ...columns], { timeout: 60_000 });
+  return stdout.split("\n").filter((l) => l.includes("\t")).map((l) => l.split("\t"));
+}
+
 async function listQueues(): Promise<QueueRow[]> {
-  const { stdout } = await run("rabbitmqctl", ["-q", "--no-table-headers", "list_queues", "name", "durable", "exclusive"], { timeout: 60_000 });
-  return stdout.split("\n").filter((l) => l.includes("\t")).map((l) => {
-    const [name, durable, exclusive] = l.split("\t");
-    return { name, durable: durable === "true", exclusive: exclusive === "true" };
-  });
+  return (await rabbitmqQueues("name", "durable", "exclusive")).map(([name, durable, exclusive]) => ({ name, durable: durable === "true", exclusive: exclusive === "true" }));
 }
 
 test("every queue a cluster declares is durable or exclusive (RabbitMQ 4.3 rejects the rest)", async () => {
@@ -48,4 +51,24 @@ test("every queue a cluster declares is durable or exclusive (RabbitMQ 4.3 rejec
   } finally {
     await lock.release();
   }
+});
+
+test("queues deleted under a live cluster are declared and consumed again: tasks and actor calls go on", async () => {
+  const { cluster, jobId } = await warren.init({ numCpus: 1 });
+  const prefix = `warren.${cluster}`;
+  expect(await warren.get(add.remote(1, 2))).toBe(3);
+  const counter = Counter.remote();
+  expect(await warren.get(counter.increment.remote())).toBe(1);
+  const shape = `${prefix}.shape.CPU:1`;
+  const mailbox = `${prefix}.mailbox.${counter.actorId}`;
+  const inbox = `${prefix}.inbox.${jobId}`;
+  // The broker cancels every consumer of a deleted queue: the node's and the leases' (shape), the
+  // actor's (mailbox), the driver's own (inbox, exclusive: only an operator can delete it).
+  for (const q of [shape, mailbox, inbox]) await run("rabbitmqctl", ["-q", "delete_queue", q], { timeout: 60_000 });
+  await waitForCondition(async () => {
+    const consumers = new Map((await rabbitmqQueues("name", "consumers")).map(([name, n]) => [name, Number(n)]));
+    return [shape, mailbox, inbox].every((q) => (consumers.get(q) ?? 0) >= 1);
+  }, 20);
+  expect(await warren.get(add.remote(2, 3), { timeout: 20 })).toBe(5);
+  expect(await warren.get(counter.increment.remote(), { timeout: 20 })).toBe(2); // the actor kept its state
 });
