@@ -107,7 +107,7 @@ async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
   const ranMs = performance.now() - started;
   if (!retry) publishResult(result);
   send({ t: "done", tag, retry });
-  // With a lease, go on taking this shape's tasks from the broker directly (node/daemon.ts).
+  // With a lease, go on taking this shape's tasks from the broker directly (node/worker-pool.ts hands the lease).
   if (m.lease) {
     lease = new Lease(leaseCh, m.lease.queue, m.lease.priority, ranMs, (d) => runLeased(d, m.lease!.queue, gpuIds, resources), () => {
       lease = undefined;

@@ -1,4 +1,4 @@
-// The binary task and result messages (serialization/messages.ts): what goes in comes out.
+// The binary task and result messages (wire/messages.ts): what goes in comes out.
 import * as v8 from "node:v8";
 import { decodeResults, encodeArgs, encodeHead, encodeResults, encodeTask, readHead, readTask, TaskHead } from "../../src/wire/messages";
 import { encodeError } from "../../src/serialization";
