@@ -140,10 +140,14 @@ export class Scheduler {
     this.balance();
   }
 
-  /** Stops spillback's timer; nothing is balanced after. */
+  /**
+   * Stops spillback's timer and every consumer: nothing is balanced or consumed after, so a shape
+   * queue a private cluster's head then deletes is not declared again by its consumer here.
+   */
   stop(): void {
     this.stopped = true;
     clearTimeout(this.balanceTimer);
+    for (const consumer of this.shapes.values()) void consumer?.pause();
   }
 
   /**

@@ -100,7 +100,7 @@ describe("usage", () => {
     [["start", "--head", "--cluster", cluster, "--resources", '{"CPU": 2}'], /use --num-cpus instead/],
     [["start", "--head", "--cluster", cluster, "--resources", '{"Custom1": -1}'], /Custom1: must be a number >= 0/],
     [["start", "--head", "--cluster", "has space"], /invalid --cluster/],
-    [["start", "--address", "http://nope", "--cluster", cluster], /invalid --address: must be a string starting with amqp:\/\//],
+    [["start", "--address", "http://nope", "--cluster", cluster], /invalid --address: must be an amqp:\/\/ or amqps:\/\/ URL, a comma-separated list of them/],
     [["start"], /pass --head to start a new cluster, or --address and --cluster to join/],
     [["start", "--head", "--bogus"], /unknown option '--bogus'/],
     [["list", "things"], /Allowed choices are tasks, actors, objects, nodes/],

@@ -312,7 +312,7 @@ describe("spillback", () => {
     expect(s.pool.ids()).toEqual(["a", "b"]);
   });
 
-  test("nothing is balanced after stop", async () => {
+  test("nothing is balanced or consumed after stop", async () => {
     jest.useFakeTimers();
     const s = setup({ total: { CPU: 1 }, idle: 2 });
     s.scheduler.peers = [{ nodeId: "peer", available: { CPU: 1 } }];
@@ -320,6 +320,7 @@ describe("spillback", () => {
     cpu1.deliver("a");
     cpu1.deliver("b");
     s.scheduler.stop();
+    expect(cpu1.active).toBe(false); // its queue may be deleted next: the consumer must not declare it again
     s.scheduler.schedule(); // a worker's message after stop
     jest.advanceTimersByTime(1000);
     expect(s.givenBack).toEqual([]);
