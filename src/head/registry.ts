@@ -3,15 +3,21 @@
  * heartbeating, alive or dead), the resource shapes announced in it, named actors (one name, one
  * actor: the head decides, one request at a time) and actor lifecycles. It answers the requests
  * of wire/head.ts from memory; head/server.ts serves them and watches the nodes.
+ *
+ * Given a store (head/store.ts), it saves each actor, node and shape when it changes, and starts
+ * from what the store holds: a head restarted on the same session directory knows what it knew.
+ * Shapes are saved only when announced through announceShape.
  */
+import { createActor } from "xstate";
 import { WarrenError } from "../errors";
-import { ActorEvent, ActorState, startActorLifecycle } from "../lifecycle/actor";
-import { NodeState, startNodeLifecycle } from "../lifecycle/node";
+import { ActorEvent, ActorState, actorMachine, startActorLifecycle } from "../lifecycle/actor";
+import { NodeState, nodeMachine, startNodeLifecycle } from "../lifecycle/node";
 import { Resources, add, fits, parseShape } from "../scheduling/shape";
 import type { HandleInfo } from "../wire/descriptors";
 import type {
   ActorCreationMessage, ActorInfo, ActorRow, Handlers, HeadRequests, NodeInfo, NodeSummary, Peer, RegisterActor, Registered,
 } from "../wire/head";
+import type { RegistryStore, SavedRegistry } from "./store";
 
 export interface ActorRecord {
   handle: HandleInfo;
@@ -39,6 +45,11 @@ export class HeadRegistry {
   /** Every resource shape announced, with when it was first seen. */
   readonly shapes = new Map<string, number>();
 
+  /** With a store, starts from what it holds and saves every change to it. */
+  constructor(private readonly store?: RegistryStore) {
+    if (store) this.restore(store.load());
+  }
+
   /** The requests answered from the registry alone (the head's server adds what needs the broker). */
   readonly handlers: Omit<Handlers<HeadRequests>, "shape.demand"> = {
     "actor.register": (p) => this.register(p),
@@ -57,8 +68,43 @@ export class HeadRegistry {
     "resources.available": () => this.totals(true),
   };
 
+  /**
+   * Actors in their saved state; nodes as if just heard from, so the head's silence check
+   * decides whether they are still alive (their heartbeats bring back what is free and acked).
+   */
+  private restore(saved: SavedRegistry): void {
+    for (const { lifecycle, ...a } of saved.actors) {
+      this.actors.set(a.handle.id, { ...a, lifecycle: createActor(actorMachine, { snapshot: lifecycle }).start() });
+      if (a.name !== undefined && this.state(a.handle.id) !== "DEAD") this.named.set(`${a.namespace}/${a.name}`, a.handle.id);
+    }
+    const now = Date.now();
+    for (const { info, lifecycle } of saved.nodes) {
+      this.nodes.set(info.nodeId, { info, available: { ...info.resources }, acked: new Set(), lastSeen: now, lifecycle: createActor(nodeMachine, { snapshot: lifecycle }).start() });
+    }
+    for (const { shape, firstSeen } of saved.shapes) this.shapes.set(shape, firstSeen);
+  }
+
+  private saveActor(a: ActorRecord): void {
+    const { lifecycle, ...rest } = a;
+    this.store?.putActor({ ...rest, lifecycle: lifecycle.getPersistedSnapshot() });
+  }
+
+  private saveNode(n: NodeRecord): void {
+    this.store?.putNode({ info: n.info, lifecycle: n.lifecycle.getPersistedSnapshot() });
+  }
+
+  /** A shape announced on the control exchange; the first announcement of each is kept. */
+  announceShape(shape: string): void {
+    if (this.shapes.has(shape)) return;
+    const firstSeen = Date.now();
+    this.shapes.set(shape, firstSeen);
+    this.store?.putShape({ shape, firstSeen });
+  }
+
   registerNode(info: NodeInfo): { shapes: string[] } {
-    this.nodes.set(info.nodeId, { info, available: { ...info.resources }, acked: new Set(), lastSeen: Date.now(), lifecycle: startNodeLifecycle() });
+    const n: NodeRecord = { info, available: { ...info.resources }, acked: new Set(), lastSeen: Date.now(), lifecycle: startNodeLifecycle() };
+    this.nodes.set(info.nodeId, n);
+    this.saveNode(n);
     return { shapes: [...this.shapes.keys()] };
   }
 
@@ -82,6 +128,7 @@ export class HeadRegistry {
     const n = this.nodes.get(nodeId);
     if (!n || this.nodeState(nodeId) === "DEAD") return undefined;
     n.lifecycle.send({ type: "DIED" });
+    this.saveNode(n);
     const lost = [...n.acked];
     n.acked.clear();
     return lost;
@@ -134,7 +181,9 @@ export class HeadRegistry {
       }
       this.named.set(key, p.handle.id);
     }
-    this.actors.set(p.handle.id, { handle: p.handle, owner: p.owner, name: p.name, namespace: p.namespace, detached: p.detached, lifecycle: startActorLifecycle() });
+    const a: ActorRecord = { handle: p.handle, owner: p.owner, name: p.name, namespace: p.namespace, detached: p.detached, lifecycle: startActorLifecycle() };
+    this.actors.set(p.handle.id, a);
+    this.saveActor(a);
     return { created: true, handle: p.handle };
   }
 
@@ -148,6 +197,7 @@ export class HeadRegistry {
     if (!a) return;
     if (creation) a.creation = creation;
     a.lifecycle.send(event);
+    this.saveActor(a);
   }
 
   info(id: string): ActorInfo | null {

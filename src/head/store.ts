@@ -1,0 +1,102 @@
+/**
+ * head: the registry's file (Ray's GCS storage), so a head restarted on the same session
+ * directory knows the cluster it knew. One LMDB database, a record per actor, node and shape,
+ * keyed by kind and id (`actor/<id>`, `node/<id>`, `shape/<shape>`), its value the record as
+ * plain data (v8 serialization, as on the wire). A record is written whole each time it changes,
+ * asynchronously: lmdb gathers the puts of one turn into one transaction, and no request waits
+ * on the disk. What changes every heartbeat (free resources, last seen, acked tasks) is never
+ * written: a node's record changes only when it registers and when it dies.
+ */
+import { open, RootDatabase } from "lmdb";
+import * as path from "node:path";
+import * as v8 from "node:v8";
+import type { Snapshot } from "xstate";
+import type { HandleInfo } from "../wire/descriptors";
+import type { ActorCreationMessage, NodeInfo } from "../wire/head";
+
+/** An actor as saved: its registration, creation message and lifecycle (an xstate persisted snapshot). */
+export interface SavedActor {
+  handle: HandleInfo;
+  owner: string;
+  creation?: ActorCreationMessage;
+  name?: string;
+  namespace: string;
+  detached: boolean;
+  lifecycle: Snapshot<unknown>;
+}
+
+/** A node as saved: what it registered with, and whether it has died. */
+export interface SavedNode {
+  info: NodeInfo;
+  lifecycle: Snapshot<unknown>;
+}
+
+/** A shape as saved, with when it was first announced. */
+export interface SavedShape {
+  shape: string;
+  firstSeen: number;
+}
+
+export interface SavedRegistry {
+  actors: SavedActor[];
+  nodes: SavedNode[];
+  shapes: SavedShape[];
+}
+
+const ACTOR = "actor/";
+const NODE = "node/";
+const SHAPE = "shape/";
+
+export class RegistryStore {
+  private constructor(private readonly db: RootDatabase<Buffer, string>, readonly path: string) {}
+
+  /** Opens (creating if needed) the registry's file, e.g. `<sessionDir>/head.lmdb`. */
+  static open(file: string): RegistryStore {
+    const db = open<Buffer, string>({
+      path: file,
+      encoding: "binary",
+      // It must outlive the head process, not the machine: a session does not survive a reboot.
+      noSync: true,
+    });
+    return new RegistryStore(db, path.resolve(file));
+  }
+
+  putActor(actor: SavedActor): void {
+    this.put(ACTOR + actor.handle.id, actor);
+  }
+
+  putNode(node: SavedNode): void {
+    this.put(NODE + node.info.nodeId, node);
+  }
+
+  putShape(shape: SavedShape): void {
+    this.put(SHAPE + shape.shape, shape);
+  }
+
+  private put(key: string, value: unknown): void {
+    this.db.put(key, v8.serialize(value)).then(
+      undefined,
+      (err) => console.error(`warren head: could not save ${key} to ${this.path}:`, err),
+    );
+  }
+
+  /** Every record saved, read at once (a synchronous read of the map). */
+  load(): SavedRegistry {
+    return { actors: this.records(ACTOR), nodes: this.records(NODE), shapes: this.records(SHAPE) };
+  }
+
+  private records<T>(prefix: string): T[] {
+    const out: T[] = [];
+    for (const { key, value } of this.db.getRange({ start: prefix })) {
+      if (!key.startsWith(prefix)) break;
+      out.push(v8.deserialize(value) as T);
+    }
+    return out;
+  }
+
+  /** Waits for the writes still pending, then closes the file. */
+  async close(): Promise<void> {
+    await this.db.committed;
+    await this.db.close();
+  }
+}
