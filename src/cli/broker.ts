@@ -220,7 +220,7 @@ async function startCluster(t: BrokerTarget, cluster: LocalCluster): Promise<num
   const install = installFor(t, hostPort(t.host, t.port));
   if (foreign.length > 0) {
     const taken = foreign.map((node) => answer(found[members.indexOf(node)], hostPort(t.host, node.ports.amqp))).join("; ");
-    throw new WarrenError(`cannot start a cluster of ${size} nodes on ports ${t.port} to ${t.port + size - 1}: ${taken}, and it is not a node of this cluster. Pick another port with WARREN_BROKER_PORT, or stop what runs there.`);
+    throw new WarrenError(`cannot start a cluster of ${size} nodes on ports ${t.port} to ${t.port + size - 1}: ${taken}, and ${foreign.length > 1 ? "they are not nodes" : "it is not a node"} of this cluster. Pick another port with WARREN_BROKER_PORT, or stop what runs there.`);
   }
   for (const [i, node] of members.entries()) if (found[i] === "amqp") say(`${answer("amqp", hostPort(t.host, node.ports.amqp))} (node ${node.name})`);
   const children = await launch(members.filter((_, i) => found[i] !== "amqp"), install);

@@ -188,6 +188,26 @@ describe("status and start against brokers this file does not run", () => {
     }
   });
 
+  test("start --nodes 3 refuses ports where something else listens, and starts nothing", async () => {
+    const squatter = net.createServer().listen(CLUSTER_PORTS[1], "127.0.0.1");
+    await once(squatter, "listening");
+    try {
+      const r = await broker({ WARREN_BROKER_PORT: String(CLUSTER_PORTS[0]) }, "start", "--nodes", "3");
+      expect(r.output).toContain(`cannot start a cluster of 3 nodes on ports ${CLUSTER_PORTS[0]} to ${CLUSTER_PORTS[2]}: 127.0.0.1:${CLUSTER_PORTS[1]} accepts TCP connections but does not answer AMQP 0-9-1, and it is not a node of this cluster`);
+      expect(r.code).toBe(1);
+      for (const node of CLUSTER_NODES) expect(nodeProcesses(node)).toEqual([]);
+      expect(fs.existsSync(CLUSTER_DIR)).toBe(false);
+    } finally {
+      squatter.close();
+    }
+  });
+
+  test("stop --nodes 3 with no cluster on the ports has nothing to stop", async () => {
+    const r = await broker({ WARREN_BROKER_PORT: String(CLUSTER_PORTS[0]) }, "stop", "--nodes", "3");
+    expect(r.output).toContain(`no project-local cluster runs for ports ${CLUSTER_PORTS[0]} to ${CLUSTER_PORTS[2]} (nodes ${CLUSTER_NODES.join(", ")}); nothing to stop`);
+    expect(r.code).toBe(0);
+  });
+
   test("stop with no project-local broker on the port has nothing to stop", async () => {
     const r = await broker({ WARREN_BROKER_PORT: String(QUIET) }, "stop");
     expect(r.output).toContain(`no project-local broker runs for port ${QUIET} (node warren-${QUIET}@localhost); nothing to stop`);
