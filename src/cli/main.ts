@@ -15,6 +15,7 @@ import { brokerAddress } from "../transport";
 import type { Predicate } from "../api/state";
 import { PACKAGE_ROOT, UsageError, resolveTarget } from "./common";
 import * as broker from "./broker";
+import { MAX_CLUSTER_NODES } from "./rabbitmq-cluster";
 import { start, stop } from "./nodes";
 import { Format, Kind, list, status, summary } from "./query";
 
@@ -36,6 +37,14 @@ function number(value: string): number {
 function count(value: string): number {
   const n = number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`must be an integer >= 0 (got ${value})`);
+  return n;
+}
+
+function clusterSize(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > MAX_CLUSTER_NODES) {
+    throw new InvalidArgumentError(`must be a whole number of RabbitMQ nodes from 1 to ${MAX_CLUSTER_NODES} (got ${JSON.stringify(value)})`);
+  }
   return n;
 }
 
@@ -164,21 +173,28 @@ function program(): Command {
     .command("broker")
     .description("make sure a RabbitMQ broker answers where warren expects one (what `npm run broker` runs)")
     .addHelpText("after", broker.HELP.broker);
+  const clusterNodes = () =>
+    new Option("--nodes <n>", `how many nodes: 1, or a local RabbitMQ cluster of 2 to ${MAX_CLUSTER_NODES} on the target port and the ones after it`)
+      .argParser(clusterSize)
+      .default(1);
   brokerGroup
     .command("start")
     .description("check the target address; start a project-local broker if nothing answers there")
+    .addOption(clusterNodes())
     .addHelpText("after", broker.HELP.start)
-    .action(run(broker.start));
+    .action(run((o: { nodes: number }) => broker.start(o.nodes)));
   brokerGroup
     .command("stop")
     .description("stop the project-local broker `start` started for the target port")
+    .addOption(clusterNodes())
     .addHelpText("after", broker.HELP.stop)
-    .action(run(broker.stop));
+    .action(run((o: { nodes: number }) => broker.stop(o.nodes)));
   brokerGroup
     .command("status")
     .description("say whether the target address answers and whether the project-local broker runs")
+    .addOption(clusterNodes())
     .addHelpText("after", broker.HELP.status)
-    .action(run(broker.status));
+    .action(run((o: { nodes: number }) => broker.status(o.nodes)));
 
   return prog;
 }

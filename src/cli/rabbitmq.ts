@@ -10,6 +10,10 @@
  * broker on 5672 holds). The system's RabbitMQ settings (/etc/rabbitmq/rabbitmq-env.conf, conf.d,
  * advanced.config) are never read.
  *
+ * A member of a local cluster (rabbitmq-cluster.ts) is the same node with its files in its own
+ * folder of the cluster's folder, and HOME set to the cluster's home/, whose .erlang.cookie every
+ * member and every rabbitmqctl call for it shares.
+ *
  * Invariant: a pid is this node's only if that process's environment names the node
  * (RABBITMQ_NODENAME), so that a stale pid file never makes `stop` signal another process (on
  * Linux; without /proc a live pid is trusted, as for warren's own nodes).
@@ -17,6 +21,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ChildProcess, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { WarrenError } from "../errors";
 import type { BrokerTarget } from "./broker-address";
@@ -70,18 +75,32 @@ export function findRabbitmq(): Installation | undefined {
   return { server, ctl: executable(beside) ? beside : firstIn(RABBITMQ_DIRS, "rabbitmqctl") ?? beside };
 }
 
+/** Writes a new random Erlang cookie into `home` unless one is there, readable by its owner only (as Erlang demands). */
+function writeCookie(home: string): void {
+  const cookie = path.join(home, ".erlang.cookie");
+  if (fs.existsSync(cookie)) return;
+  fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+  fs.writeFileSync(`${cookie}.tmp`, randomBytes(15).toString("hex").toUpperCase(), { mode: 0o400 });
+  fs.renameSync(`${cookie}.tmp`, cookie);
+}
+
 export class LocalNode {
   /** The Erlang node name: warren@localhost, or warren-PORT@localhost. */
   readonly name: string;
   readonly ports: { amqp: number; management: number; prometheus: number; distribution: number };
+  /** Where its data, logs, pid file and generated configuration live: STATE_DIR, or its own folder of a cluster's. */
+  readonly dir: string;
+  /** The HOME it and rabbitmqctl run with (the Erlang cookie's folder): the caller's, or the cluster's home/. */
+  readonly home: string | undefined;
   readonly pidFile: string;
-  readonly logDir = path.join(STATE_DIR, "log");
+  readonly logDir: string;
   readonly startupLog: string;
   readonly logFile: string;
   /** rabbitmq.conf itself on 5672, a copy with this node's ports elsewhere. */
   readonly configFile: string;
 
-  constructor(readonly target: BrokerTarget) {
+  /** `clusterDir`: the folder of the local cluster this node is a member of, if any. */
+  constructor(readonly target: BrokerTarget, clusterDir?: string) {
     const port = target.port;
     const standard = port === DEFAULT_PORT;
     this.name = standard ? "warren@localhost" : `warren-${port}@localhost`;
@@ -91,10 +110,13 @@ export class LocalNode {
       prometheus: standard ? 15692 : port + OFFSETS.prometheus,
       distribution: port + OFFSETS.distribution,
     };
-    this.pidFile = path.join(STATE_DIR, `${this.name}.pid`);
+    this.dir = clusterDir === undefined ? STATE_DIR : path.join(clusterDir, this.name);
+    this.home = clusterDir === undefined ? undefined : path.join(clusterDir, "home");
+    this.pidFile = path.join(this.dir, `${this.name}.pid`);
+    this.logDir = path.join(this.dir, "log");
     this.startupLog = path.join(this.logDir, `${this.name}.startup.log`);
     this.logFile = path.join(this.logDir, `${this.name}.log`);
-    this.configFile = standard ? PROJECT_CONF : path.join(STATE_DIR, `rabbitmq-${port}.conf`);
+    this.configFile = standard ? PROJECT_CONF : path.join(this.dir, `rabbitmq-${port}.conf`);
   }
 
   /** The pid of this node's Erlang VM if it runs. */
@@ -118,14 +140,15 @@ export class LocalNode {
   }
 
   /**
-   * Writes the state directory, the empty rabbitmq-env.conf that stands in for the system's, and
-   * on a port other than 5672 this node's copy of rabbitmq.conf. Throws when rabbitmq.conf lost a
-   * line whose port is substituted.
+   * Writes the node's folder, the empty rabbitmq-env.conf that stands in for the system's, a
+   * cluster's Erlang cookie when its home has none yet, and on a port other than 5672 this node's
+   * copy of rabbitmq.conf. Throws when rabbitmq.conf lost a line whose port is substituted.
    */
   prepare(): void {
-    fs.mkdirSync(path.join(STATE_DIR, "mnesia"), { recursive: true });
+    fs.mkdirSync(path.join(this.dir, "mnesia"), { recursive: true });
     fs.mkdirSync(this.logDir, { recursive: true });
-    const envFile = path.join(STATE_DIR, "rabbitmq-env.conf");
+    if (this.home !== undefined) writeCookie(this.home);
+    const envFile = path.join(this.dir, "rabbitmq-env.conf");
     if (!fs.existsSync(envFile)) {
       fs.writeFileSync(envFile, "# Written by `warren broker start`: stands in for /etc/rabbitmq/rabbitmq-env.conf, whose NODENAME\n# and ERL flags must not apply to the project-local broker. Everything is set through RABBITMQ_* variables.\n");
     }
@@ -151,16 +174,17 @@ export class LocalNode {
     const { user, password, vhost } = this.target;
     return {
       ...env,
-      RABBITMQ_CONF_ENV_FILE: path.join(STATE_DIR, "rabbitmq-env.conf"),
+      ...(this.home !== undefined && { HOME: this.home }),
+      RABBITMQ_CONF_ENV_FILE: path.join(this.dir, "rabbitmq-env.conf"),
       RABBITMQ_NODENAME: this.name,
       RABBITMQ_NODE_IP_ADDRESS: "127.0.0.1",
       RABBITMQ_NODE_PORT: String(this.ports.amqp),
       RABBITMQ_DIST_PORT: String(this.ports.distribution),
       RABBITMQ_CONFIG_FILE: this.configFile,
-      RABBITMQ_CONFIG_FILES: path.join(STATE_DIR, "conf.d", "*.conf"),
-      RABBITMQ_ADVANCED_CONFIG_FILE: path.join(STATE_DIR, "advanced.config"),
+      RABBITMQ_CONFIG_FILES: path.join(this.dir, "conf.d", "*.conf"),
+      RABBITMQ_ADVANCED_CONFIG_FILE: path.join(this.dir, "advanced.config"),
       RABBITMQ_ENABLED_PLUGINS_FILE: PLUGINS_FILE,
-      RABBITMQ_MNESIA_BASE: path.join(STATE_DIR, "mnesia"),
+      RABBITMQ_MNESIA_BASE: path.join(this.dir, "mnesia"),
       RABBITMQ_LOG_BASE: this.logDir,
       RABBITMQ_PID_FILE: this.pidFile,
       // epmd, started by the first node when none runs, listens on loopback too.
@@ -179,10 +203,16 @@ export class LocalNode {
   launch(install: Installation): ChildProcess {
     fs.rmSync(this.pidFile, { force: true });
     const log = fs.openSync(this.startupLog, "w");
-    const child = spawn(install.server, [], { cwd: STATE_DIR, env: this.env(), detached: true, stdio: ["ignore", log, log] });
+    const child = spawn(install.server, [], { cwd: this.dir, env: this.env(), detached: true, stdio: ["ignore", log, log] });
     fs.closeSync(log);
     child.unref();
     return child;
+  }
+
+  /** Runs `rabbitmqctl -q -n NODE ...args` for this node; its output comes back, trimmed, whether it failed or not. */
+  ctl(install: Installation, ...args: string[]): { ok: boolean; output: string } {
+    const r = spawnSync(install.ctl, ["-q", "-n", this.name, ...args], { env: this.env(), encoding: "utf8", timeout: 120_000 });
+    return { ok: r.status === 0, output: `${r.stdout ?? ""}${r.stderr ?? ""}`.trim() || (r.error?.message ?? "") };
   }
 
   /** Stops the node with `rabbitmqctl stop`, which waits until it has exited; false if rabbitmqctl failed. */
