@@ -24,6 +24,19 @@ export class BrokerUnavailableError extends WarrenError {
   }
 }
 
+/** The broker went away and stayed away longer than the outage a process survives (TRANSPORT_DEFAULTS.outageMs). */
+export class BrokerLostError extends WarrenError {
+  constructor(readonly address: string, readonly goneMs: number, limitMs: number, cause?: unknown) {
+    super(
+      `the RabbitMQ broker at ${redactAddress(address)} has been gone for ${(goneMs / 1000).toFixed(1)} s, longer than the ` +
+        `${(limitMs / 1000).toFixed(0)} s warren waits for it (WARREN_BROKER_OUTAGE_S)` +
+        (cause instanceof Error ? `; the last attempt said: ${cause.message}` : "") +
+        ". Start the broker again, then call `await warren.shutdown()` and init() again.",
+      { cause },
+    );
+  }
+}
+
 /** The broker answered but refused the address's user and password. */
 export class BrokerAuthError extends WarrenError {
   constructor(readonly address: string, cause?: unknown) {

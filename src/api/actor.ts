@@ -131,7 +131,7 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
   } else {
     registered = rt.rpc.head("actor.register", registration);
   }
-  const declared = declareSharedQueue(rt.ch, rt.topo.mailbox(info.id)).then(() => {
+  const declared = rt.whenUp((ch) => declareSharedQueue(ch, rt.topo.mailbox(info.id))).then(() => {
     rt.mailboxes.set(info.id, DECLARED);
   });
   rt.mailboxes.set(info.id, declared);

@@ -16,6 +16,7 @@ import { ObjectRef } from "../objects/ref";
 import { ObjectStore } from "../objects/store";
 import { OwnerTable } from "../objects/owner";
 import { Kind } from "../wire/kinds";
+import { TRANSPORT_DEFAULTS } from "../transport";
 import { objectId } from "../wire/ids";
 import type { StoredObject } from "../wire/messages";
 import { ActorHandleCore } from "./actor-handle";
@@ -28,6 +29,9 @@ export class Objects {
   /** Objects asked of their owners, one request per object at a time. */
   private readonly requests = new Map<string, Promise<StoredObject>>();
   private readonly replyWaiters = new Map<string, (value: StoredObject) => void>();
+  /** The owner's inbox of each object asked for and not yet answered; those out when the connection went. */
+  private readonly asked = new Map<string, string>();
+  private lostRequests: string[] = [];
   private readonly freer = new FinalizationRegistry<string>((id) => this.freePrivate(id));
   private store?: ObjectStore;
 
@@ -110,6 +114,11 @@ export class Objects {
   /** The broker could not deliver a request of ours: the object's owner has exited. */
   onRequestReturned(msg: amqp.Message): void {
     const { id } = v8.deserialize(msg.content);
+    if (this.rt.link.settling()) {
+      // Back from an outage a moment ago: the owner may not have declared its inbox again yet.
+      setTimeout(() => this.asked.has(id) && this.ask(id), TRANSPORT_DEFAULTS.reconnectMaxMs / 4);
+      return;
+    }
     const err = new ObjectLostError(`the owner of ObjectRef(${id}) has exited, so the object is lost`);
     this.onReply({ id, value: { error: encodeError(err) } });
   }
@@ -128,15 +137,31 @@ export class Objects {
     }
     let p = this.requests.get(id);
     if (!p) {
-      p = new Promise<StoredObject>((res) => this.replyWaiters.set(id, res)).finally(() => this.requests.delete(id));
-      this.requests.set(id, p);
-      this.rt.ch.publish("", this.rt.topo.inbox(ref.ownerId), v8.serialize({ id, replyTo: this.rt.inbox }), {
-        type: Kind.objectRequest,
-        mandatory: true,
+      p = new Promise<StoredObject>((res) => this.replyWaiters.set(id, res)).finally(() => {
+        this.requests.delete(id);
+        this.asked.delete(id);
       });
+      this.requests.set(id, p);
+      this.asked.set(id, this.rt.topo.inbox(ref.ownerId));
+      this.ask(id);
     }
     void p.then(then);
     return undefined;
+  }
+
+  private ask(id: string): void {
+    this.rt.ch.publish("", this.asked.get(id)!, v8.serialize({ id, replyTo: this.rt.inbox }), { type: Kind.objectRequest, mandatory: true });
+  }
+
+  /** The connection went: the requests out now may be lost (those asked from now on wait in its outbox). */
+  connectionLost(): void {
+    this.lostRequests = [...this.asked.keys()];
+  }
+
+  /** The connection is back: asks again what was out when it went. */
+  resendLost(): void {
+    for (const id of this.lostRequests) if (this.asked.has(id)) this.ask(id);
+    this.lostRequests = [];
   }
 
   /** `locate` as a promise. */

@@ -9,12 +9,19 @@
  * The inbox (one long-lived exclusive queue per process) takes results, object requests and
  * replies, replies to requests, this job's worker output, and the broadcasts every process hears
  * (actor and node deaths, state queries); `onInbox` hands each to its part.
+ *
+ * The connection is a BrokerLink (transport/link.ts): when the broker goes away the runtime waits
+ * for it (publishes held in the link's outbox), and when it is back declares its inbox and the
+ * shapes it used again, then sends again every task, request and object request that was out
+ * when the connection went (results of tasks that finish meanwhile may have gone with it;
+ * duplicates are dropped by task id). Listeners (an actor host, a lease) hear it through `onLink`.
  */
 import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { ActorDiedError, TaskCancelledError, WarrenError } from "../errors";
 import { EncodedError, encodeError } from "../serialization";
-import { Topology, connectBroker, consumeQueue, resubscribe, watchChannel } from "../transport";
+import { TRANSPORT_DEFAULTS, Topology, consumeQueue, resubscribe } from "../transport";
+import { BrokerLink } from "../transport/link";
 import { RpcClient } from "../transport/rpc";
 import type { ObjectRef } from "../objects/ref";
 import { Kind, RpcReply } from "../wire/kinds";
@@ -58,14 +65,17 @@ export class Runtime {
   /** Set by an actor's worker: what exitActor() does. */
   onExitActor?: () => void;
 
-  private constructor(
-    readonly config: RuntimeConfig,
-    readonly conn: amqp.ChannelModel,
-    readonly ch: amqp.Channel,
-  ) {
+  /** The broker connection, kept across outages. */
+  link!: BrokerLink;
+  /** This process's channel; the link's outbox while the connection is down. */
+  ch!: amqp.Channel;
+  /** What else holds channels in this process (an actor host, the lease channel), told of the link's changes. */
+  private readonly listeners: LinkListener[] = [];
+
+  private constructor(readonly config: RuntimeConfig) {
     this.topo = new Topology(config.cluster);
     this.inbox = this.topo.inbox(config.ownerId);
-    this.rpc = new RpcClient(ch, this.topo, this.inbox);
+    this.rpc = new RpcClient(() => this.ch, this.topo, this.inbox, () => this.link.settling());
     this.rpcSync = new SyncRpc(config.address, config.cluster, () => this.ensureOpen());
     this.tasks = new TaskManager(this);
     this.objects = new Objects(this);
@@ -74,15 +84,65 @@ export class Runtime {
   }
 
   static async start(config: RuntimeConfig): Promise<Runtime> {
-    const conn = await connectBroker(config.address, `warren ${config.role} ${config.ownerId}`);
-    const ch = await conn.createChannel();
-    const rt = new Runtime(config, conn, ch);
-    watchChannel(ch, (reason) => rt.channelLost(reason));
-    ch.on("return", (msg: amqp.Message) => rt.onReturned(msg));
-    await rt.topo.declare(ch);
-    await rt.subscribeInbox();
+    const rt = new Runtime(config);
+    rt.link = await BrokerLink.open(config.address, `warren ${config.role} ${config.ownerId}`, {
+      restore: (link, again) => rt.restore(link, again),
+      down: () => rt.down(),
+      lost: (err) => rt.channelLost(err),
+    });
     setRuntime(rt);
     return rt;
+  }
+
+  get conn(): amqp.ChannelModel {
+    return this.link.conn;
+  }
+
+  /** Hears of the connection's changes from now on (see LinkListener). */
+  onLink(l: LinkListener): void {
+    this.listeners.push(l);
+  }
+
+  /** Runs a channel operation on this process's channel, waiting out an outage (it runs once the broker is back). */
+  async whenUp<T>(op: (ch: amqp.Channel) => Promise<T>): Promise<T> {
+    for (;;) {
+      await this.link.whenUp();
+      try {
+        return await op(this.ch);
+      } catch (err) {
+        if (this.link.up) throw err;
+      }
+    }
+  }
+
+  /** What was out when the connection went, sent again once it is back. */
+  private lostWithConnection?: { tasks: string[] };
+
+  private down(): void {
+    this.ch = this.link.outbox.channel;
+    this.lostWithConnection = { tasks: this.tasks.sentUnfinished() };
+    this.rpc.connectionLost();
+    this.objects.connectionLost();
+    for (const l of this.listeners) l.down();
+  }
+
+  /** On every connection: the channel, the exchanges, the inbox, the shapes; then what was lost, sent again. */
+  private async restore(link: BrokerLink, again: boolean): Promise<amqp.Channel> {
+    const conn = link.conn;
+    const ch = await conn.createChannel();
+    link.watch(ch, (reason) => this.channelLost(new Error(`a broker channel closed (${reason.message})`)));
+    ch.on("return", (msg: amqp.Message) => this.onReturned(msg));
+    await this.topo.declare(ch);
+    this.ch = ch;
+    await this.subscribeInbox();
+    if (!again) return ch;
+    await this.submitter.redeclareShapes();
+    for (const l of this.listeners) await l.restore(conn);
+    this.tasks.resend(this.lostWithConnection?.tasks ?? []);
+    this.lostWithConnection = undefined;
+    this.rpc.resendLost();
+    this.objects.resendLost();
+    return ch;
   }
 
   /** Declares this process's inbox, binds what it hears, and consumes it (again, if the broker cancelled its consumer). */
@@ -167,6 +227,8 @@ export class Runtime {
     if (this.rpc.returned(msg)) return;
     const mailbox = this.topo.mailbox("");
     if (msg.fields.routingKey.startsWith(mailbox)) {
+      // Back from an outage a moment ago: the actor may not have declared its mailbox again yet.
+      if (this.link.settling()) return void setTimeout(() => this.tasks.resend([msg.properties.messageId]), TRANSPORT_DEFAULTS.reconnectMaxMs / 4);
       void this.failDeadActorCall(msg.fields.routingKey.slice(mailbox.length), msg.properties.messageId, msg.properties.type);
     }
   }
@@ -194,16 +256,19 @@ export class Runtime {
   }
 
   /**
-   * One of this process's broker channels closed under it. A worker exits (its node retries what
-   * it ran, as for any worker that died); a driver fails what waits instead of waiting forever.
+   * One of this process's broker channels closed under it while its connection stayed (a 406
+   * from a stray ack), or the broker stayed away past the outage limit. A worker exits (its node
+   * retries what it ran, as for any worker that died); a driver fails what waits instead of
+   * waiting forever.
    */
   channelLost(reason: Error): void {
     if (this.closed) return;
     if (this.config.role === "worker") {
-      console.error(`warren worker ${process.pid}: a broker channel closed (${reason.message}); exiting`);
+      console.error(`warren worker ${process.pid}: ${reason.message}; exiting`);
       process.exit(1);
     }
-    this.clusterLost(new WarrenError(`warren lost its broker channel (${reason.message}); call \`await warren.shutdown()\` and init() again`, { cause: reason }));
+    const error = reason instanceof WarrenError ? reason : new WarrenError(`warren lost its broker channel (${reason.message}); call \`await warren.shutdown()\` and init() again`, { cause: reason });
+    this.clusterLost(error);
   }
 
   /** The node running this driver's tasks is gone for good: fail everything waiting on it, now and later. */
@@ -221,8 +286,16 @@ export class Runtime {
     await this.objects.close();
     // Closing the channel first waits for the broker to process what was sent on it (close-ok).
     await this.ch.close().catch(() => undefined);
-    await this.conn.close().catch(() => undefined);
+    await this.link.close();
   }
+}
+
+/** Something in the process that holds channels of its own, told when the connection goes and comes back. */
+export interface LinkListener {
+  /** The connection is gone: its channels with it. */
+  down(): void;
+  /** A new connection, restored for the runtime: make channels anew and consume again. */
+  restore(conn: amqp.ChannelModel): Promise<void>;
 }
 
 function printLog(e: LogEntry): void {

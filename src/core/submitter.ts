@@ -105,18 +105,24 @@ export class Submitter {
     ch.publish(m.exchange, m.key, m.body, { ...props, headers: { ...m.headers, attempt: m.attempt } });
   }
 
-  /** Declares a shape's queue once per process and tells the nodes it exists. */
+  /** Declares a shape's queue once per process (once the broker is there) and tells the nodes it exists. */
   ensureShape(shape: string): Promise<void> {
     let p = this.shapes.get(shape);
     if (!p) {
-      const { ch, topo } = this.rt;
-      p = (async () => {
+      const { topo } = this.rt;
+      p = this.rt.whenUp(async (ch) => {
         await topo.declareShape(ch, shape);
         ch.publish(topo.control, "all.shape", Buffer.from(shape), { type: Kind.shape });
         this.shapes.set(shape, DECLARED);
-      })();
+      });
       this.shapes.set(shape, p);
     }
     return p;
+  }
+
+  /** After a broker restart: the shapes' queues and bindings again (a restarted broker may have lost the exchange), before tasks are sent again. */
+  async redeclareShapes(): Promise<void> {
+    const { ch, topo } = this.rt;
+    for (const [shape, p] of this.shapes) if (p === DECLARED) await topo.declareShape(ch, shape);
   }
 }

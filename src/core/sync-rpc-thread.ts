@@ -18,8 +18,10 @@ let conn: amqp.ChannelModel | undefined;
 function open(address: string, cluster: string): Promise<RpcClient> {
   return (client ??= (async () => {
     conn = await connectBroker(address, "warren sync-rpc");
+    // A broker restart ends this connection: the next request connects again.
+    conn.on("close", () => (client = conn = undefined));
     const ch = await conn.createChannel();
-    const rpc = new RpcClient(ch, new Topology(cluster), REPLY_TO);
+    const rpc = new RpcClient(() => ch, new Topology(cluster), REPLY_TO);
     ch.on("return", (m: amqp.Message) => rpc.returned(m));
     await ch.consume(REPLY_TO, (m) => m && rpc.settle(m), { noAck: true });
     return rpc;

@@ -140,6 +140,25 @@ export class TaskManager {
     this.onResult({ task: taskId, error });
   }
 
+  /** The ids of the unfinished tasks whose message was published: what a lost connection may have lost. */
+  sentUnfinished(): string[] {
+    const ids: string[] = [];
+    for (const [id, rec] of this.tasks) if (rec.sent) ids.push(id);
+    return ids;
+  }
+
+  /**
+   * Publishes again, as the same attempt, the tasks of `ids` still unfinished (the connection
+   * they went out on was lost). One that was running then runs again; its first result, if it
+   * comes, is dropped as a duplicate. An actor drops a call it already ran and answers again.
+   */
+  resend(ids: string[]): void {
+    for (const id of ids) {
+      const rec = this.tasks.get(id);
+      if (rec?.sent) this.rt.submitter.send(id, rec.sent);
+    }
+  }
+
   /** Fails every task not yet ended. */
   failAll(error: EncodedError): void {
     for (const taskId of this.unfinished()) this.fail(taskId, error);

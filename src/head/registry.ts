@@ -169,6 +169,8 @@ export class HeadRegistry {
   }
 
   register(p: RegisterActor): Registered {
+    // The same request again (its asker's connection was lost before the answer came).
+    if (this.actors.has(p.handle.id)) return { created: true, handle: this.actors.get(p.handle.id)!.handle };
     if (p.name !== undefined) {
       const key = `${p.namespace}/${p.name}`;
       const existing = this.named.get(key);

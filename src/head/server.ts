@@ -6,6 +6,7 @@
  * broker, and once dead its lost tasks go back to their owners and its actors are restarted or
  * buried; actors whose owner has exited are killed (Ray's rule for non-detached actors).
  */
+import * as path from "node:path";
 import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { NodeDiedError, WarrenError } from "../errors";
@@ -17,6 +18,7 @@ import { Kind, RpcReply } from "../wire/kinds";
 import { ownerOf } from "../wire/ids";
 import type { Handlers, HeadRequest, HeadRequests, ShapeDemand } from "../wire/head";
 import { HeadRegistry } from "./registry";
+import { RegistryStore } from "./store";
 
 /** The head's timings; each is the one place its value is set. */
 export const HEAD_DEFAULTS = {
@@ -26,14 +28,24 @@ export const HEAD_DEFAULTS = {
   silenceMs: 2000,
   /** A node that answers the broker but has not reported for this long is hung: dead. */
   hungMs: 15_000,
+  /**
+   * After the head's connection comes back, how long it waits before asking the broker about nodes
+   * and owners: their exclusive queues are gone with the old connections until each reconnects.
+   */
+  reconnectGraceMs: 10_000,
 };
 
 export interface HeadContext {
-  conn: amqp.ChannelModel;
-  ch: amqp.Channel;
+  /** The head node's connection and channel as they are now (they change when a lost connection comes back). */
+  readonly conn: amqp.ChannelModel;
+  readonly ch: amqp.Channel;
+  /** Whether the connection is up. */
+  up(): boolean;
   topo: Topology;
   /** The node this head runs in (it never checks on itself). */
   nodeId: string;
+  /** Where the registry is kept (head.lmdb), so that a head started again on it knows the cluster. */
+  sessionDir: string;
   /** Buries an actor: records its death, answers the calls left in its mailbox, tells everyone. */
   actorDead(actorId: string, error: Error): Promise<void>;
   /** The head can no longer take requests (its node then exits). */
@@ -41,7 +53,10 @@ export interface HeadContext {
 }
 
 export class HeadServer {
-  readonly registry = new HeadRegistry();
+  readonly registry: HeadRegistry;
+  private readonly store: RegistryStore;
+  /** Until when the checks of nodes and owners wait, after the connection came back. */
+  private graceUntil = 0;
   private readonly handlers: Handlers<HeadRequests>;
   /** Owners found gone, whose non-detached actors were killed. */
   private readonly goneOwners = new Set<string>();
@@ -49,16 +64,25 @@ export class HeadServer {
   private stopped = false;
 
   constructor(private readonly ctx: HeadContext) {
+    this.store = RegistryStore.open(path.join(ctx.sessionDir, "head.lmdb"));
+    this.registry = new HeadRegistry(this.store);
+    // Started on a registry it kept: the nodes it lists get the grace a reconnection gets.
+    if (this.registry.listNodes().length > 0) this.graceUntil = Date.now() + HEAD_DEFAULTS.reconnectGraceMs;
     this.handlers = { ...this.registry.handlers, "shape.demand": () => this.demand() };
   }
 
-  async start(): Promise<void> {
-    await this.subscribe();
+  /** Starts watching the nodes and owners (once the head's queue is consumed). */
+  startChecks(): void {
     this.timer = setInterval(() => void this.checkNodes(), HEAD_DEFAULTS.checkMs);
   }
 
-  /** Declares the head queue and consumes it (again, if the broker cancelled its consumer). */
-  private async subscribe(): Promise<void> {
+  /**
+   * Declares the head queue and consumes it, on each connection (`reconnected` after an outage: every
+   * node and owner then gets a grace to reconnect before the head asks the broker about them),
+   * and again if the broker cancelled its consumer.
+   */
+  async subscribe(reconnected = false): Promise<void> {
+    if (reconnected) this.graceUntil = Date.now() + HEAD_DEFAULTS.reconnectGraceMs;
     const { ch, topo } = this.ctx;
     await ch.assertQueue(topo.head, { exclusive: true, autoDelete: true });
     const again = () => this.stopped || resubscribe(`the head queue ${topo.head}`, () => this.subscribe(), this.ctx.lost);
@@ -70,9 +94,14 @@ export class HeadServer {
     clearInterval(this.timer);
   }
 
+  /** Writes what the registry has not written yet, and closes its store. */
+  close(): Promise<void> {
+    return this.store.close();
+  }
+
   /** A shape announced on the control exchange (every process announces what it declares). */
   shapeAnnounced(shape: string): void {
-    if (!this.registry.shapes.has(shape)) this.registry.shapes.set(shape, Date.now());
+    this.registry.announceShape(shape);
   }
 
   private onRequest(m: amqp.ConsumeMessage): void {
@@ -108,6 +137,7 @@ export class HeadServer {
   private async checkNodes(): Promise<void> {
     const { conn, ch, topo } = this.ctx;
     const now = Date.now();
+    if (!this.ctx.up() || now < this.graceUntil) return;
     for (const n of this.registry.aliveNodes()) {
       if (n.info.nodeId === this.ctx.nodeId || now - n.lastSeen < HEAD_DEFAULTS.silenceMs) continue;
       const gone = await queueAbsent(conn, topo.nodeQueue(n.info.nodeId));

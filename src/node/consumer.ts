@@ -7,13 +7,40 @@
 import type * as amqp from "amqplib";
 import type { Demand } from "../scheduling/shape";
 import { consumeQueue, resubscribe } from "../transport";
+import { isOutbox } from "../transport/link";
 
+/**
+ * The queue of consumer operations on the node's task channel. The daemon sets `ch` on each
+ * connection; while the connection is down it is the link's outbox, whose operations fail, and
+ * an operation that fails then is dropped: the consumers are restored with the next connection.
+ */
 export class ChannelOps {
   private last: Promise<unknown> = Promise.resolve();
-  constructor(readonly ch: amqp.Channel) {}
+  private current!: amqp.Channel;
+  /** Whether `current` is open: operations that fail on a channel closing with its connection are dropped. */
+  private open = false;
 
-  run<T>(op: () => Promise<T>): Promise<T> {
-    const next = this.last.then(op, op);
+  /** The channel, if known now (the daemon sets it with each connection). */
+  constructor(ch?: amqp.Channel) {
+    if (ch) this.ch = ch;
+  }
+
+  get ch(): amqp.Channel {
+    return this.current;
+  }
+
+  set ch(c: amqp.Channel) {
+    this.current = c;
+    this.open = !isOutbox(c);
+    c.on("close", () => { if (this.current === c) this.open = false; });
+  }
+
+  run(op: () => Promise<void>): Promise<void> {
+    const ch = this.current;
+    const guarded = () => op().catch((err) => {
+      if (this.current === ch && this.open) throw err;
+    });
+    const next = this.last.then(guarded, guarded);
     this.last = next.catch(() => undefined);
     return next;
   }
@@ -83,6 +110,17 @@ export class ShapeConsumer {
       await this.recovery.declare();
       await this.consume(this.prefetch);
     }, this.recovery.lost);
+  }
+
+  /** The connection went: the consumer went with it (what it delivered is dropped by the scheduler). */
+  connectionLost(): void {
+    this.current = undefined;
+  }
+
+  /** A new connection: the queue declared and bound again (a restarted broker may have lost the binding), consumed again if wanted. */
+  async restore(): Promise<void> {
+    await this.ops.run(() => this.recovery.declare());
+    if (this.wanted) await this.consume(this.prefetch);
   }
 
   pause(): Promise<void> {

@@ -24,7 +24,8 @@ import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import * as os from "node:os";
 import { WarrenError } from "../errors";
-import { Topology, connectBroker, consumeQueue, resubscribe, watchChannel } from "../transport";
+import { Topology, consumeQueue, resubscribe } from "../transport";
+import { BrokerLink } from "../transport/link";
 import { Kind, RpcReply } from "../wire/kinds";
 import { ownerOf } from "../wire/ids";
 import { ObjectStore } from "../objects/store";
@@ -75,8 +76,16 @@ export class NodeDaemon {
   private metrics?: MetricsServer;
   /** The cluster's head, when this node is the head node. */
   private head?: HeadServer;
-  private conn!: amqp.ChannelModel;
+  private link!: BrokerLink;
+  /** The node's channel for control, requests and replies; the link's outbox while the connection is down. */
   private ch!: amqp.Channel;
+  private ops!: ChannelOps;
+  /**
+   * The tasks this node held when its connection went (id: whether it was running), for the
+   * deliveries of them that come again: one still running here is dropped, the others are new
+   * deliveries, not a crash's (see screen()). Cleared once the outage is well over.
+   */
+  private heldAtLoss = new Map<string, boolean>();
   private store!: ObjectStore;
   private stopping?: Promise<void>;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -101,31 +110,106 @@ export class NodeDaemon {
   async start(): Promise<void> {
     fs.mkdirSync(path.join(this.config.sessionDir, "logs"), { recursive: true });
     this.store = ObjectStore.open(this.storePath);
-    this.conn = await connectBroker(this.config.address, `warren node ${this.config.nodeId}`);
-    this.conn.on("close", () => void this.stop());
-    this.ch = await this.conn.createChannel();
-    const taskCh = await this.conn.createChannel();
-    for (const c of [this.ch, taskCh]) watchChannel(c, (reason) => this.exitLost(new Error(`a broker channel closed (${reason.message})`)));
-    const q = this.topo.nodeQueue(this.config.nodeId);
-    this.rpc = new RpcClient(this.ch, this.topo, q);
-    this.compose(taskCh);
-    await this.topo.declare(this.ch);
+    this.rpc = new RpcClient(() => this.ch, this.topo, this.topo.nodeQueue(this.config.nodeId), () => this.link.settling());
+    this.compose();
     if (this.config.isHead) {
-      this.head = new HeadServer({ conn: this.conn, ch: this.ch, topo: this.topo, nodeId: this.config.nodeId, actorDead: (id, err) => this.actors.dead(id, err), lost: (reason) => this.exitLost(reason) });
-      await this.head.start();
+      const node = this; // the context reads the node's channels as they change
+      this.head = new HeadServer({
+        get conn() { return node.link.conn; },
+        get ch() { return node.ch; },
+        up: () => this.link.up,
+        topo: this.topo,
+        nodeId: this.config.nodeId,
+        sessionDir: this.config.sessionDir,
+        actorDead: (id, err) => this.actors.dead(id, err),
+        lost: (reason) => this.exitLost(reason),
+      });
     }
-    await this.subscribeControl();
+    this.link = await BrokerLink.open(this.config.address, `warren node ${this.config.nodeId}`, {
+      restore: (link, again) => this.restore(link, again),
+      down: () => this.down(),
+      lost: (err) => this.exitLost(err),
+    });
+    this.head?.startChecks();
     this.metrics = await serveMetrics({
       nodeId: this.config.nodeId,
       resources: () => ({ total: this.config.resources, available: this.free.toResources() }),
       workers: () => this.pool.all.size,
       tasksRunning: () => this.pool.busy,
     });
-    const { shapes } = await this.rpc.head("node.register", this.info());
-    for (const shape of shapes) await this.scheduler.consumeShape(shape);
+    await this.register();
     this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatMs));
     // Ray prestarts a worker per CPU so the first tasks do not wait for a process to boot.
     for (let i = 0; i < Math.floor(this.config.resources.CPU ?? 0); i++) this.pool.spawn();
+  }
+
+  /**
+   * On every connection: the node's two channels, the exchanges, the head's queue if this is the
+   * head node, the control queue; after an outage also the shape consumers, the requests that
+   * were out, and the node's registration (the head may have restarted meanwhile).
+   */
+  private async restore(link: BrokerLink, again: boolean): Promise<amqp.Channel> {
+    const ch = await link.conn.createChannel();
+    const taskCh = await link.conn.createChannel();
+    for (const c of [ch, taskCh]) link.watch(c, (reason) => this.exitLost(new Error(`a broker channel closed (${reason.message})`)));
+    ch.on("return", (m: amqp.Message) => this.rpc.returned(m));
+    await this.topo.declare(ch);
+    this.ch = ch;
+    this.tasks.ch = this.ops.ch = taskCh;
+    await this.head?.subscribe(again);
+    await this.subscribeControl();
+    if (!again) return ch;
+    this.rpc.resendLost();
+    await this.scheduler.restore();
+    void this.register(true);
+    // Deliveries of what this node held come again only while the broker still had them.
+    setTimeout(() => this.heldAtLoss.clear(), 2 * this.options.heartbeatMs + 60_000).unref();
+    return ch;
+  }
+
+  /** The connection is gone: every delivery this node holds went with it (the broker requeues or lost them; owners send them again). */
+  private down(): void {
+    this.ch = this.tasks.ch = this.ops.ch = this.link.outbox.channel;
+    this.heldAtLoss = new Map();
+    for (const m of this.scheduler.connectionLost()) this.heldAtLoss.set(m.properties.messageId, false);
+    for (const t of this.pool.tasks()) {
+      this.heldAtLoss.set(t.msg.properties.messageId, true);
+      t.acked = true; // its delivery tag died with its channel: never ack it on the next one
+    }
+    this.rpc.connectionLost();
+  }
+
+  /**
+   * Every delivery passes here first. After an outage, a task still running here since before it
+   * is dropped (its result comes from the run under way), and one this node held then is a new
+   * delivery, not one the broker gave back because its consumer died.
+   */
+  private screen(m: amqp.ConsumeMessage): boolean {
+    if (this.heldAtLoss.size === 0) return false;
+    const id = m.properties.messageId;
+    const wasRunning = this.heldAtLoss.get(id);
+    if (wasRunning === undefined) return false;
+    if (wasRunning && this.pool.tasks().some((t) => t.msg.properties.messageId === id)) {
+      this.tasks.ack(m);
+      return true;
+    }
+    m.fields.redelivered = false;
+    return false;
+  }
+
+  /** Registers with the head; after an outage (`retry`: the head may be restarting too) tries until it answers. */
+  private async register(retry = false): Promise<void> {
+    for (;;) {
+      try {
+        const { shapes } = await this.rpc.head("node.register", this.info());
+        for (const shape of shapes) await this.scheduler.consumeShape(shape);
+        return;
+      } catch (err) {
+        if (!retry) throw err;
+        if (this.stopping) return;
+        await new Promise((r) => setTimeout(r, this.options.heartbeatMs));
+      }
+    }
   }
 
   /** Declares this node's control queue, binds it, and consumes it (again, if the broker cancelled its consumer). */
@@ -145,10 +229,10 @@ export class NodeDaemon {
     process.exit(1);
   }
 
-  /** The parts that need the broker: the task channel, the scheduler, the actors. */
-  private compose(taskCh: amqp.Channel): void {
-    const ops = new ChannelOps(taskCh);
-    this.tasks = new TaskChannel(taskCh);
+  /** The parts that need the broker: the task channel, the scheduler, the actors (their channels come with each connection). */
+  private compose(): void {
+    const ops = (this.ops = new ChannelOps());
+    this.tasks = new TaskChannel();
     this.scheduler = new Scheduler({
       options: this.options,
       total: this.config.resources,
@@ -156,18 +240,19 @@ export class NodeDaemon {
       gpus: this.gpus,
       workers: this.pool,
       channel: this.tasks,
-      feed: (shape, units, onMessage) => new ShapeConsumer(ops, this.topo.shapeQueue(shape), units, onMessage, {
-        declare: () => this.topo.declareShape(taskCh, shape),
+      feed: (shape, units, onMessage) => new ShapeConsumer(ops, this.topo.shapeQueue(shape), units, (m) => this.screen(m) || onMessage(m), {
+        declare: () => this.topo.declareShape(ops.ch, shape),
         lost: (reason) => this.exitLost(reason),
       }),
       onRedelivered: (m) => this.onRedelivered(m),
       actorDead: (id, err) => void this.actors.dead(id, err),
     });
+    const node = this; // the actors read the node's channels as they change
     this.actors = new Actors({
       options: this.options,
       nodeId: this.config.nodeId,
-      conn: this.conn,
-      ch: this.ch,
+      get conn() { return node.link.conn; },
+      get ch() { return node.ch; },
       topo: this.topo,
       rpc: this.rpc,
       tasks: this.tasks,
@@ -196,6 +281,7 @@ export class NodeDaemon {
    * head has heard of them, so a broker's consumer_timeout never applies to them.
    */
   private async heartbeat(): Promise<void> {
+    if (!this.link.up) return;
     const now = Date.now();
     const long = this.pool.tasks().filter((t) => !t.acked && now - t.started > LONG_TASK_MS);
     const reply = this.rpc.head("node.heartbeat", {
@@ -380,7 +466,8 @@ export class NodeDaemon {
       this.scheduler?.stop();
       await this.pool.stop();
       if (this.config.private) await this.head?.removeCluster();
-      await this.conn.close().catch(() => undefined);
+      await this.head?.close();
+      await this.link?.close();
       await this.store.close();
       await this.metrics?.close();
       if (this.config.private) fs.rmSync(this.config.sessionDir, { recursive: true, force: true });

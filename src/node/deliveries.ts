@@ -29,9 +29,13 @@ export interface Running extends Delivery {
   acked: boolean;
 }
 
-/** The channel a node consumes shape queues on, and every way it settles their deliveries. */
+/**
+ * The channel a node consumes shape queues on, and every way it settles their deliveries. The
+ * daemon sets `ch` on each connection (the link's outbox while it is down, and marks the tasks
+ * then running acked: their tags died with the channel).
+ */
 export class TaskChannel {
-  constructor(readonly ch: amqp.Channel) {}
+  ch!: amqp.Channel;
 
   ack(m: amqp.Message): void {
     this.ch.ack(m);

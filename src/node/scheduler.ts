@@ -43,7 +43,7 @@ export interface WorkerSlots {
 }
 
 /** A shape's consumer, as ShapeConsumer (consumer.ts) is. */
-export type ShapeFeed = Pick<ShapeConsumer, "active" | "units" | "room" | "consume" | "pause">;
+export type ShapeFeed = Pick<ShapeConsumer, "active" | "units" | "room" | "consume" | "pause" | "connectionLost" | "restore">;
 
 export interface SchedulerDeps {
   options: Pick<NodeOptions, "spillMs" | "leases" | "maxWindow" | "maxSlots" | "cancelledMemory">;
@@ -92,6 +92,20 @@ export class Scheduler {
     this.shapes.set(shape, consumer);
     const { leases, maxWindow } = this.deps.options;
     await consumer.consume(leases ? Math.max(1, this.deps.free.count(units, maxWindow)) : this.prefetch(units));
+  }
+
+  /**
+   * The connection went, and the deliveries waiting here with it (the broker requeues them, or
+   * lost them with a restart and their owners send them again): returns them, dropped.
+   */
+  connectionLost(): amqp.ConsumeMessage[] {
+    for (const consumer of this.shapes.values()) consumer?.connectionLost();
+    return this.pending.splice(0).map((d) => d.msg);
+  }
+
+  /** A new connection: every shape consumer declares its queue and consumes again. */
+  async restore(): Promise<void> {
+    for (const consumer of this.shapes.values()) await consumer?.restore();
   }
 
   /** A task cancelled: its delivery, waiting or still to come, is dropped. Call schedule() after. */

@@ -30,6 +30,31 @@ export const TRANSPORT_DEFAULTS = {
    * @default 300
    */
   gatherMs: 300,
+  /**
+   * The longest broker outage every process survives, reconnecting (link.ts); past it, the
+   * process fails with BrokerLostError. WARREN_BROKER_OUTAGE_S overrides it for a whole cluster.
+   * @default 60000
+   */
+  outageMs: 60_000,
+  /**
+   * The first wait before reconnecting, doubled on each failed attempt up to `reconnectMaxMs`.
+   * @default 100
+   */
+  reconnectFirstMs: 100,
+  /** @default 2000 */
+  reconnectMaxMs: 2000,
+  /**
+   * How long after a reconnection a request whose target has no queue yet is sent again rather
+   * than failed: every process of the cluster reconnects on its own backoff.
+   * @default 15000
+   */
+  settleMs: 15_000,
+  /**
+   * What a process holds to publish while its connection is down (results, replies), at most;
+   * past it the oldest go, and their tasks run again when their owners send them again.
+   * @default 67108864 (64 MiB)
+   */
+  outboxBytes: 64 * 1024 * 1024,
 } as const;
 
 /**

@@ -20,6 +20,13 @@ interface Pending {
   /** Who was asked, for errors. */
   to: string;
   nodeId?: string;
+  /** The request, to send again if the connection it went out on was lost. */
+  exchange: string;
+  key: string;
+  kind: string;
+  body: Buffer;
+  /** Out when the connection was lost (connectionLost). */
+  lost?: boolean;
 }
 
 export class RpcClient {
@@ -27,7 +34,22 @@ export class RpcClient {
   private readonly gathering = new Map<string, (r: RpcReply) => void>();
   private seq = 0;
 
-  constructor(private readonly ch: amqp.Channel, private readonly topo: Topology, private readonly replyTo: string) {}
+  /**
+   * `channel()` is the caller's channel now (it changes when a lost connection comes back).
+   * While `settling()` says so (the caller's connection came back a moment ago, and the head or
+   * node asked may not have yet), a request the broker returns is sent again a little later
+   * instead of failed.
+   */
+  constructor(
+    private readonly channel: () => amqp.Channel,
+    private readonly topo: Topology,
+    private readonly replyTo: string,
+    private readonly settling: () => boolean = () => false,
+  ) {}
+
+  private get ch(): amqp.Channel {
+    return this.channel();
+  }
 
   /** A request to the cluster's head. */
   head<K extends HeadRequest>(kind: K, payload: PayloadOf<HeadRequests, K>): Promise<ReplyOf<HeadRequests, K>> {
@@ -57,10 +79,29 @@ export class RpcClient {
 
   private request(exchange: string, key: string, kind: string, payload: unknown, to: string, nodeId?: string): Promise<unknown> {
     const correlationId = String(++this.seq);
+    const body = v8.serialize(payload);
     return new Promise((resolve, reject) => {
-      this.pending.set(correlationId, { resolve, reject, to, nodeId });
-      this.ch.publish(exchange, key, v8.serialize(payload), { type: kind, replyTo: this.replyTo, correlationId, mandatory: true });
+      this.pending.set(correlationId, { resolve, reject, to, nodeId, exchange, key, kind, body });
+      this.publish(correlationId, this.pending.get(correlationId)!);
     });
+  }
+
+  private publish(correlationId: string, p: Pending): void {
+    this.ch.publish(p.exchange, p.key, p.body, { type: p.kind, replyTo: this.replyTo, correlationId, mandatory: true });
+  }
+
+  /** The connection went: the requests out now may never be answered (those made from now on wait in its outbox). */
+  connectionLost(): void {
+    for (const p of this.pending.values()) p.lost = true;
+  }
+
+  /** The connection is back: sends again the requests that were out when it went (a second answer is ignored). */
+  resendLost(): void {
+    for (const [id, p] of this.pending) {
+      if (!p.lost) continue;
+      p.lost = false;
+      this.publish(id, p);
+    }
   }
 
   /** A Kind.reply arrived: settle the request (or feed the gathering) it answers. */
@@ -78,9 +119,14 @@ export class RpcClient {
 
   /** The broker returned an unroutable message: if it was a request of ours, its target is gone. */
   returned(msg: amqp.Message): boolean {
-    const p = this.pending.get(msg.properties.correlationId);
+    const id = msg.properties.correlationId;
+    const p = this.pending.get(id);
     if (!p) return false;
-    this.pending.delete(msg.properties.correlationId);
+    if (this.settling()) {
+      setTimeout(() => this.pending.get(id) === p && this.publish(id, p), TRANSPORT_DEFAULTS.reconnectMaxMs / 4);
+      return true;
+    }
+    this.pending.delete(id);
     p.reject(new NodeDiedError(`${p.to} is unreachable: it has stopped or died`));
     return true;
   }

@@ -4,23 +4,36 @@
  * methods in a concurrency group count against that group's limit instead.
  * A call delivered again after a crash was in flight on the dead incarnation: it runs again only
  * if maxTaskRetries allows, otherwise its caller gets ActorDiedError.
+ *
+ * Calls run exactly once across broker outages: the actor process lives through them, its
+ * callers send again the calls they have no answer for, and the host drops a call it has queued
+ * or running and answers again one it has run (the latest actorResultsKept per caller).
  */
 import type * as amqp from "amqplib";
 import { ActorDiedError, WarrenError } from "../errors";
 import { encodeError } from "../serialization";
-import { consumeQueue, declareSharedQueue, resubscribe, watchChannel } from "../transport";
+import { BoundedMap } from "../bounded";
+import { consumeQueue, declareSharedQueue, resubscribe } from "../transport";
 import type { Runtime } from "../core/runtime";
+import { ownerOf } from "../wire/ids";
 import type { TaskContext } from "../core/context";
 import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messages";
 import type { WorkerToNode } from "../wire/ipc";
 import { MaybePromise, andThen, execute, publishResult, showTitle } from "./execute";
 import { WORKER_DEFAULTS } from "./defaults";
 
-const { actorAckDelayMs } = WORKER_DEFAULTS;
+const { actorAckDelayMs, actorResultsKept } = WORKER_DEFAULTS;
 
 export class ActorHost {
-  /** Calls delivered and not yet started, read on arrival (the method decides the concurrency group). */
-  private readonly queue: { msg: amqp.ConsumeMessage; spec: TaskSpec }[] = [];
+  /** Calls delivered and not yet started, read on arrival (the method decides the concurrency group), with the channel's epoch. */
+  private readonly queue: { msg: amqp.ConsumeMessage; spec: TaskSpec; epoch: number }[] = [];
+  /** Calls queued or running (by task id), and per caller the results of the latest run. */
+  private readonly inProgress = new Set<string>();
+  private readonly answered = new BoundedMap<string, BoundedMap<string, ResultMessage>>(actorResultsKept);
+  /** Counts the mailbox channels: a call's ack belongs to the channel it came on, gone with a lost connection. */
+  private epoch = 0;
+  /** The connection has been lost once at least: a call delivered again is a resend, not a crash's. */
+  private reconnected = false;
   private running = 0;
   /** Calls running per concurrency group ("" is the default group, limited by maxConcurrency). */
   private readonly busy = new Map<string, number>();
@@ -52,14 +65,35 @@ export class ActorHost {
   }
 
   async start(): Promise<void> {
-    this.ch = await this.rt.conn.createChannel();
-    watchChannel(this.ch, (reason) => this.exiting || this.rt.channelLost(reason));
-    const mailbox = this.rt.topo.mailbox(this.create.handle.id);
-    await declareSharedQueue(this.ch, mailbox);
+    await this.openChannel();
+    this.rt.onExitActor = () => { this.exiting = true; };
+    this.rt.onLink({
+      down: () => {
+        this.ch = this.rt.link.outbox.channel;
+        this.reconnected = true;
+        this.epoch++;
+        // The tags to ack died with the channel (the broker requeued those calls, or lost them).
+        clearTimeout(this.ackTimer);
+        this.ackTimer = undefined;
+        this.finished.clear();
+        this.ackedAbove.clear();
+        this.lowest = 1;
+      },
+      restore: async () => {
+        await this.openChannel();
+        if (this.serving) await this.consumeMailbox();
+      },
+    });
+  }
+
+  private async openChannel(): Promise<void> {
+    const ch = await this.rt.conn.createChannel();
+    this.rt.link.watch(ch, (reason) => this.exiting || this.rt.channelLost(reason));
+    await declareSharedQueue(ch, this.rt.topo.mailbox(this.create.handle.id));
     // Calls already delivered count as sent to this incarnation (Ray's rule too), so a deeper
     // prefetch only trades how many fail on a crash for fewer round trips under load.
-    await this.ch.prefetch(this.prefetch);
-    this.rt.onExitActor = () => { this.exiting = true; };
+    await ch.prefetch(this.prefetch);
+    this.ch = ch;
   }
 
   /**
@@ -79,10 +113,21 @@ export class ActorHost {
       await declareSharedQueue(this.ch, mailbox);
       await this.consumeMailbox();
     }, (reason) => this.rt.channelLost(reason));
-    await consumeQueue(this.ch, mailbox, (m) => {
-      this.queue.push({ msg: m, spec: readTask(m.content) });
-      this.pump();
-    }, again);
+    await consumeQueue(this.ch, mailbox, (m) => this.onCall(m), again);
+  }
+
+  /** A call: queued to run, unless it is one this incarnation has queued, running or answered (sent again after an outage). */
+  private onCall(m: amqp.ConsumeMessage): void {
+    const id: string = m.properties.messageId;
+    if (this.inProgress.has(id)) return this.settled(m, this.epoch);
+    const done = this.answered.get(ownerOf(id))?.get(id);
+    if (done) {
+      publishResult(done);
+      return this.settled(m, this.epoch);
+    }
+    this.inProgress.add(id);
+    this.queue.push({ msg: m, spec: readTask(m.content), epoch: this.epoch });
+    this.pump();
   }
 
   /** Starts, in arrival order, every waiting call whose group has room; calls that do not wait run to the end here. */
@@ -94,7 +139,7 @@ export class ActorHost {
       const [call] = this.queue.splice(i, 1);
       this.busy.set(group, (this.busy.get(group) ?? 0) + 1);
       const done = () => this.busy.set(group, this.busy.get(group)! - 1);
-      const ran = this.run(call.msg, call.spec);
+      const ran = this.run(call.msg, call.spec, call.epoch);
       if (!(ran instanceof Promise)) done();
       else {
         void ran.finally(() => {
@@ -139,19 +184,26 @@ export class ActorHost {
     this.finished.clear();
   }
 
+  /** A call is done with: acked soon, if its channel is still the current one. */
+  private settled(msg: amqp.ConsumeMessage, epoch: number): void {
+    if (epoch !== this.epoch) return;
+    this.finished.set(msg.fields.deliveryTag, msg);
+    this.ackSoon();
+  }
+
   private groupOf(call: { spec: TaskSpec }): string {
     const method = call.spec.actor?.method;
     return (method && this.create.handle.methods[method]?.group) || "";
   }
 
-  private run(msg: amqp.ConsumeMessage, spec: TaskSpec): MaybePromise<void> {
+  private run(msg: amqp.ConsumeMessage, spec: TaskSpec, epoch: number): MaybePromise<void> {
     this.running++;
-    if (msg.fields.redelivered && this.create.maxTaskRetries === 0) {
+    if (msg.fields.redelivered && this.create.maxTaskRetries === 0 && !this.reconnected) {
       const err = new ActorDiedError(
         `the actor ${this.className} (${this.create.handle.id}) died while ${spec.name} was sent to it, ` +
           "and maxTaskRetries is 0; the actor has restarted, so call again or raise maxTaskRetries",
       );
-      return this.answer(msg, { task: spec.id, error: encodeError(err) });
+      return this.answer(msg, epoch, { task: spec.id, error: encodeError(err) });
     }
     showTitle(spec.name);
     const ctx: TaskContext = {
@@ -163,13 +215,17 @@ export class ActorHost {
       if (typeof method !== "function") throw new WarrenError(`${this.className} has no method ${spec.actor!.method}`);
       return method.apply(this.instance, args);
     });
-    return andThen(result, (r) => this.answer(msg, r));
+    return andThen(result, (r) => this.answer(msg, epoch, r));
   }
 
-  private answer(msg: amqp.ConsumeMessage, result: ResultMessage): MaybePromise<void> {
+  private answer(msg: amqp.ConsumeMessage, epoch: number, result: ResultMessage): MaybePromise<void> {
     publishResult(result);
-    this.finished.set(msg.fields.deliveryTag, msg);
-    this.ackSoon();
+    const caller = ownerOf(result.task);
+    let kept = this.answered.get(caller);
+    if (!kept) this.answered.set(caller, (kept = new BoundedMap(actorResultsKept)));
+    kept.set(result.task, result);
+    this.inProgress.delete(result.task);
+    this.settled(msg, epoch);
     --this.running;
     if (this.exiting && this.running === 0) return this.exit();
   }

@@ -35,4 +35,10 @@ export const WORKER_DEFAULTS = {
    * @default 10
    */
   actorAckDelayMs: 10,
+  /**
+   * The results of the latest calls from each caller an actor keeps, so that a call sent again
+   * after a broker outage is answered again, not run twice (exactly once within this window).
+   * @default 1024
+   */
+  actorResultsKept: 1024,
 } as const;

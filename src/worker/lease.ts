@@ -38,6 +38,8 @@ export class Lease {
   /** Touched as the lease runs dry: it ends the lease once nothing has run for leaseIdleMs. */
   private readonly idle = new IdleAfter(leaseIdleMs, () => this.ending || this.busy || this.waiting.length > 0, () => void this.end());
   private ending = false;
+  /** The connection went with the lease's consumer and deliveries: nothing more is consumed, acked or given back. */
+  private lost = false;
   /** Reasons not to consume now: the running task waits in get(), or runs long. */
   private suspensions = 0;
   private changes: Promise<void> = Promise.resolve();
@@ -92,6 +94,7 @@ export class Lease {
   }
 
   private async apply(): Promise<void> {
+    if (this.lost) return;
     const want = this.suspensions === 0 && !this.ending;
     const prefetch = this.prefetch;
     if (this.tag && (!want || this.consuming !== prefetch)) {
@@ -187,6 +190,7 @@ export class Lease {
    * slot is the node's again to take it with. A creation given back before is requeued as such.
    */
   private handBack(m: amqp.ConsumeMessage): void {
+    if (this.lost) return;
     this.flushAcks();
     if (m.fields.redelivered) this.ch.nack(m, false, true);
     else giveBack(this.ch, m);
@@ -199,7 +203,7 @@ export class Lease {
    * `multiple` ack never covers one still to run nor acks one twice.
    */
   private flushAcks(): void {
-    if (!this.unacked) return;
+    if (!this.unacked || this.lost) return;
     this.ch.ack(this.unacked, true);
     this.unacked = undefined;
     this.unackedCount = 0;
@@ -212,6 +216,19 @@ export class Lease {
   private cancelled(tag: string): void {
     if (this.tag !== tag) return;
     this.tag = undefined;
+    if (!this.ending) void this.end();
+  }
+
+  /**
+   * The connection went, with this lease's consumer and what it held (the broker requeues those,
+   * or lost them with a restart, and their owners send them again): the lease ends once its
+   * running task is done, and its slot goes back to the node.
+   */
+  connectionLost(): void {
+    this.lost = true;
+    this.tag = undefined;
+    this.waiting.length = 0;
+    this.unacked = undefined;
     if (!this.ending) void this.end();
   }
 

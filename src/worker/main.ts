@@ -9,7 +9,6 @@ import { register as registerTypeScript } from "tsx/cjs/api";
 import { WarrenError } from "../errors";
 import { encodeError } from "../serialization";
 import { newOwnerId } from "../wire/ids";
-import { watchChannel } from "../transport";
 import { resolve } from "../core/functions";
 import { Runtime } from "../core/runtime";
 import type { TaskContext } from "../core/context";
@@ -77,8 +76,15 @@ async function main(): Promise<void> {
       send({ t: "unblocked" });
     },
   };
-  leaseCh = await rt.conn.createChannel();
-  watchChannel(leaseCh, (reason) => forceExiting || rt.channelLost(reason));
+  await openLeaseChannel();
+  rt.onLink({
+    down: () => {
+      leaseCh = rt.link.outbox.channel;
+      if (leased) leased.acked = true; // its delivery tag died with the channel
+      lease?.connectionLost();
+    },
+    restore: openLeaseChannel,
+  });
   rt.runningRows = () => [...running.values()].map((c) => ({
     task_id: c.taskId, state: blocked > 0 ? "RUNNING_IN_GET" : "RUNNING", node_id: config.nodeId, worker_pid: process.pid, running: true,
   }));
@@ -95,6 +101,12 @@ async function main(): Promise<void> {
   });
   process.on("disconnect", () => process.exit(0));
   send({ t: "ready", pid: process.pid });
+}
+
+async function openLeaseChannel(): Promise<void> {
+  const ch = await rt.conn.createChannel();
+  rt.link.watch(ch, (reason) => forceExiting || rt.channelLost(new Error(`the lease channel closed (${reason.message})`)));
+  leaseCh = ch;
 }
 
 async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {

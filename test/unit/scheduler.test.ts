@@ -70,6 +70,16 @@ class FakeFeed implements ShapeFeed {
     this.pauses++;
   }
 
+  lost = 0;
+  connectionLost(): void {
+    this.lost++;
+  }
+
+  restores = 0;
+  async restore(): Promise<void> {
+    this.restores++;
+  }
+
   /** The broker delivers a task of this shape. */
   deliver(id: string, headers?: Record<string, unknown>, redelivered = false): amqp.ConsumeMessage {
     const m = {
@@ -185,6 +195,25 @@ describe("admission", () => {
     s.finish("a");
     expect(s.pool.ids()).toEqual(["a", "b", "d", "c"]);
     expect(s.pool.handed[3].gpuIds).toEqual([0]);
+  });
+
+  test("a lost connection drops what waits (never acked on the next channel), and every consumer is restored", async () => {
+    const s = setup({ total: { CPU: 1 }, idle: 2 });
+    const cpu1 = await s.feed("CPU:1");
+    const cpu2 = await s.feed("CPU:2"); // never fits: not consumed
+    cpu1.deliver("a");
+    cpu1.deliver("b"); // waits behind a
+    cpu1.deliver("c");
+    expect(s.scheduler.connectionLost().map((m) => m.properties.messageId)).toEqual(["b", "c"]);
+    expect(cpu1.lost).toBe(1);
+    s.finish("a");
+    expect(s.pool.ids()).toEqual(["a"]); // b and c went with the connection
+    expect(s.acked).toEqual([]); // dropped, not acked: their tags died with the channel
+    await s.scheduler.restore();
+    expect(cpu1.restores).toBe(1);
+    expect(cpu2).toBeUndefined();
+    cpu1.deliver("b"); // sent again by its owner
+    expect(s.pool.ids()).toEqual(["a", "b"]);
   });
 
   test("a redelivered delivery goes to the retry policy, not to a worker", async () => {
