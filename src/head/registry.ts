@@ -17,15 +17,9 @@ import type { HandleInfo } from "../wire/descriptors";
 import type {
   ActorCreationMessage, ActorInfo, ActorRow, Handlers, HeadRequests, NodeInfo, NodeSummary, Peer, RegisterActor, Registered,
 } from "../wire/head";
-import type { RegistryStore, SavedRegistry } from "./store";
+import type { ActorFields, RegistryStore, SavedRegistry } from "./store";
 
-export interface ActorRecord {
-  handle: HandleInfo;
-  owner: string;
-  creation?: ActorCreationMessage;
-  name?: string;
-  namespace: string;
-  detached: boolean;
+export interface ActorRecord extends ActorFields {
   lifecycle: ReturnType<typeof startActorLifecycle>;
 }
 

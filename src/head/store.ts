@@ -14,14 +14,18 @@ import type { Snapshot } from "xstate";
 import type { HandleInfo } from "../wire/descriptors";
 import type { ActorCreationMessage, NodeInfo } from "../wire/head";
 
-/** An actor as saved: its registration, creation message and lifecycle (an xstate persisted snapshot). */
-export interface SavedActor {
+/** What the head knows of an actor besides its lifecycle: its registration and creation message. */
+export interface ActorFields {
   handle: HandleInfo;
   owner: string;
   creation?: ActorCreationMessage;
   name?: string;
   namespace: string;
   detached: boolean;
+}
+
+/** An actor as saved, its lifecycle as an xstate persisted snapshot. */
+export interface SavedActor extends ActorFields {
   lifecycle: Snapshot<unknown>;
 }
 

@@ -40,6 +40,8 @@ export class Lease {
   private ending = false;
   /** The connection went with the lease's consumer and deliveries: nothing more is consumed, acked or given back. */
   private lost = false;
+  /** Its channel closed (with its connection, before the process hears of that). */
+  private closed = false;
   /** Reasons not to consume now: the running task waits in get(), or runs long. */
   private suspensions = 0;
   private changes: Promise<void> = Promise.resolve();
@@ -61,6 +63,7 @@ export class Lease {
     private readonly run: (m: amqp.ConsumeMessage) => MaybePromise<boolean>,
     private readonly returned: () => void,
   ) {
+    ch.on("close", () => (this.closed = true));
     this.averageMs = Math.min(firstRunMs, slowAverageMs);
     if (this.averageMs < fastAverageMs) this.prefetch = fastPrefetch;
   }
@@ -89,7 +92,10 @@ export class Lease {
    * its own waiting task needs.
    */
   private settle(): Promise<void> {
-    this.changes = this.changes.then(() => this.apply(), () => this.apply());
+    // A change that fails because the channel went with its connection is no error: connectionLost ends the lease.
+    this.changes = this.changes.then(() => this.apply(), () => this.apply()).catch((err) => {
+      if (!this.lost && !this.closed) throw err;
+    });
     return this.changes;
   }
 

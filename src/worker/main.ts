@@ -121,6 +121,7 @@ async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
   send({ t: "done", tag, retry });
   // With a lease, go on taking this shape's tasks from the broker directly (node/worker-pool.ts hands the lease).
   if (m.lease) {
+    if (!rt.link.up) return send({ t: "lease-returned" }); // nothing to lease on until the broker is back
     lease = new Lease(leaseCh, m.lease.queue, m.lease.priority, ranMs, (d) => runLeased(d, m.lease!.queue, gpuIds, resources), () => {
       lease = undefined;
       send({ t: "lease-returned" });

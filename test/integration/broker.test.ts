@@ -8,14 +8,14 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { once } from "node:events";
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import * as amqp from "amqplib";
 import { waitForCondition } from "warren/testing";
 import { DEFAULT_ADDRESS } from "../../src/transport";
 import { processesWith } from "../helpers";
+import { CLI, brokerCli as broker } from "../spare-broker";
 
 const ROOT = path.join(__dirname, "..", "..");
-const CLI = path.join(ROOT, "dist", "src", "cli", "main.js");
 const STATE_DIR = path.join(ROOT, ".warren", "broker");
 const shared = process.env.WARREN_ADDRESS ?? DEFAULT_ADDRESS;
 /** The port this file starts its own broker on, and one where nothing ever listens. */
@@ -29,22 +29,6 @@ const CLUSTER_PORTS = [5792, 5793, 5794];
 const CLUSTER_NODES = CLUSTER_PORTS.map((port) => `warren-${port}@localhost`);
 const CLUSTER_DIR = path.join(STATE_DIR, `cluster-${CLUSTER_PORTS[0]}`);
 const clusterUrls = CLUSTER_PORTS.map((port) => `amqp://warren:${SECRET}@127.0.0.1:${port}`);
-
-interface Run {
-  code: number;
-  output: string;
-}
-
-/** Runs `warren broker ...args` with only the given WARREN_* variables; never rejects. */
-function broker(env: { WARREN_ADDRESS?: string; WARREN_BROKER_PORT?: string }, ...args: string[]): Promise<Run> {
-  const base = { ...process.env };
-  delete base.WARREN_ADDRESS;
-  delete base.WARREN_BROKER_PORT;
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, "broker", ...args], { env: { ...base, ...env }, timeout: 120_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, output: stdout + stderr }));
-  });
-}
 
 /** The processes of one of this file's nodes (the shared epmd, which its VM may have started, is left alone). */
 function nodeProcesses(node = NODE): number[] {
