@@ -10,7 +10,6 @@ import { OptionsError, WarrenError } from "../errors";
 import { ActorOptions, MethodOptions, definitionOptions, mergeOptions, validateActorOptions, validateMethodOptions } from "../options";
 import { actorDemand, shapeKey } from "../scheduling/shape";
 import { Kind } from "../wire/kinds";
-import { declareSharedQueue } from "../transport";
 import * as v8 from "node:v8";
 import { register } from "../core/functions";
 import type { Descriptor, HandleInfo } from "../wire/descriptors";
@@ -131,7 +130,7 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
   } else {
     registered = rt.rpc.head("actor.register", registration);
   }
-  const declared = rt.whenUp((ch) => declareSharedQueue(ch, rt.topo.mailbox(info.id))).then(() => {
+  const declared = rt.whenUp((ch) => rt.topo.declareMailbox(ch, info.id)).then(() => {
     rt.mailboxes.set(info.id, DECLARED);
   });
   rt.mailboxes.set(info.id, declared);

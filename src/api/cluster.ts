@@ -42,16 +42,16 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   const ownerId = newOwnerId();
   const namespace = o.namespace ?? ownerId;
   const base = { address, ownerId, namespace, jobId: ownerId, role: "driver" as const, logToDriver: o.logToDriver ?? true };
-  if (o.cluster) return join(o.cluster, base);
+  if (o.cluster) return join(o.cluster, base, o.durable);
   const cluster = `local-${randomBytes(6).toString("hex")}`;
   const nodeId = randomBytes(20).toString("hex");
   const sessionDir = path.join(os.tmpdir(), "warren", `session_${cluster}`);
   const nodeConfig: NodeConfig = {
-    address, cluster, nodeId, isHead: true, private: true, sessionDir,
+    address, cluster, nodeId, isHead: true, private: true, sessionDir, durable: o.durable ?? false,
     resources: nodeResources({ numCpus: o.numCpus, numGpus: o.numGpus, memory: o.memory, objectStoreMemory: o.objectStoreMemory, resources: o.resources }),
   };
   // The driver connects first, so an unreachable broker fails here, fast and clearly.
-  const rt = await Runtime.start({ ...base, cluster, nodeId, storePath: path.join(sessionDir, "objects.lmdb") });
+  const rt = await Runtime.start({ ...base, cluster, nodeId, storePath: path.join(sessionDir, "objects.lmdb"), durable: o.durable ?? false });
   try {
     head = await startNode(nodeConfig);
   } catch (err) {
@@ -74,7 +74,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
  * Joins a running cluster as a driver of the node on this machine (its object store is this
  * process's store too), like `ray.init(address=...)`.
  */
-async function join(cluster: string, base: Omit<RuntimeConfig, "cluster" | "nodeId" | "storePath">): Promise<ClusterInfo> {
+async function join(cluster: string, base: Omit<RuntimeConfig, "cluster" | "nodeId" | "storePath">, durable?: boolean): Promise<ClusterInfo> {
   await mustExist(base.address, cluster);
   const rt = await Runtime.start({ ...base, cluster, nodeId: "", storePath: "" });
   try {
@@ -85,6 +85,12 @@ async function join(cluster: string, base: Omit<RuntimeConfig, "cluster" | "node
     if (!local) {
       throw new WarrenError(`cluster "${cluster}" has no node on this machine (${os.hostname()}): start one with \`warren start --address <broker> --cluster ${cluster}\``);
     }
+    // Durable mode is the head's to say, and must be known before any shared queue is declared.
+    const info = await rt.rpc.head("cluster.info", {});
+    if (durable !== undefined && durable !== info.durable) {
+      throw new WarrenError(`cluster "${cluster}" ${info.durable ? "is" : "is not"} durable, and init({ durable: ${durable} }) cannot change that: its head decides (\`warren start --head${info.durable ? " --durable" : ""}\`); leave durable out to take the cluster's setting`);
+    }
+    if (info.durable) await rt.useDurable();
     rt.config.nodeId = local.NodeID;
     rt.config.storePath = local.ObjectStorePath;
     return { address: base.address, cluster, nodeId: local.NodeID, namespace: base.namespace, jobId: base.jobId };

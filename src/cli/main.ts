@@ -116,14 +116,16 @@ function program(): Command {
     .option("--object-store-memory <bytes>", "object store size (default: 30% of this machine's memory)", number)
     .option("--resources <json>", "custom resources, a JSON object like '{\"Custom1\": 1}'", json)
     .option("--block", "stay in the foreground until the node exits (Ctrl-C stops it)")
-    .addHelpText("after", "\nExamples:\n  warren start --head --num-cpus 4\n  warren start --address amqp://user:pass@host:5672 --cluster default --resources '{\"Custom1\": 1}'")
+    .option("--durable", "with --head: durable mode, for a RabbitMQ cluster (quorum queues, persistent task messages with confirms); nodes and drivers that join take the head's setting")
+    .addHelpText("after", "\nExamples:\n  warren start --head --num-cpus 4\n  warren start --head --durable --address amqp://u:p@rabbit1:5672,amqp://u:p@rabbit2:5672,amqp://u:p@rabbit3:5672\n  warren start --address amqp://user:pass@host:5672 --cluster default --resources '{\"Custom1\": 1}'")
     .action(run(async (o) => {
       if (!o.head && o.address === undefined && o.cluster === undefined) {
         throw new UsageError("pass --head to start a new cluster, or --address and --cluster to join a running one");
       }
+      if (o.durable && !o.head) throw new UsageError("--durable goes with --head: a node that joins takes its head's setting");
       const v = nodeOptions({ address: o.address, cluster: o.cluster, numCpus: o.numCpus, numGpus: o.numGpus, memory: o.memory, objectStoreMemory: o.objectStoreMemory, resources: o.resources });
       const resources = nodeResources({ numCpus: v.numCpus, numGpus: v.numGpus, memory: v.memory, objectStoreMemory: v.objectStoreMemory, resources: v.resources });
-      return start({ head: Boolean(o.head), address: brokerAddress(v.address), cluster: v.cluster ?? "default", resources, block: Boolean(o.block) });
+      return start({ head: Boolean(o.head), address: brokerAddress(v.address), cluster: v.cluster ?? "default", resources, block: Boolean(o.block), durable: Boolean(o.durable) });
     }));
 
   prog

@@ -31,6 +31,8 @@ export interface StartOptions {
   cluster: string;
   resources: Resources;
   block: boolean;
+  /** Durable mode, for a head (nodes that join take the head's). */
+  durable: boolean;
 }
 
 /** The nodes of the cluster, or undefined when no head answers; throws if the broker is unreachable. */
@@ -107,7 +109,7 @@ export async function start(o: StartOptions): Promise<number> {
   const nodeId = randomBytes(20).toString("hex");
   const sessionDir = path.join(os.tmpdir(), "warren", `session_${cluster}`, `node_${nodeId.slice(0, 12)}`);
   const logFile = path.join(sessionDir, "node.log");
-  const config: NodeConfig = { address, cluster, nodeId, isHead: o.head, private: false, resources: o.resources, sessionDir };
+  const config: NodeConfig = { address, cluster, nodeId, isHead: o.head, private: false, resources: o.resources, sessionDir, durable: o.durable };
   const proc = await launch(config, logFile);
   const record: NodeRecord = { pid: proc.pid!, cluster, nodeId, isHead: o.head, sessionDir, logFile, address, startedAt: new Date().toISOString() };
   writeRecord(record);

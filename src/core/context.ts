@@ -15,6 +15,8 @@ export interface RuntimeConfig {
   namespace: string;
   logToDriver: boolean;
   role: "driver" | "worker";
+  /** Durable mode (transport's Topology): a driver that joins a cluster learns it from the head. */
+  durable?: boolean;
 }
 
 /** Per-call context inside a worker. */

@@ -69,11 +69,13 @@ export class Runtime {
   link!: BrokerLink;
   /** This process's channel; the link's outbox while the connection is down. */
   ch!: amqp.Channel;
+  /** In durable mode, the confirm channel task and call messages go out on (the outbox while down). */
+  confirmCh?: amqp.ConfirmChannel;
   /** What else holds channels in this process (an actor host, the lease channel), told of the link's changes. */
   private readonly listeners: LinkListener[] = [];
 
   private constructor(readonly config: RuntimeConfig) {
-    this.topo = new Topology(config.cluster);
+    this.topo = new Topology(config.cluster, config.durable ?? false);
     this.inbox = this.topo.inbox(config.ownerId);
     this.rpc = new RpcClient(() => this.ch, this.topo, this.inbox, () => this.link.settling());
     this.rpcSync = new SyncRpc(config.address, config.cluster, () => this.ensureOpen());
@@ -98,6 +100,19 @@ export class Runtime {
     return this.link.conn;
   }
 
+  /** Durable mode, learnt from the head by a driver that joins a cluster, before it declares any shared queue. */
+  async useDurable(): Promise<void> {
+    this.topo.durable = true;
+    await this.whenUp(() => this.openConfirmChannel(this.link));
+  }
+
+  private async openConfirmChannel(link: BrokerLink): Promise<void> {
+    const ch = await link.conn.createConfirmChannel();
+    link.watch(ch, (reason) => this.channelLost(new Error(`a broker channel closed (${reason.message})`)));
+    ch.on("return", (msg: amqp.Message) => this.onReturned(msg));
+    this.confirmCh = ch;
+  }
+
   /** Hears of the connection's changes from now on (see LinkListener). */
   onLink(l: LinkListener): void {
     this.listeners.push(l);
@@ -120,6 +135,7 @@ export class Runtime {
 
   private down(): void {
     this.ch = this.link.outbox.channel;
+    if (this.confirmCh) this.confirmCh = this.link.outbox.channel as amqp.ConfirmChannel;
     this.lostWithConnection = { tasks: this.tasks.sentUnfinished() };
     this.rpc.connectionLost();
     this.objects.connectionLost();
@@ -134,6 +150,7 @@ export class Runtime {
     ch.on("return", (msg: amqp.Message) => this.onReturned(msg));
     await this.topo.declare(ch);
     this.ch = ch;
+    if (this.topo.durable) await this.openConfirmChannel(link);
     await this.subscribeInbox();
     if (!again) return ch;
     await this.submitter.redeclareShapes();

@@ -12,6 +12,7 @@ import { encodeArgs, encodeHead, encodeTask, StoredObject } from "../wire/messag
 import { TaskIds, objectId } from "../wire/ids";
 import { Kind } from "../wire/kinds";
 import { publishSmall } from "../transport/frames";
+import { TRANSPORT_DEFAULTS } from "../transport";
 import { encodeError, hasMarkers } from "../serialization";
 import { INITIAL_TASK_STATE, nextTaskState } from "../lifecycle/task";
 import { TaskContext, taskContext } from "./context";
@@ -99,10 +100,19 @@ export class Submitter {
 
   /** Publishes a task message (again, for a later attempt). */
   send(taskId: string, m: Sent): void {
-    const ch = this.rt.ch;
     const props = { messageId: taskId, type: m.name, mandatory: m.exchange === "" };
-    if (m.attempt === 0 && !m.headers) return publishSmall(ch, m.exchange, m.key, m.body, props);
-    ch.publish(m.exchange, m.key, m.body, { ...props, headers: { ...m.headers, attempt: m.attempt } });
+    const headers = m.attempt === 0 && !m.headers ? undefined : { ...m.headers, attempt: m.attempt };
+    const confirmed = this.rt.confirmCh;
+    if (confirmed) {
+      // Durable mode: persistent, and confirmed; one the broker could not keep is sent again.
+      confirmed.publish(m.exchange, m.key, m.body, { ...props, headers, persistent: true }, (err) => {
+        if (err) setTimeout(() => this.rt.tasks.resend([taskId]), TRANSPORT_DEFAULTS.reconnectMaxMs / 4);
+      });
+      return;
+    }
+    const ch = this.rt.ch;
+    if (!headers) return publishSmall(ch, m.exchange, m.key, m.body, props);
+    ch.publish(m.exchange, m.key, m.body, { ...props, headers });
   }
 
   /** Declares a shape's queue once per process (once the broker is there) and tells the nodes it exists. */

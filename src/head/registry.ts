@@ -45,12 +45,11 @@ export class HeadRegistry {
   }
 
   /** The requests answered from the registry alone (the head's server adds what needs the broker). */
-  readonly handlers: Omit<Handlers<HeadRequests>, "shape.demand"> = {
+  readonly handlers: Omit<Handlers<HeadRequests>, "shape.demand" | "node.register" | "cluster.info"> = {
     "actor.register": (p) => this.register(p),
     "actor.get": (p) => this.getNamed(p.name, p.namespace),
     "actor.event": (p) => this.onEvent(p.id, p.event, p.creation),
     "actor.info": (p) => this.info(p.id),
-    "node.register": (p) => this.registerNode(p),
     "node.heartbeat": (p) => this.heartbeat(p.nodeId, p.available, p.acked),
     "node.running": (p) => void this.nodes.get(p.nodeId)?.acked.add(p.task),
     "node.list": () => this.listNodes(),

@@ -68,7 +68,13 @@ export class HeadServer {
     this.registry = new HeadRegistry(this.store);
     // Started on a registry it kept: the nodes it lists get the grace a reconnection gets.
     if (this.registry.listNodes().length > 0) this.graceUntil = Date.now() + HEAD_DEFAULTS.reconnectGraceMs;
-    this.handlers = { ...this.registry.handlers, "shape.demand": () => this.demand() };
+    const durable = () => ({ durable: ctx.topo.durable });
+    this.handlers = {
+      ...this.registry.handlers,
+      "shape.demand": () => this.demand(),
+      "node.register": (p) => ({ ...this.registry.registerNode(p), ...durable() }),
+      "cluster.info": durable,
+    };
   }
 
   /** Starts watching the nodes and owners (once the head's queue is consumed). */
@@ -177,7 +183,7 @@ export class HeadServer {
       const maxRestarts: number = h.maxRestarts ?? 0;
       if (mayRetry(restarts, maxRestarts)) {
         this.registry.onEvent(a.handle.id, { type: "RESTARTING" });
-        ch.publish(topo.tasks, creation.routingKey, creation.body, { messageId: creation.messageId, type: creation.type, headers: { ...h, restarts: restarts + 1 } });
+        ch.publish(topo.tasks, creation.routingKey, creation.body, { messageId: creation.messageId, type: creation.type, headers: { ...h, restarts: restarts + 1 }, persistent: topo.durable });
       } else {
         void this.ctx.actorDead(a.handle.id, new NodeDiedError(`the actor ${a.handle.className} (${a.handle.id}) died with its node ${nodeId} and has used its ${maxRestarts} restart(s) (maxRestarts)`));
       }

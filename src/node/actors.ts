@@ -143,7 +143,7 @@ export class Actors {
     const encoded = encodeError(error);
     this.event(actorId, { type: "DEAD", cause: encoded });
     await drainQueue(conn, topo.mailbox(actorId), (m) =>
-      this.deps.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encoded }),
+      this.deps.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encoded }), topo.durable,
     ).catch((err) => console.error(`warren node: could not answer the calls left to dead actor ${actorId}:`, err));
     ch.publish(topo.control, "all.actor-dead", v8.serialize({ id: actorId, cause: encoded }), { type: Kind.actorDead });
   }

@@ -59,6 +59,8 @@ export interface NodeConfig {
   private: boolean;
   resources: Resources;
   sessionDir: string;
+  /** Durable mode, set for a head (and a private cluster); a node that joins takes the head's when it registers. */
+  durable?: boolean;
 }
 
 export class NodeDaemon {
@@ -92,13 +94,13 @@ export class NodeDaemon {
   private rpc!: RpcClient;
 
   constructor(readonly config: NodeConfig, private readonly onStopped: () => void = () => undefined) {
-    this.topo = new Topology(config.cluster);
+    this.topo = new Topology(config.cluster, config.durable ?? false);
     this.free = new Ledger(config.resources);
     this.gpus = new GpuPool(gpuIds(Math.floor(config.resources.GPU ?? 0)));
     this.storePath = path.join(config.sessionDir, "objects.lmdb");
     this.pool = new WorkerPool({
       options: this.options,
-      worker: { address: config.address, cluster: config.cluster, nodeId: config.nodeId, storePath: this.storePath },
+      worker: { address: config.address, cluster: config.cluster, nodeId: config.nodeId, storePath: this.storePath, durable: false },
       log: this.workersLog,
       topo: this.topo,
       free: this.free,
@@ -201,7 +203,8 @@ export class NodeDaemon {
   private async register(retry = false): Promise<void> {
     for (;;) {
       try {
-        const { shapes } = await this.rpc.head("node.register", this.info());
+        const { shapes, durable } = await this.rpc.head("node.register", this.info());
+        this.topo.durable = this.pool.workerConfig.durable = durable; // before any shape queue or worker
         for (const shape of shapes) await this.scheduler.consumeShape(shape);
         return;
       } catch (err) {

@@ -72,6 +72,11 @@ export class WorkerPool implements WorkerSlots {
 
   constructor(private readonly deps: WorkerPoolDeps) {}
 
+  /** What every worker started from now on is told (WARREN_WORKER). */
+  get workerConfig(): WorkerConfig {
+    return this.deps.worker;
+  }
+
   get idle(): number {
     return this.idleList.length;
   }

@@ -55,6 +55,12 @@ export interface InitOptions extends ResourceOptions {
   namespace?: string;
   logToDriver?: boolean;
   objectStoreMemory?: number;
+  /**
+   * Durable mode for a private cluster: shape queues and actor mailboxes are quorum queues (kept
+   * over a RabbitMQ cluster's nodes), task and call messages persistent, published with confirms.
+   * A driver that joins a cluster (`cluster`) takes its head's setting.
+   */
+  durable?: boolean;
 }
 
 const EMPTY = Object.freeze({});

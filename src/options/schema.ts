@@ -203,6 +203,7 @@ export class InitOptionsSchema extends ResourceFields implements InitOptions {
   @NonEmptyString namespace?: string;
   @Bool logToDriver?: boolean;
   @rule("a number > 0 (bytes)", (o) => IsNumber(FINITE, o), IsPositive) objectStoreMemory?: number;
+  @Bool durable?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import type { WorkerDeath } from "../wire/ipc";
 
 /** Publishes a copy of a delivery where it was first sent (its queue's tail), with `headers` (its own unless given). */
 export function publishAgain(ch: amqp.Channel, m: amqp.ConsumeMessage, headers: Record<string, unknown> = m.properties.headers ?? {}): void {
-  ch.publish(m.fields.exchange, m.fields.routingKey, m.content, { messageId: m.properties.messageId, type: m.properties.type, headers });
+  const { messageId, type, deliveryMode } = m.properties; // persistent in durable mode, as it came
+  ch.publish(m.fields.exchange, m.fields.routingKey, m.content, { messageId, type, headers, deliveryMode });
 }
 
 /** Gives a delivery back unstarted: a copy at its queue's tail, this one acked. */

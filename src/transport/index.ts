@@ -113,10 +113,12 @@ export function watchChannel(ch: amqp.Channel, onLost: (reason: Error) => void):
  * durable: RabbitMQ 4.3 rejects a queue that is neither durable nor exclusive (the deprecated
  * transient_nonexcl_queues, closing the connection with 541), and such a queue outlives a broker
  * restart. Its messages stay transient, so a durable classic queue costs nothing per message.
- * Exclusive queues (inboxes, node queues, the head's) die with their connection and need not be.
+ * In durable mode (`quorum`) it is a quorum queue, replicated over a RabbitMQ cluster's nodes,
+ * and its messages are persistent. Exclusive queues (inboxes, node queues, the head's) die with
+ * their connection and need not be either.
  */
-export function declareSharedQueue(ch: amqp.Channel, queue: string): Promise<amqp.Replies.AssertQueue> {
-  return ch.assertQueue(queue, { durable: true, autoDelete: false });
+export function declareSharedQueue(ch: amqp.Channel, queue: string, quorum = false): Promise<amqp.Replies.AssertQueue> {
+  return ch.assertQueue(queue, { durable: true, autoDelete: false, ...(quorum && { arguments: { "x-queue-type": "quorum" } }) });
 }
 
 /**
@@ -146,7 +148,12 @@ export function resubscribe(what: string, subscribe: () => Promise<unknown>, los
 
 export class Topology {
   readonly prefix: string;
-  constructor(readonly cluster: string) {
+  /**
+   * Durable mode (init({ durable: true }), `warren start --head --durable`): shared queues are
+   * quorum queues and task messages persistent, published with confirms. A process that joins a
+   * cluster learns it from the head before it declares a shared queue.
+   */
+  constructor(readonly cluster: string, public durable = false) {
     this.prefix = `warren.${cluster}`;
   }
   get tasks() { return `${this.prefix}.tasks`; }
@@ -161,8 +168,13 @@ export class Topology {
   /** A shape's queue, bound to the tasks exchange by its key; idempotent. */
   async declareShape(ch: amqp.Channel, shape: string): Promise<void> {
     const q = this.shapeQueue(shape);
-    await declareSharedQueue(ch, q);
+    await declareSharedQueue(ch, q, this.durable);
     await ch.bindQueue(q, this.tasks, shape);
+  }
+
+  /** An actor's mailbox; idempotent. */
+  declareMailbox(ch: amqp.Channel, actorId: string): Promise<amqp.Replies.AssertQueue> {
+    return declareSharedQueue(ch, this.mailbox(actorId), this.durable);
   }
 
   /** Exchanges every process may publish to; idempotent. */

@@ -6,9 +6,10 @@ import { WarrenError } from "../errors";
  * Empties a queue whose consumer died (a dead actor's mailbox), answering each message, then
  * deletes it. It first waits for the dead consumer to be gone, so the messages it held are back in
  * the queue. A message published between the last read and the delete fails the delete (ifEmpty),
- * so the loop reads again.
+ * so the loop reads again. A quorum queue takes no ifEmpty (RabbitMQ closes the connection, 540):
+ * it is deleted once read empty, and a call that comes after is answered by the death broadcast.
  */
-export async function drainQueue(conn: amqp.ChannelModel, queue: string, answer: (m: amqp.GetMessage) => void): Promise<void> {
+export async function drainQueue(conn: amqp.ChannelModel, queue: string, answer: (m: amqp.GetMessage) => void, quorum = false): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (((await queueInfo(conn, queue))?.consumerCount ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   for (let round = 0; round < 100; round++) {
@@ -16,7 +17,7 @@ export async function drainQueue(conn: amqp.ChannelModel, queue: string, answer:
     ch.on("error", () => undefined);
     try {
       for (let m = await ch.get(queue, { noAck: true }); m; m = await ch.get(queue, { noAck: true })) answer(m);
-      await ch.deleteQueue(queue, { ifEmpty: true });
+      await ch.deleteQueue(queue, quorum ? {} : { ifEmpty: true });
       await ch.close();
       return;
     } catch {

@@ -103,7 +103,8 @@ export interface HeadRequests {
   "actor.event": [{ id: string; event: ActorEvent; creation?: ActorCreationMessage }, void];
   "actor.info": [{ id: string }, ActorInfo | null];
   "actor.list": [None, ActorRow[]];
-  "node.register": [NodeInfo, { shapes: string[] }];
+  "node.register": [NodeInfo, { shapes: string[]; durable: boolean }];
+  "cluster.info": [None, { durable: boolean }];
   "node.heartbeat": [Heartbeat, { peers: Peer[] }];
   "node.running": [{ nodeId: string; task: string }, void];
   "node.list": [None, NodeSummary[]];

@@ -24,6 +24,8 @@ export interface WorkerConfig {
   cluster: string;
   nodeId: string;
   storePath: string;
+  /** The cluster's durable mode (a joining node learns it when it registers, before it starts workers). */
+  durable: boolean;
 }
 
 export type NodeToWorker =

@@ -13,7 +13,7 @@ import type * as amqp from "amqplib";
 import { ActorDiedError, WarrenError } from "../errors";
 import { encodeError } from "../serialization";
 import { BoundedMap } from "../bounded";
-import { consumeQueue, declareSharedQueue, resubscribe } from "../transport";
+import { consumeQueue, resubscribe } from "../transport";
 import type { Runtime } from "../core/runtime";
 import { ownerOf } from "../wire/ids";
 import type { TaskContext } from "../core/context";
@@ -89,7 +89,7 @@ export class ActorHost {
   private async openChannel(): Promise<void> {
     const ch = await this.rt.conn.createChannel();
     this.rt.link.watch(ch, (reason) => this.exiting || this.rt.channelLost(reason));
-    await declareSharedQueue(ch, this.rt.topo.mailbox(this.create.handle.id));
+    await this.rt.topo.declareMailbox(ch, this.create.handle.id);
     // Calls already delivered count as sent to this incarnation (Ray's rule too), so a deeper
     // prefetch only trades how many fail on a crash for fewer round trips under load.
     await ch.prefetch(this.prefetch);
@@ -110,7 +110,7 @@ export class ActorHost {
   private async consumeMailbox(): Promise<void> {
     const mailbox = this.rt.topo.mailbox(this.create.handle.id);
     const again = () => this.exiting || resubscribe(`mailbox ${mailbox}`, async () => {
-      await declareSharedQueue(this.ch, mailbox);
+      await this.rt.topo.declareMailbox(this.ch, this.create.handle.id);
       await this.consumeMailbox();
     }, (reason) => this.rt.channelLost(reason));
     await consumeQueue(this.ch, mailbox, (m) => this.onCall(m), again);

@@ -62,6 +62,7 @@ async function main(): Promise<void> {
     namespace: "",
     logToDriver: false,
     role: "worker",
+    durable: config.durable,
   });
   let blocked = 0;
   rt.resolver.blockHooks = {
@@ -138,7 +139,8 @@ function runLeased(d: amqp.ConsumeMessage, queue: string, gpuIds: number[], reso
   const h = d.properties.headers ?? {};
   const taskId: string = d.properties.messageId;
   if (cancelled.has(taskId)) return true;
-  if (d.fields.redelivered) {
+  // Given back by a lost connection rather than by a crash, while the cluster reconnects (durable mode keeps them).
+  if (d.fields.redelivered && !rt.link.settling()) {
     // The worker or node that held it died: that was an attempt (scheduling/retry.ts).
     const r = onRedelivery(d);
     if (r.publish) {

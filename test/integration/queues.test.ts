@@ -72,3 +72,18 @@ test("queues deleted under a live cluster are declared and consumed again: tasks
   expect(await warren.get(add.remote(2, 3), { timeout: 20 })).toBe(5);
   expect(await warren.get(counter.increment.remote(), { timeout: 20 })).toBe(2); // the actor kept its state
 });
+
+test("in durable mode shape queues and mailboxes are quorum queues, inboxes stay exclusive classic queues", async () => {
+  const { cluster } = await warren.init({ numCpus: 1, durable: true });
+  const prefix = `warren.${cluster}.`;
+  const counter = Counter.remote();
+  expect(await warren.get([add.remote(1, 2), counter.increment.remote(), counter.increment.remote()])).toEqual([3, 1, 2]);
+  const rows = (await rabbitmqQueues("name", "type", "durable", "exclusive")).filter(([name]) => name.startsWith(prefix));
+  const typeOf = (kind: string) => [...new Set(rows.filter(([name]) => name.startsWith(prefix + kind)).map(([, type, durable, exclusive]) => `${type} ${durable} ${exclusive || "false"}`))]; // rabbitmqctl leaves exclusive blank for quorum queues
+  expect(typeOf("shape.")).toEqual(["quorum true false"]);
+  expect(typeOf("mailbox.")).toEqual(["quorum true false"]);
+  expect(typeOf("inbox.")).toEqual(["classic false true"]);
+  // A dead actor's mailbox, a quorum queue, is emptied and removed (no if-empty delete there).
+  warren.kill(counter);
+  await waitForCondition(async () => !(await rabbitmqQueues("name")).some(([name]) => name === `${prefix}mailbox.${counter.actorId}`), 30);
+}, 120_000);
