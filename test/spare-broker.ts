@@ -81,3 +81,30 @@ export class SpareBroker {
     }
   }
 }
+
+/** A local RabbitMQ cluster of `size` nodes on ports `port`.. (`warren broker start --nodes`). */
+export class SpareCluster {
+  readonly members: SpareBroker[];
+  /** Every node's URL, the first first: the list processes are given, and try in turn. */
+  readonly address: string;
+  private readonly env: { WARREN_ADDRESS: string; WARREN_BROKER_PORT: string };
+
+  constructor(readonly port: number, readonly size: number) {
+    this.members = Array.from({ length: size }, (_, i) => new SpareBroker(port + i));
+    this.address = this.members.map((m) => m.address).join(",");
+    this.env = { WARREN_ADDRESS: this.members[0].address, WARREN_BROKER_PORT: String(port) };
+  }
+
+  /** Starts every node not running (a member started again rejoins), and waits until all answer. */
+  async start(): Promise<void> {
+    if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` before these tests`);
+    const r = await brokerCli(this.env, "start", "--nodes", String(this.size));
+    if (r.code !== 0) throw new Error(`could not start the ${this.size}-node cluster on ${this.port}:\n${r.output}`);
+  }
+
+  /** Kills every node and removes the cluster's folder. */
+  remove(): void {
+    for (const m of this.members) m.kill();
+    fs.rmSync(path.join(STATE_DIR, `cluster-${this.port}`), { recursive: true, force: true });
+  }
+}

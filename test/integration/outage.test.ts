@@ -9,9 +9,9 @@ import { waitForCondition } from "warren/testing";
 import { Counter } from "../fixtures/actors";
 import { add, sleep } from "../fixtures/tasks";
 import { SpareBroker } from "../spare-broker";
+import { countThrough, expectNothingLost } from "../outage-work";
 
 const broker = new SpareBroker(5780);
-const MiB = 1 << 20;
 
 beforeAll(async () => {
   broker.remove();
@@ -22,66 +22,6 @@ afterAll(async () => {
   await warren.shutdown();
   broker.remove();
 }, 60_000);
-
-/** What a run of work saw: values received, and what the actor returned. */
-interface Counted {
-  syncTasks: number;
-  pipelined: number;
-  slow: number;
-  actorValues: number[];
-  actorFinal: number;
-  object: number;
-}
-
-const SYNC = 40;
-const PIPELINED = 200;
-const ACTOR_SYNC = 40;
-const ACTOR_PIPELINED = 100;
-
-/** Runs the work; `outage` is called once it is under way, and the work goes on through it. */
-async function countThrough(outage: () => Promise<void>): Promise<Counted> {
-  const object = warren.put(Buffer.alloc(2 * MiB, 7)); // in the node's LMDB, not inline
-  const counter = Counter.remote(0);
-  expect(await warren.get(counter.get_.remote())).toBe(0);
-  let progress = 0;
-  const syncTasks = (async () => {
-    let ok = 0;
-    for (let i = 0; i < SYNC; i++) if ((await warren.get(add.remote(i, 1))) === i + 1) { ok++; progress++; }
-    return ok;
-  })();
-  const actorSync = (async () => {
-    const values: number[] = [];
-    for (let i = 0; i < ACTOR_SYNC; i++) { values.push(await warren.get(counter.increment.remote())); progress++; }
-    return values;
-  })();
-  await waitForCondition(() => progress >= 10, 30);
-  // Out when the broker goes: a batch, a task that runs across the outage, a batch of calls.
-  const batch = warren.get(Array.from({ length: PIPELINED }, (_, i) => add.remote(i, 2)));
-  const slow = warren.get(sleep.remote(2));
-  const actorBatch = warren.get(Array.from({ length: ACTOR_PIPELINED }, () => counter.increment.remote()));
-  await outage();
-  const [sync, values, batched, slept, actorBatched] = await Promise.all([syncTasks, actorSync, batch, slow, actorBatch]);
-  const bytes = (await warren.get(object)) as Buffer;
-  return {
-    syncTasks: sync,
-    pipelined: batched.filter((v, i) => v === i + 2).length,
-    slow: slept,
-    actorValues: [...values, ...actorBatched].sort((a, b) => a - b),
-    actorFinal: await warren.get(counter.get_.remote()),
-    object: bytes.length === 2 * MiB && bytes.every((b) => b === 7) ? bytes.length : -1,
-  };
-}
-
-function expectNothingLost(c: Counted): void {
-  expect(c.syncTasks).toBe(SYNC);
-  expect(c.pipelined).toBe(PIPELINED);
-  expect(c.slow).toBe(2);
-  // Exactly once: every increment ran once, so the values are 1..N and the counter ends at N.
-  const calls = ACTOR_SYNC + ACTOR_PIPELINED;
-  expect(c.actorValues).toEqual(Array.from({ length: calls }, (_, i) => i + 1));
-  expect(c.actorFinal).toBe(calls);
-  expect(c.object).toBe(2 * MiB);
-}
 
 describe(`a private cluster on the broker at 127.0.0.1:${broker.port}`, () => {
   beforeAll(() => warren.init({ address: broker.address, numCpus: 2 }), 60_000);

@@ -1,0 +1,31 @@
+// Durable mode on a 3-node RabbitMQ cluster of this file's own (ports 5782-5784, started with
+// `warren broker start --nodes 3`): the node every process connects to first is SIGKILLed while
+// tasks and actor calls run, and brought back. Processes fail over to the next URL of the list,
+// the quorum queues elect new leaders and keep their messages, and nothing is lost.
+import * as warren from "warren";
+import { waitForCondition } from "warren/testing";
+import { SpareCluster } from "../spare-broker";
+import { countThrough, expectNothingLost } from "../outage-work";
+
+const cluster = new SpareCluster(5782, 3);
+const first = cluster.members[0];
+
+beforeAll(async () => {
+  cluster.remove();
+  await cluster.start();
+  await warren.init({ address: cluster.address, durable: true, numCpus: 2 });
+}, 240_000);
+
+afterAll(async () => {
+  await warren.shutdown();
+  cluster.remove();
+}, 60_000);
+
+test("the first node SIGKILLed and brought back: every value comes back, every actor call runs once", async () => {
+  const counted = await countThrough(async () => {
+    first.kill();
+    await waitForCondition(() => first.processes().length === 0, 30);
+    await cluster.start(); // starts the killed node again; it rejoins
+  });
+  expectNothingLost(counted);
+}, 240_000);
