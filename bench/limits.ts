@@ -2,14 +2,15 @@
  * The raw round-trip limit's client: a bare amqplib request/reply to one echo process
  * (bench/echo.js) over the same broker as warren, with direct reply-to and Nagle off. Owns the
  * echo process: it is forked here and killed by `close()` or `kill()`. Nothing of warren's may
- * come in here, or the limit would measure warren too.
+ * come in here, or the limit would measure warren too. For durable mode (`quorum`) the echo's
+ * queue is a quorum queue, and each request is persistent, published on a confirm channel: a
+ * round trip is over when both its confirm and its reply have come.
  */
 import { ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as path from "node:path";
 import * as amqp from "amqplib";
 
-const ADDRESS = process.env.WARREN_ADDRESS ?? "amqp://guest:guest@127.0.0.1:5672";
 
 /** The raw limit's client: publishes to the echo process's queue, replies by direct reply-to. */
 export class Echo {
@@ -22,12 +23,15 @@ export class Echo {
     private readonly conn: amqp.ChannelModel,
     private readonly ch: amqp.Channel,
     private readonly queue: string,
+    private readonly confirmed: amqp.ConfirmChannel | undefined,
   ) {}
 
-  static async start(): Promise<Echo> {
+  /** `address`: the first URL of a list is the one the echo and its client use. */
+  static async start(address: string, quorum = false): Promise<Echo> {
+    const url = address.split(",")[0];
     const queue = `warren-bench-echo-${randomBytes(6).toString("hex")}`;
     const proc = fork(path.join(__dirname, "echo.js"), [queue], {
-      env: { ...process.env, WARREN_BENCH_ECHO_ADDRESS: ADDRESS }, // not in argv, where ps shows it
+      env: { ...process.env, WARREN_BENCH_ECHO_ADDRESS: url, WARREN_BENCH_ECHO_QUORUM: quorum ? "1" : "0" }, // not in argv, where ps shows it
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     try {
@@ -36,11 +40,13 @@ export class Echo {
         proc.once("exit", (code, signal) => { clearTimeout(timer); reject(new Error(`the echo process exited (${signal ?? code}) while starting`)); });
         proc.on("message", (m: { t?: string }) => { if (m?.t === "ready") { clearTimeout(timer); resolve(); } });
       });
-      const conn = await amqp.connect(ADDRESS, { noDelay: true, clientProperties: { connection_name: "warren bench echo client" } });
+      const conn = await amqp.connect(url, { noDelay: true, clientProperties: { connection_name: "warren bench echo client" } });
       conn.on("error", () => undefined);
-      const ch = await conn.createChannel();
+      // Direct reply-to answers only on the channel that consumes it: a confirm channel in durable mode.
+      const confirmed = quorum ? await conn.createConfirmChannel() : undefined;
+      const ch = confirmed ?? (await conn.createChannel());
       ch.on("error", () => undefined);
-      const echo = new Echo(proc, conn, ch, queue);
+      const echo = new Echo(proc, conn, ch, queue, confirmed);
       await ch.consume("amq.rabbitmq.reply-to", (msg) => {
         if (!msg) return;
         const done = echo.pending.get(msg.properties.correlationId);
@@ -56,10 +62,15 @@ export class Echo {
 
   call(): Promise<void> {
     const id = String(++this.seq);
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve);
-      this.ch.publish("", this.queue, Echo.PAYLOAD, { replyTo: "amq.rabbitmq.reply-to", correlationId: id });
-    });
+    const replied = new Promise<void>((resolve) => this.pending.set(id, resolve));
+    const props = { replyTo: "amq.rabbitmq.reply-to", correlationId: id };
+    if (!this.confirmed) {
+      this.ch.publish("", this.queue, Echo.PAYLOAD, props);
+      return replied;
+    }
+    const confirm = new Promise<void>((resolve, reject) =>
+      this.confirmed!.publish("", this.queue, Echo.PAYLOAD, { ...props, persistent: true }, (err) => (err ? reject(err) : resolve())));
+    return Promise.all([confirm, replied]).then(() => undefined);
   }
 
   async close(): Promise<void> {

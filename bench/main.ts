@@ -35,6 +35,7 @@ import { Context } from "./context";
 import { MEMORY_TARGET_MIB, measureIdleMemory, procs } from "./memory";
 import { MemoryReport, Result, fmt, jsonReport, meanStd, report } from "./report";
 import { Running, Settings, deadline, timeit } from "./timing";
+import { DURABLE_CASES, DURABLE_TARGET, startDurableCluster } from "./durable";
 
 const ROOT = path.resolve(__dirname, "..");
 
@@ -66,6 +67,7 @@ export async function main(): Promise<number> {
     .option("--rounds <n>", "timed rounds per case", positive("integer"), 4)
     .option("--seconds <s>", "minimum seconds per round", positive("number"), 2)
     .option("--warmup <s>", "warm-up seconds per case", positive("number"), 1)
+    .option("--durable", `durable mode on a 3-node RabbitMQ cluster the run starts and removes: ${DURABLE_CASES.join(", ")}, judged against a raw quorum-queue round trip with confirms`)
     .showHelpAfterError()
     .exitOverride();
   try {
@@ -73,17 +75,19 @@ export async function main(): Promise<number> {
   } catch (err) {
     return (err as { exitCode?: number }).exitCode ?? 2;
   }
-  const opts = program.opts<{ json?: string; rounds: number; seconds: number; warmup: number }>();
+  const opts = program.opts<{ json?: string; rounds: number; seconds: number; warmup: number; durable?: boolean }>();
   const names: string[] = program.args;
-  const unknown = names.filter((n) => !ALL_NAMES.includes(n));
+  const allowed = opts.durable ? DURABLE_CASES : ALL_NAMES;
+  const unknown = names.filter((n) => !allowed.includes(n));
   if (unknown.length) {
-    console.error(`unknown case${unknown.length > 1 ? "s" : ""}: ${unknown.join(", ")}\navailable:\n  ${ALL_NAMES.join("\n  ")}`);
+    console.error(`unknown case${unknown.length > 1 ? "s" : ""}${opts.durable ? " in durable mode" : ""}: ${unknown.join(", ")}\navailable:\n  ${allowed.join("\n  ")}`);
     return 2;
   }
-  const wanted = new Set(names.length ? names : ALL_NAMES);
+  const wanted = new Set(names.length ? names : allowed);
   // A chosen case brings the limit it is judged against.
   for (const c of CASES) if (wanted.has(c.name) && c.limit) wanted.add(c.limit);
-  const chosen = CASES.filter((c) => wanted.has(c.name));
+  // In durable mode every warren case has the one target of that mode, and no Ray figure beside it.
+  const chosen = CASES.filter((c) => wanted.has(c.name)).map((c) => (opts.durable && c.kind === "warren" ? { ...c, target: DURABLE_TARGET, ray: undefined } : c));
   const settings: Settings = { warmup: opts.warmup, rounds: opts.rounds, seconds: opts.seconds };
   const commit = gitCommit();
   const started = performance.now();
@@ -92,7 +96,8 @@ export async function main(): Promise<number> {
   console.error(`warren bench: ${chosen.length} case(s)${wanted.has(IDLE_MEMORY) ? " + idle memory" : ""}; warm-up ${settings.warmup} s, ` +
     `${settings.rounds} rounds of >= ${settings.seconds} s; ${os.cpus().length} CPUs, Node ${process.version}; commit ${commit}`);
 
-  const ctx = new Context();
+  const durable = opts.durable ? await startDurableCluster() : undefined;
+  const ctx = durable ? new Context(durable.address, true) : new Context();
   const onSignal = (sig: NodeJS.Signals) => {
     console.error(`\n${sig}: stopping`);
     ctx.killNow();
@@ -153,6 +158,7 @@ export async function main(): Promise<number> {
     }
   } finally {
     await ctx.close();
+    await durable?.stop();
   }
   if (wanted.has(IDLE_MEMORY)) {
     const t0 = performance.now();
@@ -172,7 +178,7 @@ export async function main(): Promise<number> {
   const elapsed = (performance.now() - started) / 1000;
   console.log("");
   console.log(report(results, memory));
-  console.log(`\ncommit ${commit}, ${date}; warm-up ${settings.warmup} s, ${settings.rounds} rounds of >= ${settings.seconds} s; ` +
+  console.log(`\n${opts.durable ? "durable mode, on a 3-node RabbitMQ cluster on this machine; " : ""}commit ${commit}, ${date}; warm-up ${settings.warmup} s, ${settings.rounds} rounds of >= ${settings.seconds} s; ` +
     `${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim() ?? "?"}), Node ${process.version}; total ${elapsed.toFixed(0)} s`);
 
   if (opts.json) {
