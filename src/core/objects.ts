@@ -16,7 +16,7 @@ import { ObjectRef } from "../objects/ref";
 import { ObjectStore } from "../objects/store";
 import { OwnerTable } from "../objects/owner";
 import { Kind } from "../wire/kinds";
-import { TRANSPORT_DEFAULTS } from "../transport";
+import { sendAgainSoon } from "../transport/link";
 import { objectId } from "../wire/ids";
 import type { StoredObject } from "../wire/messages";
 import { ActorHandleCore } from "./actor-handle";
@@ -116,7 +116,7 @@ export class Objects {
     const { id } = v8.deserialize(msg.content);
     if (this.rt.link.settling()) {
       // Back from an outage a moment ago: the owner may not have declared its inbox again yet.
-      setTimeout(() => this.asked.has(id) && this.ask(id), TRANSPORT_DEFAULTS.reconnectMaxMs / 4);
+      sendAgainSoon(() => this.asked.has(id) && this.ask(id));
       return;
     }
     const err = new ObjectLostError(`the owner of ObjectRef(${id}) has exited, so the object is lost`);

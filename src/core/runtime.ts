@@ -20,8 +20,8 @@ import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { ActorDiedError, TaskCancelledError, WarrenError } from "../errors";
 import { EncodedError, encodeError } from "../serialization";
-import { TRANSPORT_DEFAULTS, Topology, consumeQueue, resubscribe } from "../transport";
-import { BrokerLink } from "../transport/link";
+import { Topology, consumeQueue, resubscribe } from "../transport";
+import { BrokerLink, sendAgainSoon } from "../transport/link";
 import { RpcClient } from "../transport/rpc";
 import type { ObjectRef } from "../objects/ref";
 import { Kind, RpcReply } from "../wire/kinds";
@@ -108,7 +108,7 @@ export class Runtime {
 
   private async openConfirmChannel(link: BrokerLink): Promise<void> {
     const ch = await link.conn.createConfirmChannel();
-    link.watch(ch, (reason) => this.channelLost(new Error(`a broker channel closed (${reason.message})`)));
+    link.watch(ch, (err) => this.channelLost(err));
     ch.on("return", (msg: amqp.Message) => this.onReturned(msg));
     this.confirmCh = ch;
   }
@@ -130,13 +130,13 @@ export class Runtime {
     }
   }
 
-  /** What was out when the connection went, sent again once it is back. */
-  private lostWithConnection?: { tasks: string[] };
+  /** The tasks that were out when the connection went, sent again once it is back. */
+  private lostTasks: string[] = [];
 
   private down(): void {
     this.ch = this.link.outbox.channel;
     if (this.confirmCh) this.confirmCh = this.link.outbox.channel as amqp.ConfirmChannel;
-    this.lostWithConnection = { tasks: this.tasks.sentUnfinished() };
+    this.lostTasks = this.tasks.sentUnfinished();
     this.rpc.connectionLost();
     this.objects.connectionLost();
     for (const l of this.listeners) l.down();
@@ -146,7 +146,7 @@ export class Runtime {
   private async restore(link: BrokerLink, again: boolean): Promise<amqp.Channel> {
     const conn = link.conn;
     const ch = await conn.createChannel();
-    link.watch(ch, (reason) => this.channelLost(new Error(`a broker channel closed (${reason.message})`)));
+    link.watch(ch, (err) => this.channelLost(err));
     ch.on("return", (msg: amqp.Message) => this.onReturned(msg));
     await this.topo.declare(ch);
     this.ch = ch;
@@ -155,8 +155,8 @@ export class Runtime {
     if (!again) return ch;
     await this.submitter.redeclareShapes();
     for (const l of this.listeners) await l.restore(conn);
-    this.tasks.resend(this.lostWithConnection?.tasks ?? []);
-    this.lostWithConnection = undefined;
+    this.tasks.resend(this.lostTasks);
+    this.lostTasks = [];
     this.rpc.resendLost();
     this.objects.resendLost();
     return ch;
@@ -245,7 +245,7 @@ export class Runtime {
     const mailbox = this.topo.mailbox("");
     if (msg.fields.routingKey.startsWith(mailbox)) {
       // Back from an outage a moment ago: the actor may not have declared its mailbox again yet.
-      if (this.link.settling()) return void setTimeout(() => this.tasks.resend([msg.properties.messageId]), TRANSPORT_DEFAULTS.reconnectMaxMs / 4);
+      if (this.link.settling()) return sendAgainSoon(() => this.tasks.resend([msg.properties.messageId]));
       void this.failDeadActorCall(msg.fields.routingKey.slice(mailbox.length), msg.properties.messageId, msg.properties.type);
     }
   }

@@ -12,7 +12,7 @@ import { encodeArgs, encodeHead, encodeTask, StoredObject } from "../wire/messag
 import { TaskIds, objectId } from "../wire/ids";
 import { Kind } from "../wire/kinds";
 import { publishSmall } from "../transport/frames";
-import { TRANSPORT_DEFAULTS } from "../transport";
+import { sendAgainSoon } from "../transport/link";
 import { encodeError, hasMarkers } from "../serialization";
 import { INITIAL_TASK_STATE, nextTaskState } from "../lifecycle/task";
 import { TaskContext, taskContext } from "./context";
@@ -106,7 +106,7 @@ export class Submitter {
     if (confirmed) {
       // Durable mode: persistent, and confirmed; one the broker could not keep is sent again.
       confirmed.publish(m.exchange, m.key, m.body, { ...props, headers, persistent: true }, (err) => {
-        if (err) setTimeout(() => this.rt.tasks.resend([taskId]), TRANSPORT_DEFAULTS.reconnectMaxMs / 4);
+        if (err) sendAgainSoon(() => this.rt.tasks.resend([taskId]));
       });
       return;
     }

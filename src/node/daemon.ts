@@ -153,7 +153,7 @@ export class NodeDaemon {
   private async restore(link: BrokerLink, again: boolean): Promise<amqp.Channel> {
     const ch = await link.conn.createChannel();
     const taskCh = await link.conn.createChannel();
-    for (const c of [ch, taskCh]) link.watch(c, (reason) => this.exitLost(new Error(`a broker channel closed (${reason.message})`)));
+    for (const c of [ch, taskCh]) link.watch(c, (err) => this.exitLost(err));
     ch.on("return", (m: amqp.Message) => this.rpc.returned(m));
     await this.topo.declare(ch);
     this.ch = ch;

@@ -44,6 +44,12 @@ export const TRANSPORT_DEFAULTS = {
   /** @default 2000 */
   reconnectMaxMs: 2000,
   /**
+   * How long a message the broker returned or nacked while the cluster reconnects waits before
+   * it is sent again (link.ts `sendAgainSoon`).
+   * @default 500
+   */
+  sendAgainMs: 500,
+  /**
    * How long after a reconnection a request whose target has no queue yet is sent again rather
    * than failed: every process of the cluster reconnects on its own backoff.
    * @default 15000

@@ -91,13 +91,15 @@ export class BrokerLink {
 
   /**
    * A channel of the current connection that closes while the connection stays (a 406 from a
-   * stray ack) would leave its process deaf: `onLost` hears of it. Channels closing with their
-   * connection are the link's to restore.
+   * stray ack) would leave its process deaf: `onLost` hears of it, as "the `what` channel
+   * closed (the broker's reason)". Channels closing with their connection are the link's to restore.
    */
-  watch(ch: amqp.Channel, onLost: (reason: Error) => void): void {
+  watch(ch: amqp.Channel, onLost: (error: Error) => void, what = "a broker"): void {
     const conn = this.conn;
     // A lost connection closes its channels before it says so itself: look once it has.
-    watchChannel(ch, (reason) => setImmediate(() => this.connected && !this.closing && this.conn === conn && onLost(reason)));
+    watchChannel(ch, (reason) => setImmediate(() => {
+      if (this.connected && !this.closing && this.conn === conn) onLost(new Error(`${what} channel closed (${reason.message})`, { cause: reason }));
+    }));
   }
 
   private async connect(again: boolean): Promise<void> {
@@ -160,6 +162,14 @@ export class BrokerLink {
     this.closing = true;
     await this.conn.close().catch(() => undefined);
   }
+}
+
+/**
+ * Sends something again a little later: a message the broker returned (its target's queue not
+ * declared again yet, while the cluster reconnects) or nacked.
+ */
+export function sendAgainSoon(send: () => void): void {
+  setTimeout(send, TRANSPORT_DEFAULTS.sendAgainMs);
 }
 
 /** Whether a channel is a link's outbox (the connection is down). */

@@ -13,6 +13,7 @@ import { decodeError } from "../serialization";
 import { Kind, RpcReply } from "../wire/kinds";
 import type { HeadRequest, HeadRequests, NodeRequest, NodeRequests, PayloadOf, ReplyOf } from "../wire/head";
 import { TRANSPORT_DEFAULTS, type Topology } from "./index";
+import { sendAgainSoon } from "./link";
 
 interface Pending {
   resolve(value: unknown): void;
@@ -123,7 +124,7 @@ export class RpcClient {
     const p = this.pending.get(id);
     if (!p) return false;
     if (this.settling()) {
-      setTimeout(() => this.pending.get(id) === p && this.publish(id, p), TRANSPORT_DEFAULTS.reconnectMaxMs / 4);
+      sendAgainSoon(() => this.pending.get(id) === p && this.publish(id, p));
       return true;
     }
     this.pending.delete(id);

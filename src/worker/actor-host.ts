@@ -88,7 +88,7 @@ export class ActorHost {
 
   private async openChannel(): Promise<void> {
     const ch = await this.rt.conn.createChannel();
-    this.rt.link.watch(ch, (reason) => this.exiting || this.rt.channelLost(reason));
+    this.rt.link.watch(ch, (err) => this.exiting || this.rt.channelLost(err), "the mailbox");
     await this.rt.topo.declareMailbox(ch, this.create.handle.id);
     // Calls already delivered count as sent to this incarnation (Ray's rule too), so a deeper
     // prefetch only trades how many fail on a crash for fewer round trips under load.

@@ -106,7 +106,7 @@ async function main(): Promise<void> {
 
 async function openLeaseChannel(): Promise<void> {
   const ch = await rt.conn.createChannel();
-  rt.link.watch(ch, (reason) => forceExiting || rt.channelLost(new Error(`the lease channel closed (${reason.message})`)));
+  rt.link.watch(ch, (err) => forceExiting || rt.channelLost(err), "the lease");
   leaseCh = ch;
 }
 
