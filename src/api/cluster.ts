@@ -15,7 +15,7 @@ import type { NodeConfig } from "../node/daemon";
 import { Runtime } from "../core/runtime";
 import { currentRuntime, hasRuntime } from "../core/current";
 import type { RuntimeConfig } from "../core/context";
-import { compiled } from "../core/paths";
+import { clusterDir, compiled } from "../core/paths";
 
 const NODE_MAIN = path.join(__dirname, "..", "node", "main.js");
 
@@ -45,7 +45,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   if (o.cluster) return join(o.cluster, base, o.durable);
   const cluster = `local-${randomBytes(6).toString("hex")}`;
   const nodeId = randomBytes(20).toString("hex");
-  const sessionDir = path.join(os.tmpdir(), "warren", `session_${cluster}`);
+  const sessionDir = clusterDir(cluster);
   const nodeConfig: NodeConfig = {
     address, cluster, nodeId, isHead: true, private: true, sessionDir, durable: o.durable ?? false,
     resources: nodeResources({ numCpus: o.numCpus, numGpus: o.numGpus, memory: o.memory, objectStoreMemory: o.objectStoreMemory, resources: o.resources }),

@@ -4,17 +4,17 @@
  * finds them again.
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { ChildProcess, fork } from "node:child_process";
 import { WarrenError } from "../errors";
 import { redactAddress } from "../address";
 import { attach, shutdown } from "../api/cluster";
-import { compiled } from "../core/paths";
+import { clusterDir, compiled, registryFile } from "../core/paths";
 import { currentRuntime } from "../core/current";
 import { nodes } from "../api/state";
 import type { NodeConfig } from "../node/daemon";
+import { RegistryStore } from "../head/store";
 import type { Resources } from "../scheduling/shape";
 import { DEFAULT_ADDRESS, Topology, connectBroker } from "../transport";
 import { NodeRecord, liveRecords, nodeAlive, removeRecord, within, writeRecord } from "./common";
@@ -50,8 +50,14 @@ async function probe(address: string, cluster: string): Promise<Awaited<ReturnTy
   }
 }
 
+/** What a node says when it is ready: a head started on a kept registry says what it knew. */
+interface Ready {
+  t: "ready";
+  restored?: { nodes: number; actors: number; durable: boolean };
+}
+
 /** Forks a node daemon in its own process group and waits until it is ready. */
-function launch(config: NodeConfig, logFile: string): Promise<ChildProcess> {
+function launch(config: NodeConfig, logFile: string): Promise<{ proc: ChildProcess; ready: Ready }> {
   fs.mkdirSync(config.sessionDir, { recursive: true });
   const log = fs.openSync(logFile, "a");
   const proc = fork(compiled(NODE_MAIN), [], {
@@ -71,11 +77,11 @@ function launch(config: NodeConfig, logFile: string): Promise<ChildProcess> {
       reject(new WarrenError(`the warren node ${why}; the end of its log ${logFile}:\n${tail}`));
     };
     proc.once("exit", (code, signal) => fail(`exited while starting (${signal ?? `code ${code}`})`));
-    proc.on("message", (m: { t: string }) => {
+    proc.on("message", (m: Ready) => {
       if (m.t !== "ready") return;
       clearTimeout(timer);
       proc.removeAllListeners("exit");
-      resolve(proc);
+      resolve({ proc, ready: m });
     });
   });
 }
@@ -107,16 +113,22 @@ export async function start(o: StartOptions): Promise<number> {
   }
 
   const nodeId = randomBytes(20).toString("hex");
-  const sessionDir = path.join(os.tmpdir(), "warren", `session_${cluster}`, `node_${nodeId.slice(0, 12)}`);
+  const sessionDir = path.join(clusterDir(cluster), `node_${nodeId.slice(0, 12)}`);
   const logFile = path.join(sessionDir, "node.log");
   const config: NodeConfig = { address, cluster, nodeId, isHead: o.head, private: false, resources: o.resources, sessionDir, durable: o.durable };
-  const proc = await launch(config, logFile);
+  const { proc, ready } = await launch(config, logFile);
   const record: NodeRecord = { pid: proc.pid!, cluster, nodeId, isHead: o.head, sessionDir, logFile, address, startedAt: new Date().toISOString() };
   writeRecord(record);
   proc.disconnect();
 
   const join = `warren start --address '${shown}' --cluster ${cluster}`;
-  console.log(o.head ? `Started the head node of warren cluster "${cluster}".` : `Started a node; it joined warren cluster "${cluster}" (${existing!.filter((n) => n.Alive).length + 1} nodes now).`);
+  const r = ready.restored;
+  if (r) {
+    console.log(`Restarted the head node of warren cluster "${cluster}" from its registry ${registryFile(cluster)}:`);
+    console.log(`  it knew ${r.nodes} node(s) and ${r.actors} actor(s); live nodes rejoin and named actors stay${r.durable ? "; durable mode, as the cluster was started" : ""}.`);
+  } else {
+    console.log(o.head ? `Started the head node of warren cluster "${cluster}".` : `Started a node; it joined warren cluster "${cluster}" (${existing!.filter((n) => n.Alive).length + 1} nodes now).`);
+  }
   console.log(`  Node ID:    ${nodeId}`);
   console.log(`  Broker:     ${shown}`);
   console.log(`  Resources:  ${describe(o.resources)}`);
@@ -261,6 +273,8 @@ async function stopRecords(records: NodeRecord[], force: boolean): Promise<[Node
     group.forEach((r, i) => results.push([r, done[i]]));
   }
   for (const [h, queues] of leftovers) await removeFromBroker(h, queues).catch(() => undefined);
+  // The cluster has ended: a head started later for its name starts a new one, not this registry.
+  for (const h of heads) RegistryStore.remove(registryFile(h.cluster));
   return results;
 }
 

@@ -1,4 +1,5 @@
 import * as path from "node:path";
+import * as os from "node:os";
 
 /**
  * Where a compiled entry point (a process or thread warren starts) lives: under dist/ even when
@@ -7,4 +8,17 @@ import * as path from "node:path";
 export function compiled(file: string): string {
   const sep = path.sep;
   return __filename.endsWith(".ts") ? file.replace(`${sep}src${sep}`, `${sep}dist${sep}src${sep}`) : file;
+}
+
+/**
+ * A cluster's folder on this machine (Ray's `session_*`): its nodes' session directories, and the
+ * head's registry (`head.lmdb`), which outlives a head process so that one started again reloads it.
+ */
+export function clusterDir(cluster: string): string {
+  return path.join(os.tmpdir(), "warren", `session_${cluster}`);
+}
+
+/** The head's registry file in its cluster's folder. */
+export function registryFile(cluster: string): string {
+  return path.join(clusterDir(cluster), "head.lmdb");
 }

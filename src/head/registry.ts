@@ -5,7 +5,7 @@
  * of wire/head.ts from memory; head/server.ts serves them and watches the nodes.
  *
  * Given a store (head/store.ts), it saves each actor, node and shape when it changes, and starts
- * from what the store holds: a head restarted on the same session directory knows what it knew.
+ * from what the store holds: a head started again for the cluster knows what it knew.
  * Shapes are saved only when announced through announceShape.
  */
 import { createActor } from "xstate";
@@ -101,15 +101,16 @@ export class HeadRegistry {
     return { shapes: [...this.shapes.keys()] };
   }
 
-  /** A node's report; the answer is what its peers have free, for its spillback decisions. */
-  heartbeat(nodeId: string, available: Resources, acked: string[]): { peers: Peer[] } {
+  /** A node's report; the answer is what its peers have free, for its spillback decisions, and whether it is known. */
+  heartbeat(nodeId: string, available: Resources, acked: string[]): { peers: Peer[]; known: boolean } {
     const n = this.nodes.get(nodeId);
     if (n && this.nodeState(nodeId) !== "DEAD") {
       n.available = available;
       n.acked = new Set(acked);
       n.lastSeen = Date.now();
     }
-    return { peers: this.aliveNodes().filter((p) => p.info.nodeId !== nodeId).map((p) => ({ nodeId: p.info.nodeId, available: p.available })) };
+    const peers = this.aliveNodes().filter((p) => p.info.nodeId !== nodeId).map((p) => ({ nodeId: p.info.nodeId, available: p.available }));
+    return { peers, known: n !== undefined };
   }
 
   nodeState(nodeId: string): NodeState | undefined {

@@ -6,7 +6,6 @@
  * broker, and once dead its lost tasks go back to their owners and its actors are restarted or
  * buried; actors whose owner has exited are killed (Ray's rule for non-detached actors).
  */
-import * as path from "node:path";
 import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { NodeDiedError, WarrenError } from "../errors";
@@ -44,8 +43,8 @@ export interface HeadContext {
   topo: Topology;
   /** The node this head runs in (it never checks on itself). */
   nodeId: string;
-  /** Where the registry is kept (head.lmdb), so that a head started again on it knows the cluster. */
-  sessionDir: string;
+  /** Where the registry is kept (core/paths.ts registryFile), so that a head started again on it knows the cluster. */
+  registryFile: string;
   /** Buries an actor: records its death, answers the calls left in its mailbox, tells everyone. */
   actorDead(actorId: string, error: Error): Promise<void>;
   /** The head can no longer take requests (its node then exits). */
@@ -54,6 +53,8 @@ export interface HeadContext {
 
 export class HeadServer {
   readonly registry: HeadRegistry;
+  /** What the registry it started on knew: undefined for a new cluster. */
+  readonly restored?: { nodes: number; actors: number; durable: boolean };
   private readonly store: RegistryStore;
   /** Until when the checks of nodes and owners wait, after the connection came back. */
   private graceUntil = 0;
@@ -64,10 +65,16 @@ export class HeadServer {
   private stopped = false;
 
   constructor(private readonly ctx: HeadContext) {
-    this.store = RegistryStore.open(path.join(ctx.sessionDir, "head.lmdb"));
+    this.store = RegistryStore.open(ctx.registryFile);
     this.registry = new HeadRegistry(this.store);
+    // Durable mode is the cluster's, decided by its first head: its queues were declared so.
+    const saved = this.store.cluster();
+    if (saved) ctx.topo.durable = saved.durable;
+    else this.store.putCluster({ durable: ctx.topo.durable });
+    const nodes = this.registry.listNodes().length;
+    if (nodes > 0) this.restored = { nodes, actors: this.registry.list().length, durable: ctx.topo.durable };
     // Started on a registry it kept: the nodes it lists get the grace a reconnection gets.
-    if (this.registry.listNodes().length > 0) this.graceUntil = Date.now() + HEAD_DEFAULTS.reconnectGraceMs;
+    if (this.restored) this.graceUntil = Date.now() + HEAD_DEFAULTS.reconnectGraceMs;
     const durable = () => ({ durable: ctx.topo.durable });
     this.handlers = {
       ...this.registry.handlers,
@@ -77,8 +84,16 @@ export class HeadServer {
     };
   }
 
-  /** Starts watching the nodes and owners (once the head's queue is consumed). */
+  /**
+   * Starts watching the nodes and owners (once the head's queue is consumed). A head started on
+   * a kept registry holds the head queue, so the head before it is gone: its node is dead now.
+   */
   startChecks(): void {
+    for (const n of this.registry.aliveNodes()) {
+      if (!n.info.isHead || n.info.nodeId === this.ctx.nodeId) continue;
+      const lost = this.registry.nodeDied(n.info.nodeId);
+      if (lost) this.onNodeDied(n.info.nodeId, lost);
+    }
     this.timer = setInterval(() => void this.checkNodes(), HEAD_DEFAULTS.checkMs);
   }
 

@@ -1,13 +1,14 @@
 /**
- * head: the registry's file (Ray's GCS storage), so a head restarted on the same session
- * directory knows the cluster it knew. One LMDB database, a record per actor, node and shape,
- * keyed by kind and id (`actor/<id>`, `node/<id>`, `shape/<shape>`), its value the record as
- * plain data (v8 serialization, as on the wire). A record is written whole each time it changes,
+ * head: the registry's file (Ray's GCS storage), so a head started again for the cluster on this
+ * machine knows the cluster it knew. One LMDB database, a record per actor, node and shape,
+ * keyed by kind and id (`actor/<id>`, `node/<id>`, `shape/<shape>`), and one of the cluster's
+ * settings (`cluster`), its value the record as plain data (v8 serialization, as on the wire). A record is written whole each time it changes,
  * asynchronously: lmdb gathers the puts of one turn into one transaction, and no request waits
  * on the disk. What changes every heartbeat (free resources, last seen, acked tasks) is never
  * written: a node's record changes only when it registers and when it dies.
  */
 import { open, RootDatabase } from "lmdb";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as v8 from "node:v8";
 import type { Snapshot } from "xstate";
@@ -47,6 +48,12 @@ export interface SavedRegistry {
   shapes: SavedShape[];
 }
 
+/** What the head decided for the whole cluster when it was first started. */
+export interface SavedCluster {
+  durable: boolean;
+}
+
+const CLUSTER = "cluster";
 const ACTOR = "actor/";
 const NODE = "node/";
 const SHAPE = "shape/";
@@ -54,7 +61,7 @@ const SHAPE = "shape/";
 export class RegistryStore {
   private constructor(private readonly db: RootDatabase<Buffer, string>, readonly path: string) {}
 
-  /** Opens (creating if needed) the registry's file, e.g. `<sessionDir>/head.lmdb`. */
+  /** Opens (creating if needed) the registry's file, core/paths.ts registryFile. */
   static open(file: string): RegistryStore {
     const db = open<Buffer, string>({
       path: file,
@@ -63,6 +70,16 @@ export class RegistryStore {
       noSync: true,
     });
     return new RegistryStore(db, path.resolve(file));
+  }
+
+  /** The cluster's settings, if a head saved them before (a head restarted keeps them). */
+  cluster(): SavedCluster | undefined {
+    const v = this.db.get(CLUSTER);
+    return v === undefined ? undefined : (v8.deserialize(v) as SavedCluster);
+  }
+
+  putCluster(cluster: SavedCluster): void {
+    this.put(CLUSTER, cluster);
   }
 
   putActor(actor: SavedActor): void {
@@ -96,6 +113,11 @@ export class RegistryStore {
       out.push(v8.deserialize(value) as T);
     }
     return out;
+  }
+
+  /** Removes a registry's files (its cluster has ended: a head started later starts a new one). */
+  static remove(file: string): void {
+    for (const f of [file, `${file}-lock`]) fs.rmSync(f, { force: true });
   }
 
   /** Waits for the writes still pending, then closes the file. */

@@ -36,6 +36,7 @@ import { GpuPool, gpuIds } from "./gpus";
 import { RecentDeaths, mayRetry, onRedelivery, workerCrashed } from "../scheduling/retry";
 import { MetricsServer, serveMetrics } from "./metrics";
 import { HeadServer } from "../head/server";
+import { registryFile } from "../core/paths";
 import { RpcClient } from "../transport/rpc";
 import type { NodeInfo } from "../wire/head";
 import { nodeIp } from "./resources";
@@ -92,6 +93,7 @@ export class NodeDaemon {
   private stopping?: Promise<void>;
   private readonly timers: NodeJS.Timeout[] = [];
   private rpc!: RpcClient;
+  private registering?: Promise<void>;
 
   constructor(readonly config: NodeConfig, private readonly onStopped: () => void = () => undefined) {
     this.topo = new Topology(config.cluster, config.durable ?? false);
@@ -122,7 +124,7 @@ export class NodeDaemon {
         up: () => this.link.up,
         topo: this.topo,
         nodeId: this.config.nodeId,
-        sessionDir: this.config.sessionDir,
+        registryFile: registryFile(this.config.cluster),
         actorDead: (id, err) => this.actors.dead(id, err),
         lost: (reason) => this.exitLost(reason),
       });
@@ -199,8 +201,16 @@ export class NodeDaemon {
     return false;
   }
 
-  /** Registers with the head; after an outage (`retry`: the head may be restarting too) tries until it answers. */
-  private async register(retry = false): Promise<void> {
+  /**
+   * Registers with the head; after an outage (`retry`: the head may be restarting too) tries until
+   * it answers. One registration at a time: a second call while one is under way joins it.
+   */
+  private register(retry = false): Promise<void> {
+    this.registering ??= this.registerOnce(retry).finally(() => (this.registering = undefined));
+    return this.registering;
+  }
+
+  private async registerOnce(retry: boolean): Promise<void> {
     for (;;) {
       try {
         const { shapes, durable } = await this.rpc.head("node.register", this.info());
@@ -266,6 +276,11 @@ export class NodeDaemon {
     });
   }
 
+  /** What a head found in the registry it started on (undefined for a new cluster, or not a head). */
+  get restored(): HeadServer["restored"] {
+    return this.head?.restored;
+  }
+
   info(): NodeInfo {
     return {
       nodeId: this.config.nodeId,
@@ -296,7 +311,10 @@ export class NodeDaemon {
       ],
     });
     for (const t of long) this.tasks.ackTask(t);
-    this.scheduler.peers = (await reply.catch(() => ({ peers: [] }))).peers;
+    const { peers, known } = await reply.catch(() => ({ peers: [], known: true }));
+    this.scheduler.peers = peers;
+    // A head started again without its registry (another machine, a lost file) learns of this node anew.
+    if (!known) void this.register(true);
   }
 
   /** A task that blocks (or runs long) is acked once the head has been told it runs here. */

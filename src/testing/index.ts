@@ -4,7 +4,6 @@
  * store, sharing nothing but the broker (as nodes on different hosts would).
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
@@ -13,6 +12,7 @@ import { validateInitOptions } from "../options";
 import { brokerAddress } from "../transport";
 import { nodeResources } from "../node/resources";
 import { startNode } from "../api/cluster";
+import { clusterDir } from "../core/paths";
 
 export interface NodeOptions {
   numCpus?: number;
@@ -29,7 +29,7 @@ export class Cluster {
 
   /** Where its nodes keep their session directories (removed by shutdown()). */
   get sessionDir(): string {
-    return path.join(os.tmpdir(), "warren", `session_${this.cluster}`);
+    return clusterDir(this.cluster);
   }
 
   /** Starts a head (and `nodes`), then resolves; pass `{ address, cluster }` to `warren.init()`. */

@@ -105,7 +105,8 @@ export interface HeadRequests {
   "actor.list": [None, ActorRow[]];
   "node.register": [NodeInfo, { shapes: string[]; durable: boolean }];
   "cluster.info": [None, { durable: boolean }];
-  "node.heartbeat": [Heartbeat, { peers: Peer[] }];
+  /** `known`: whether the head has the node registered (a head started without its registry does not). */
+  "node.heartbeat": [Heartbeat, { peers: Peer[]; known: boolean }];
   "node.running": [{ nodeId: string; task: string }, void];
   "node.list": [None, NodeSummary[]];
   "node.acked": [{ nodeId: string }, string[]];

@@ -46,8 +46,10 @@ function records(name = cluster): { pid: number; nodeId: string; isHead: boolean
 
 /** Processes of this test's cluster: its nodes and their workers (WARREN_NODE names the cluster). */
 const clusterProcesses = (name = cluster) => processesWith(`"cluster":"${name}"`);
-/** A second cluster, for `stop --force`. */
+/** A second cluster, for `stop --force`, and a third whose head is killed and started again. */
 const forced = `${cluster}-f`;
+const restarted = `${cluster}-r`;
+const RESTART_DRIVER = path.join(__dirname, "..", "fixtures", "head_restart_driver.ts");
 
 let driver: ChildProcess | undefined;
 let headId = "";
@@ -61,7 +63,7 @@ afterAll(async () => {
   if (driver && driver.exitCode === null && driver.signalCode === null) driver.kill("SIGKILL");
   const conn = await amqp.connect(address);
   const ch = await conn.createChannel();
-  for (const name of [cluster, forced]) {
+  for (const name of [cluster, forced, restarted]) {
     await warren("stop", "--cluster", name, "--force");
     for (const pid of clusterProcesses(name)) {
       try {
@@ -284,5 +286,66 @@ describe("a cluster started with warren start", () => {
     await waitForCondition(() => clusterProcesses(forced).length === 0, 5); // SIGKILLed workers are reaped
     expect(records(forced)).toEqual([]);
     expect(await brokerHas("exchange", `warren.${forced}.tasks`)).toBe(false);
+  });
+});
+
+describe("a head that dies and is started again", () => {
+  /** Runs the head-restart driver in `mode` and returns the JSON line it printed. */
+  async function drive(mode: "make" | "use"): Promise<{ n: number; node: string; nine?: number }> {
+    const out = await new Promise<Run>((resolve) => {
+      execFile(process.execPath, ["-r", "tsx/cjs", RESTART_DRIVER, mode, restarted], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? -1 : 0, stdout, stderr }));
+    });
+    expect(out.stderr).toBe("");
+    return JSON.parse(out.stdout.trim().split("\n").pop()!);
+  }
+
+  const list = async () => JSON.parse((await warren("list", "nodes", "--cluster", restarted, "--format", "json")).stdout) as { node_id: string; state: string; is_head_node: boolean }[];
+  const registry = path.join(os.tmpdir(), "warren", `session_${restarted}`, "head.lmdb");
+  /** SIGKILLs the head node's process group (the daemon and its workers), as a crash of its machine would. */
+  async function killHead(): Promise<void> {
+    const head = records(restarted).find((r) => r.isHead)!;
+    process.kill(-head.pid, "SIGKILL");
+    await waitForCondition(() => !clusterProcesses(restarted).includes(head.pid), 20);
+  }
+
+  test("reloads its registry: the nodes that live on and a detached named actor with its state", async () => {
+    expect((await warren("start", "--head", "--num-cpus", "1", "--cluster", restarted)).code).toBe(0);
+    const joined = await warren("start", "--address", address, "--cluster", restarted, "--num-cpus", "1", "--resources", '{"Keeper": 1}');
+    expect(joined.code).toBe(0);
+    const keeperNode = /Node ID:\s+([0-9a-f]{40})/.exec(joined.stdout)![1];
+    const firstHead = records(restarted).find((r) => r.isHead)!.nodeId;
+    expect(await drive("make")).toEqual({ n: 5, node: keeperNode });
+
+    await killHead();
+    const again = await warren("start", "--head", "--num-cpus", "1", "--cluster", restarted);
+    expect(again.stderr).toBe("");
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain(`Restarted the head node of warren cluster "${restarted}" from its registry ${registry}`);
+    expect(again.stdout).toMatch(/it knew 2 node\(s\) and 1 actor\(s\)/);
+    const secondHead = /Node ID:\s+([0-9a-f]{40})/.exec(again.stdout)![1];
+
+    // The actor lived on with its node: found by name, its count goes on from 5.
+    expect(await drive("use")).toEqual({ n: 6, node: keeperNode, nine: 9 });
+    const nodes = await list();
+    expect(nodes.find((n) => n.node_id === firstHead)).toMatchObject({ state: "DEAD", is_head_node: true });
+    expect(nodes.find((n) => n.node_id === secondHead)).toMatchObject({ state: "ALIVE", is_head_node: true });
+    expect(nodes.find((n) => n.node_id === keeperNode)).toMatchObject({ state: "ALIVE", is_head_node: false });
+  });
+
+  test("without its registry, live nodes register again by themselves", async () => {
+    const keeperNode = records(restarted).find((r) => !r.isHead)!.nodeId;
+    await killHead();
+    fs.rmSync(registry, { force: true });
+    const fresh = await warren("start", "--head", "--num-cpus", "1", "--cluster", restarted);
+    expect(fresh.code).toBe(0);
+    expect(fresh.stdout).toContain(`Started the head node of warren cluster "${restarted}".`);
+    // Its next heartbeat hears that the head does not know it, and it registers.
+    await waitForCondition(async () => (await list()).some((n) => n.node_id === keeperNode && n.state === "ALIVE"), 20);
+  });
+
+  test("stop ends the cluster: its registry is removed, so the next head starts a new one", async () => {
+    expect((await warren("stop", "--cluster", restarted)).code).toBe(0);
+    expect(fs.existsSync(registry)).toBe(false);
   });
 });

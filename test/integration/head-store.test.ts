@@ -143,3 +143,21 @@ test("heartbeats and running tasks are not written", async () => {
   const reloaded = new HeadRegistry(openStore());
   expect(reloaded.aliveNodes().map((n) => [n.available, [...n.acked]])).toEqual([[{ CPU: 2 }, []]]);
 });
+
+test("the cluster's settings are kept, and a heartbeat says whether its node is known", async () => {
+  const store = openStore();
+  expect(store.cluster()).toBeUndefined();
+  store.putCluster({ durable: true });
+  const registry = new HeadRegistry(store);
+  registry.registerNode(node("node-a"));
+  expect(registry.heartbeat("node-a", { CPU: 1 }, []).known).toBe(true);
+  expect(registry.heartbeat("node-b", { CPU: 1 }, []).known).toBe(false);
+  await close(store);
+
+  const reopened = openStore();
+  expect(reopened.cluster()).toEqual({ durable: true });
+  await close(reopened);
+  RegistryStore.remove(file);
+  expect(fs.readdirSync(dir)).toEqual([]);
+  expect(openStore().cluster()).toBeUndefined(); // a new cluster's registry
+});
