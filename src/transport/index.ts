@@ -79,27 +79,32 @@ export function brokerAddress(address?: string | readonly string[]): string {
  * BrokerAuthError; no broker answering, a BrokerUnavailableError naming them all.
  */
 export async function connectBroker(address: string, name: string): Promise<amqp.ChannelModel> {
-  let conn: amqp.ChannelModel | undefined;
+  return (await connectBrokerAt(address, name)).conn;
+}
+
+/** connectBroker, also saying which URL of the address it connected to. */
+export async function connectBrokerAt(address: string, name: string): Promise<{ conn: amqp.ChannelModel; url: string }> {
   let lastError: unknown;
   for (const url of brokerUrls(address)) {
+    let conn: amqp.ChannelModel;
     try {
       conn = await amqp.connect(url, {
         noDelay: true,
         timeout: TRANSPORT_DEFAULTS.connectTimeoutMs,
         clientProperties: { connection_name: name },
       });
-      break;
     } catch (err) {
       if (/ACCESS.REFUSED/.test((err as Error).message)) throw new BrokerAuthError(url, err);
       lastError = err;
+      continue;
     }
+    // A broker that goes away surfaces through the channels' close handlers; without a listener
+    // here an 'error' event would crash the process instead.
+    conn.on("error", () => undefined);
+    tuneFrames(conn);
+    return { conn, url };
   }
-  if (!conn) throw new BrokerUnavailableError(address, lastError);
-  // A broker that goes away surfaces through the channels' close handlers; without a listener
-  // here an 'error' event would crash the process instead.
-  conn.on("error", () => undefined);
-  tuneFrames(conn);
-  return conn;
+  throw new BrokerUnavailableError(address, lastError);
 }
 
 /**

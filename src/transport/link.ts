@@ -19,8 +19,8 @@
  */
 import type * as amqp from "amqplib";
 import { BrokerLostError, BrokerUnavailableError, WarrenError } from "../errors";
-import { redactAddress } from "../address";
-import { TRANSPORT_DEFAULTS, connectBroker, watchChannel } from "./index";
+import { brokerUrls, redactAddress } from "../address";
+import { TRANSPORT_DEFAULTS, connectBrokerAt, watchChannel } from "./index";
 
 export interface LinkHooks {
   /**
@@ -47,6 +47,8 @@ export function outageLimitMs(env: NodeJS.ProcessEnv = process.env): number {
 export class BrokerLink {
   /** The current connection (a dead one while down: its channels throw). */
   conn!: amqp.ChannelModel;
+  /** The URL of the address the connection went to (a list's first that answered). */
+  private url = "";
   /** Stands in for every channel of the process while the connection is down. */
   readonly outbox = new Outbox();
   private connected = false;
@@ -103,7 +105,7 @@ export class BrokerLink {
   }
 
   private async connect(again: boolean): Promise<void> {
-    const conn = await connectBroker(this.address, this.name);
+    const { conn, url } = await connectBrokerAt(this.address, this.name);
     let gone: Error | undefined;
     conn.on("error", (err: Error) => (gone = err));
     conn.on("close", (err?: Error) => {
@@ -111,6 +113,7 @@ export class BrokerLink {
       if (this.conn === conn && this.connected) this.onDown(gone);
     });
     this.conn = conn;
+    this.url = url;
     let ch: amqp.Channel;
     try {
       ch = await this.hooks.restore(this, again);
@@ -132,7 +135,8 @@ export class BrokerLink {
     if (this.closing) return;
     this.connected = false;
     this.hooks.down(reason);
-    console.error(`warren ${process.pid}: lost the broker at ${redactAddress(this.address)} (${reason.message}); reconnecting for up to ${this.limitMs / 1000} s`);
+    const others = brokerUrls(this.address).length > 1 ? ` to ${redactAddress(this.address)}` : "";
+    console.error(`warren ${process.pid}: lost the broker at ${redactAddress(this.url)} (${reason.message}); reconnecting${others} for up to ${this.limitMs / 1000} s`);
     void this.reconnect(Date.now());
   }
 
@@ -150,7 +154,7 @@ export class BrokerLink {
         await this.connect(true);
         this.reconnections++;
         this.reconnectedAt = Date.now();
-        console.error(`warren ${process.pid}: reconnected to the broker after ${((Date.now() - since) / 1000).toFixed(1)} s`);
+        console.error(`warren ${process.pid}: reconnected to the broker at ${redactAddress(this.url)} after ${((Date.now() - since) / 1000).toFixed(1)} s`);
         return;
       } catch (err) {
         last = err instanceof BrokerUnavailableError ? err.cause : err; // what the socket said, not the advice to start one

@@ -15,6 +15,15 @@ export const WORKER_DEFAULTS = {
    * @default 32
    */
   fastPrefetch: 32,
+  /**
+   * leaseIdleMs and fastPrefetch in durable mode. There every consume, cancel and ack of a lease
+   * is a replicated operation of a quorum queue, and deliveries come later on a loaded cluster:
+   * a lease that waits longer before it ends, and holds more, churns less and acks in bigger
+   * batches (pipelined tasks on the 3-node cluster of `npm run bench -- --durable`: about 2,100/s
+   * with the default mode's values, 4,000/s with these).
+   * @default { leaseIdleMs: 50, fastPrefetch: 128 }
+   */
+  durableLease: { leaseIdleMs: 50, fastPrefetch: 128 },
   /** @default 0.5 */
   fastAverageMs: 0.5,
   /** @default 1 */

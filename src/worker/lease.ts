@@ -27,16 +27,28 @@ import { WORKER_DEFAULTS } from "./defaults";
  * average (weight `runWeight`) is under `fastAverageMs`, come `fastPrefetch` at a time: they never
  * wait on the broker's turnaround, and a burst's results and acks leave in few writes. An average
  * over `slowAverageMs` takes the lease back to one at a time and gives back what it held; a task
- * that waits longer than `slowTaskMs` suspends the lease.
+ * that waits longer than `slowTaskMs` suspends the lease. Durable mode has a window of its own
+ * (`durableLease`), as each consume, cancel and ack costs a replicated operation there.
  */
-const { leaseIdleMs, fastPrefetch, fastAverageMs, slowAverageMs, runWeight, slowTaskMs } = WORKER_DEFAULTS;
+const { fastAverageMs, slowAverageMs, runWeight, slowTaskMs } = WORKER_DEFAULTS;
+
+/** How long a lease waits for a delivery before it ends, and what it holds when tasks are short (durable mode has its own). */
+export interface LeaseWindow {
+  leaseIdleMs: number;
+  fastPrefetch: number;
+}
+
+export function leaseWindow(durable: boolean): LeaseWindow {
+  const { leaseIdleMs, fastPrefetch, durableLease } = WORKER_DEFAULTS;
+  return durable ? durableLease : { leaseIdleMs, fastPrefetch };
+}
 
 export class Lease {
   private tag?: string;
   private readonly waiting: amqp.ConsumeMessage[] = [];
   private busy = false;
   /** Touched as the lease runs dry: it ends the lease once nothing has run for leaseIdleMs. */
-  private readonly idle = new IdleAfter(leaseIdleMs, () => this.ending || this.busy || this.waiting.length > 0, () => void this.end());
+  private readonly idle: IdleAfter;
   private ending = false;
   /** The connection went with the lease's consumer and deliveries: nothing more is consumed, acked or given back. */
   private lost = false;
@@ -62,10 +74,12 @@ export class Lease {
     /** Runs a delivery: whether it is still to be acked, at once if the task did not wait. */
     private readonly run: (m: amqp.ConsumeMessage) => MaybePromise<boolean>,
     private readonly returned: () => void,
+    private readonly window: LeaseWindow,
   ) {
     ch.on("close", () => (this.closed = true));
+    this.idle = new IdleAfter(window.leaseIdleMs, () => this.ending || this.busy || this.waiting.length > 0, () => void this.end());
     this.averageMs = Math.min(firstRunMs, slowAverageMs);
-    if (this.averageMs < fastAverageMs) this.prefetch = fastPrefetch;
+    if (this.averageMs < fastAverageMs) this.prefetch = window.fastPrefetch;
   }
 
   async start(): Promise<void> {
@@ -183,7 +197,7 @@ export class Lease {
       this.unackedCount++;
     }
     this.averageMs += (performance.now() - started - this.averageMs) * runWeight;
-    const prefetch = this.averageMs > slowAverageMs ? 1 : this.averageMs < fastAverageMs ? fastPrefetch : this.prefetch;
+    const prefetch = this.averageMs > slowAverageMs ? 1 : this.averageMs < fastAverageMs ? this.window.fastPrefetch : this.prefetch;
     if (prefetch === this.prefetch) return false;
     this.prefetch = prefetch;
     void this.settle();

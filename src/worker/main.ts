@@ -14,7 +14,7 @@ import { Runtime } from "../core/runtime";
 import type { TaskContext } from "../core/context";
 import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messages";
 import { ActorHost } from "./actor-host";
-import { Lease } from "./lease";
+import { Lease, leaseWindow } from "./lease";
 import { MaybePromise, andThen, execute, publishResult, showTitle } from "./execute";
 import { IdleAfter } from "./idle";
 import { forwardOutput } from "./output";
@@ -126,7 +126,7 @@ async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
     lease = new Lease(leaseCh, m.lease.queue, m.lease.priority, ranMs, (d) => runLeased(d, m.lease!.queue, gpuIds, resources), () => {
       lease = undefined;
       send({ t: "lease-returned" });
-    });
+    }, leaseWindow(rt.topo.durable));
     await lease.start();
   }
 }

@@ -22,10 +22,18 @@ afterAll(async () => {
 }, 60_000);
 
 test("the first node SIGKILLed and brought back: every value comes back, every actor call runs once", async () => {
+  const said = jest.spyOn(console, "error");
   const counted = await countThrough(async () => {
     first.kill();
     await waitForCondition(() => first.processes().length === 0, 30);
     await cluster.start(); // starts the killed node again; it rejoins
   });
   expectNothingLost(counted);
+  // The driver says which node it lost and which one it reached, without the password.
+  const lines = said.mock.calls.map((c) => String(c[0]));
+  said.mockRestore();
+  const url = (port: number) => `amqp://guest:***@127.0.0.1:${port}`;
+  expect(lines).toContainEqual(expect.stringContaining(`lost the broker at ${url(5782)} (`));
+  expect(lines).toContainEqual(expect.stringContaining(`reconnecting to ${url(5782)},${url(5783)},${url(5784)} for up to 60 s`));
+  expect(lines).toContainEqual(expect.stringMatching(/reconnected to the broker at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:578[34] after/));
 }, 240_000);
