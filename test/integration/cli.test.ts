@@ -52,6 +52,8 @@ const restarted = `${cluster}-r`;
 const RESTART_DRIVER = path.join(__dirname, "..", "fixtures", "head_restart_driver.ts");
 
 let driver: ChildProcess | undefined;
+/** The driver that lives through a head restart. */
+let live: ChildProcess | undefined;
 let headId = "";
 let nodeId = "";
 
@@ -60,7 +62,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  if (driver && driver.exitCode === null && driver.signalCode === null) driver.kill("SIGKILL");
+  for (const d of [driver, live]) if (d && d.exitCode === null && d.signalCode === null) d.kill("SIGKILL");
   const conn = await amqp.connect(address);
   const ch = await conn.createChannel();
   for (const name of [cluster, forced, restarted]) {
@@ -317,6 +319,11 @@ describe("a head that dies and is started again", () => {
     const firstHead = records(restarted).find((r) => r.isHead)!.nodeId;
     expect(await drive("make")).toEqual({ n: 5, node: keeperNode });
 
+    // A driver that lives through it, counting on the actor and running tasks all along.
+    live = spawn(process.execPath, ["-r", "tsx/cjs", RESTART_DRIVER, "live", restarted], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+    let lines: string[] = [];
+    live.stdout!.on("data", (d) => (lines = [...lines, ...String(d).split("\n").filter((l) => l !== "")]));
+    await waitForCondition(() => lines.length >= 3, 30);
     await killHead();
     const again = await warren("start", "--head", "--num-cpus", "1", "--cluster", restarted);
     expect(again.stderr).toBe("");
@@ -325,8 +332,17 @@ describe("a head that dies and is started again", () => {
     expect(again.stdout).toMatch(/it knew 2 node\(s\) and 1 actor\(s\)/);
     const secondHead = /Node ID:\s+([0-9a-f]{40})/.exec(again.stdout)![1];
 
-    // The actor lived on with its node: found by name, its count goes on from 5.
-    expect(await drive("use")).toEqual({ n: 6, node: keeperNode, nine: 9 });
+    const counted = lines.length;
+    await waitForCondition(() => lines.length >= counted + 5, 30);
+    live.stdin!.end();
+    await new Promise((res) => live!.once("exit", res));
+    // Every call and task came back, and every call ran once: the counts go 6, 7, 8, ... without a gap.
+    expect(lines.filter((l) => !l.startsWith("ok "))).toEqual([]);
+    const counts = lines.map((l) => Number(l.split(" ")[1]));
+    expect(counts).toEqual(counts.map((_, i) => 6 + i));
+
+    // The actor lived on with its node: found by name, its count goes on.
+    expect(await drive("use")).toEqual({ n: 6 + counts.length, node: keeperNode, nine: 9 });
     const nodes = await list();
     expect(nodes.find((n) => n.node_id === firstHead)).toMatchObject({ state: "DEAD", is_head_node: true });
     expect(nodes.find((n) => n.node_id === secondHead)).toMatchObject({ state: "ALIVE", is_head_node: true });
