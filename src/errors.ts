@@ -90,6 +90,8 @@ export class WorkerCrashedError extends WarrenError {}
 export class ActorDiedError extends WarrenError {}
 export class NodeDiedError extends WarrenError {}
 export class ObjectLostError extends WarrenError {}
+/** A task or actor asks for resources no node of the cluster has, and init({ onInfeasible: "error" }) was set. */
+export class InfeasibleError extends WarrenError {}
 /** Raised by Queue.get on an empty queue (non-blocking, or after its timeout). */
 export class Empty extends WarrenError {}
 /** Raised by Queue.put on a full queue (non-blocking, or after its timeout). */

@@ -41,7 +41,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   const address = brokerAddress(o.address);
   const ownerId = newOwnerId();
   const namespace = o.namespace ?? ownerId;
-  const base = { address, ownerId, namespace, jobId: ownerId, role: "driver" as const, logToDriver: o.logToDriver ?? true };
+  const base = { address, ownerId, namespace, jobId: ownerId, role: "driver" as const, logToDriver: o.logToDriver ?? true, onInfeasible: o.onInfeasible ?? "warn" };
   if (o.cluster) return join(o.cluster, base, o.durable);
   const cluster = `local-${randomBytes(6).toString("hex")}`;
   const nodeId = randomBytes(20).toString("hex");

@@ -1,7 +1,5 @@
-/** Text the CLI prints: headers, aligned tables, amounts, shapes. Pure functions. */
-import type { Resources } from "../scheduling/shape";
-
-const GiB = 2 ** 30;
+/** Text the CLI prints: headers, aligned tables, sizes. Pure functions (resources: scheduling/text.ts). */
+import { amount, gib } from "../scheduling/text";
 
 /** `======== title: 2024-05-01 12:00:00 ========`, like Ray's CLI. */
 export function banner(title: string, now = new Date()): string {
@@ -13,11 +11,6 @@ export function banner(title: string, now = new Date()): string {
 /** A section title with its rule line. */
 export function section(title: string): string {
   return `${title}\n${"-".repeat(60)}`;
-}
-
-/** Bytes as GiB with two decimals: `10.56GiB`. */
-export function gib(bytes: number): string {
-  return `${(bytes / GiB).toFixed(2)}GiB`;
 }
 
 /** Bytes in the largest unit that keeps them >= 1: `512B`, `1.50KiB`, `3.20MiB`, `1.00GiB`. */
@@ -32,27 +25,10 @@ export function bytes(n: number): string {
   return i === 0 ? `${n}B` : `${v.toFixed(2)}${units[i]}`;
 }
 
-/** A resource amount with at least one decimal, like Ray's `0.0/2.0 CPU`. */
-export function amount(x: number): string {
-  return Number.isInteger(x) ? x.toFixed(1) : String(Number(x.toFixed(4)));
-}
-
-/** The order `warren status` lists resources in: CPU, GPU, memory, object store, then the rest by name. */
-export function resourceOrder(names: Iterable<string>): string[] {
-  const first = ["CPU", "GPU", "memory", "object_store_memory"];
-  const all = [...new Set(names)].filter((n) => !n.startsWith("node:"));
-  return [...first.filter((n) => all.includes(n)), ...all.filter((n) => !first.includes(n)).sort()];
-}
-
 /** One `Usage:` line: `1.0/2.0 CPU`, `0.00GiB/10.56GiB memory`. */
 export function usageLine(name: string, used: number, total: number): string {
   const isBytes = name === "memory" || name === "object_store_memory";
   return isBytes ? `${gib(used)}/${gib(total)} ${name}` : `${amount(used)}/${amount(total)} ${name}`;
-}
-
-/** A demand as Ray prints it: `{'CPU': 1, 'Custom1': 1}`. */
-export function demandDict(r: Resources): string {
-  return `{${Object.entries(r).map(([k, v]) => `'${k}': ${v}`).join(", ")}}`;
 }
 
 /** A cell of a table: objects as compact JSON, null and undefined as empty. */

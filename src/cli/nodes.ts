@@ -18,7 +18,7 @@ import { RegistryStore } from "../head/store";
 import type { Resources } from "../scheduling/shape";
 import { DEFAULT_ADDRESS, Topology, connectBroker } from "../transport";
 import { NodeRecord, liveRecords, nodeAlive, removeRecord, within, writeRecord } from "./common";
-import { amount, gib, resourceOrder } from "./format";
+import { describeResources } from "../scheduling/text";
 
 const NODE_MAIN = path.join(__dirname, "..", "node", "main.js");
 /** How long a node may take to start, and to stop after SIGTERM before it is killed. */
@@ -86,12 +86,6 @@ function launch(config: NodeConfig, logFile: string): Promise<{ proc: ChildProce
   });
 }
 
-function describe(r: Resources): string {
-  return resourceOrder(Object.keys(r))
-    .map((k) => (k === "memory" || k === "object_store_memory" ? `${k} ${gib(r[k])}` : `${k} ${amount(r[k])}`))
-    .join(", ");
-}
-
 export async function start(o: StartOptions): Promise<number> {
   const { address, cluster } = o;
   const shown = redactAddress(address);
@@ -131,7 +125,7 @@ export async function start(o: StartOptions): Promise<number> {
   }
   console.log(`  Node ID:    ${nodeId}`);
   console.log(`  Broker:     ${shown}`);
-  console.log(`  Resources:  ${describe(o.resources)}`);
+  console.log(`  Resources:  ${describeResources(o.resources)}`);
   console.log(`  Session:    ${sessionDir}`);
   console.log(`  Log:        ${logFile}`);
   console.log("");

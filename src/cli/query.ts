@@ -4,7 +4,8 @@ import { currentRuntime } from "../core/current";
 import { parseShape } from "../scheduling/shape";
 import type { Filters } from "../api/state";
 import { Target, withCluster } from "./common";
-import { banner, bytes, demandDict, resourceOrder, section, stats, table, usageLine } from "./format";
+import { banner, bytes, section, stats, table, usageLine } from "./format";
+import { demandDict, resourceOrder } from "../scheduling/text";
 
 export type Format = "table" | "json";
 const ALL = Number.MAX_SAFE_INTEGER;

@@ -17,6 +17,8 @@ export interface RuntimeConfig {
   role: "driver" | "worker";
   /** Durable mode (transport's Topology): a driver that joins a cluster learns it from the head. */
   durable?: boolean;
+  /** init({ onInfeasible }): warn (the default) or fail with InfeasibleError. */
+  onInfeasible?: "warn" | "error";
 }
 
 /** Per-call context inside a worker. */

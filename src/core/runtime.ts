@@ -34,6 +34,7 @@ import { Objects } from "./objects";
 import { SyncRpc } from "./rpc";
 import { Submitter } from "./submitter";
 import { TaskManager } from "./task-manager";
+import { onInfeasible } from "./infeasible";
 import type { Route, TaskTemplate } from "./template";
 
 /** A line (or lines) of a worker's output, forwarded to its job's driver. */
@@ -170,6 +171,7 @@ export class Runtime {
     await ch.bindQueue(inbox, topo.control, "all.actor-dead");
     await ch.bindQueue(inbox, topo.control, "all.state");
     await ch.bindQueue(inbox, topo.control, "all.node-dead");
+    await ch.bindQueue(inbox, topo.control, "all.infeasible");
     const again = () => this.closed || resubscribe(`inbox ${inbox}`, () => this.subscribeInbox(), (reason) => this.channelLost(reason));
     await consumeQueue(ch, inbox, (msg) => this.onInbox(msg), again, { noAck: true });
   }
@@ -202,11 +204,12 @@ export class Runtime {
     return this.resolver.wait(refs, numReturns, timeoutSec);
   }
 
-  cancel(taskId: string, force: boolean, recursive: boolean): void {
+  /** Cancels a task: it fails with `why` (TaskCancelledError by default), and the nodes drop or stop it. */
+  cancel(taskId: string, force: boolean, recursive: boolean, why?: Error): void {
     this.ensureOpen();
     const rec = this.tasks.get(taskId);
     if (!rec) return;
-    this.tasks.fail(taskId, encodeError(new TaskCancelledError(`task ${rec.name} (${taskId}) was cancelled`)));
+    this.tasks.fail(taskId, encodeError(why ?? new TaskCancelledError(`task ${rec.name} (${taskId}) was cancelled`)));
     this.ch.publish(this.topo.control, "all.cancel", v8.serialize({ task: taskId, force, recursive }), { type: Kind.cancel });
   }
 
@@ -232,6 +235,7 @@ export class Runtime {
       case Kind.actorDead: return this.tasks.onActorDead(v8.deserialize(msg.content));
       case Kind.tasksLost: return this.tasks.onTasksLost(v8.deserialize(msg.content));
       case Kind.nodeDead: return this.rpc.nodeDied(v8.deserialize(msg.content).nodeId);
+      case Kind.infeasible: return onInfeasible(this, v8.deserialize(msg.content));
       case Kind.stateQuery: return this.answerState(msg);
       case Kind.reply: return this.rpc.settle(msg);
       case Kind.objectReply: return this.objects.onReply(v8.deserialize(msg.content));

@@ -140,6 +140,11 @@ export class TaskManager {
     this.onResult({ task: taskId, error });
   }
 
+  /** The unfinished tasks and actor creations published to the queue of `shape` (on the tasks exchange `exchange`). */
+  waitingOn(exchange: string, shape: string): [string, TaskRecord][] {
+    return [...this.tasks].filter(([, rec]) => rec.sent?.exchange === exchange && rec.sent.key === shape);
+  }
+
   /** The ids of the unfinished tasks whose message was published: what a lost connection may have lost. */
   sentUnfinished(): string[] {
     const ids: string[] = [];

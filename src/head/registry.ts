@@ -158,8 +158,12 @@ export class HeadRegistry {
 
   /** Shapes no alive node could ever run: Ray's infeasible demands. */
   infeasibleShapes(): string[] {
-    const alive = this.aliveNodes();
-    return [...this.shapes.keys()].filter((s) => !alive.some((n) => fits(parseShape(s), n.info.resources)));
+    return [...this.shapes.keys()].filter((s) => this.infeasible(s));
+  }
+
+  infeasible(shape: string): boolean {
+    const demand = parseShape(shape);
+    return !this.aliveNodes().some((n) => fits(demand, n.info.resources));
   }
 
   register(p: RegisterActor): Registered {

@@ -15,7 +15,7 @@ import { queueAbsent, queueInfo } from "../transport/queues";
 import { mayRetry } from "../scheduling/retry";
 import { Kind, RpcReply } from "../wire/kinds";
 import { ownerOf } from "../wire/ids";
-import type { Handlers, HeadRequest, HeadRequests, ShapeDemand } from "../wire/head";
+import type { Handlers, HeadRequest, HeadRequests, InfeasibleNotice, ShapeDemand } from "../wire/head";
 import { HeadRegistry } from "./registry";
 import { RegistryStore } from "./store";
 
@@ -32,6 +32,12 @@ export const HEAD_DEFAULTS = {
    * and owners: their exclusive queues are gone with the old connections until each reconnects.
    */
   reconnectGraceMs: 10_000,
+  /**
+   * How often the head says again that a shape no alive node can run still has tasks or actors
+   * waiting in its queue (it says so at once when the shape is announced). WARREN_INFEASIBLE_REPEAT_S
+   * sets it for a cluster's head.
+   */
+  infeasibleRepeatMs: Number(process.env.WARREN_INFEASIBLE_REPEAT_S ?? 30) * 1000,
 };
 
 export interface HeadContext {
@@ -59,6 +65,8 @@ export class HeadServer {
   /** Until when the checks of nodes and owners wait, after the connection came back. */
   private graceUntil = 0;
   private readonly handlers: Handlers<HeadRequests>;
+  /** When the head last said each infeasible shape was so. */
+  private readonly infeasibleSaid = new Map<string, number>();
   /** Owners found gone, whose non-detached actors were killed. */
   private readonly goneOwners = new Set<string>();
   private timer?: NodeJS.Timeout;
@@ -123,6 +131,28 @@ export class HeadServer {
   /** A shape announced on the control exchange (every process announces what it declares). */
   shapeAnnounced(shape: string): void {
     this.registry.announceShape(shape);
+    if (this.registry.infeasible(shape)) this.sayInfeasible(shape);
+  }
+
+  /**
+   * Tells every process that no alive node can run `shape`, with what the nodes have: each one
+   * that waits on it warns, or fails what waits (core/infeasible.ts).
+   */
+  private sayInfeasible(shape: string): void {
+    const { ch, topo } = this.ctx;
+    this.infeasibleSaid.set(shape, Date.now());
+    const notice: InfeasibleNotice = { shape, nodes: this.registry.aliveNodes().map((n) => n.info.resources) };
+    ch.publish(topo.control, "all.infeasible", v8.serialize(notice), { type: Kind.infeasible });
+  }
+
+  /** Says again, every infeasibleRepeatMs, which infeasible shapes still have messages waiting in their queue. */
+  private async repeatInfeasible(now: number): Promise<void> {
+    for (const shape of this.registry.infeasibleShapes()) {
+      if (now - (this.infeasibleSaid.get(shape) ?? 0) < HEAD_DEFAULTS.infeasibleRepeatMs) continue;
+      this.infeasibleSaid.set(shape, now);
+      const pending = (await queueInfo(this.ctx.conn, this.ctx.topo.shapeQueue(shape)))?.messageCount ?? 0;
+      if (pending > 0) this.sayInfeasible(shape);
+    }
   }
 
   private onRequest(m: amqp.ConsumeMessage): void {
@@ -166,6 +196,7 @@ export class HeadServer {
       const lost = this.registry.nodeDied(n.info.nodeId);
       if (lost) this.onNodeDied(n.info.nodeId, lost);
     }
+    await this.repeatInfeasible(now);
     // Ray's rule: an actor that is not detached lives only as long as the process that made it.
     for (const [owner, actors] of this.registry.actorOwners()) {
       if (this.goneOwners.has(owner) || !(await queueAbsent(conn, topo.inbox(owner)))) continue;

@@ -61,6 +61,12 @@ export interface InitOptions extends ResourceOptions {
    * A driver that joins a cluster (`cluster`) takes its head's setting.
    */
   durable?: boolean;
+  /**
+   * What a task or actor whose demand no node of the cluster has gets: a warning printed by this
+   * process (`"warn"`, the default: it keeps waiting, for a node that may join), or an
+   * `InfeasibleError` (`"error"`).
+   */
+  onInfeasible?: "warn" | "error";
 }
 
 const EMPTY = Object.freeze({});

@@ -204,6 +204,8 @@ export class InitOptionsSchema extends ResourceFields implements InitOptions {
   @Bool logToDriver?: boolean;
   @rule("a number > 0 (bytes)", (o) => IsNumber(FINITE, o), IsPositive) objectStoreMemory?: number;
   @Bool durable?: boolean;
+  @rule(`"warn" or "error"`, (o) => IsIn(["warn", "error"], o))
+  onInfeasible?: "warn" | "error";
 }
 
 // ---------------------------------------------------------------------------------------------

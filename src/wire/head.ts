@@ -62,6 +62,12 @@ export interface Heartbeat {
 }
 
 /** Another alive node and what it had free at its last heartbeat (for spillback). */
+/** The head's word (on the control exchange, `all.infeasible`) that no alive node can run a shape: what each has. */
+export interface InfeasibleNotice {
+  shape: string;
+  nodes: Resources[];
+}
+
 export interface Peer {
   nodeId: string;
   available: Resources;

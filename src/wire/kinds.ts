@@ -20,6 +20,7 @@ export const Kind = {
   stateQuery: "state",
   fetchObject: "object.fetch",
   freeObject: "object.free",
+  infeasible: "infeasible",
 } as const;
 
 /** The answer to a request (to the head, a node, or a process asked for its state). */
