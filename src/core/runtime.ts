@@ -213,9 +213,13 @@ export class Runtime {
     this.ch.publish(this.topo.control, "all.cancel", v8.serialize({ task: taskId, force, recursive }), { type: Kind.cancel });
   }
 
-  /** Cancels every unfinished task this process submitted (a cancelled parent's children). */
-  cancelAll(force: boolean): void {
-    for (const taskId of this.tasks.unfinished()) this.cancel(taskId, force, true);
+  /**
+   * Cancels the unfinished tasks that the task `parentId` submitted (a recursive cancel of it):
+   * the other tasks this process runs or ran keep theirs. Each child's own children are its
+   * worker's to cancel, as the cancel is recursive.
+   */
+  cancelChildren(parentId: string, force: boolean): void {
+    for (const taskId of this.tasks.childrenOf(parentId)) this.cancel(taskId, force, true);
   }
 
   publishLog(job: string, entry: LogEntry): void {

@@ -105,6 +105,13 @@ export class TaskManager {
     return [...this.tasks.keys()];
   }
 
+  /** The ids of the unfinished tasks that the task `parentId` submitted. */
+  childrenOf(parentId: string): string[] {
+    const ids: string[] = [];
+    for (const [id, rec] of this.tasks) if (rec.info.parent_task_id === parentId) ids.push(id);
+    return ids;
+  }
+
   onResult(r: ResultMessage): void {
     const rec = this.tasks.get(r.task);
     if (!rec) return; // cancelled, or a late duplicate after a retry

@@ -228,7 +228,7 @@ async function cancel(taskId: string, force: boolean, recursive: boolean): Promi
   const ctx = running.get(taskId);
   if (!ctx) return;
   ctx.canceled = true;
-  if (recursive) rt.cancelAll(false);
+  if (recursive) rt.cancelChildren(taskId, false);
   if (force && leased?.taskId === taskId) {
     // Gone, like a killed worker. First the lease gives back what it holds unstarted and acks what
     // it ran (else the broker would redeliver those as crashed attempts); this task is ours to ack
