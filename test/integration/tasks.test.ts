@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as warren from "warren";
+import { SignalActor } from "warren/actors";
 import * as t from "../fixtures/tasks";
 import { waitForCondition } from "warren/testing";
 import { currentRuntime } from "../../src/core/current";
@@ -165,6 +166,23 @@ describe("objects", () => {
     expect(err).toBeInstanceOf(warren.WarrenError);
     expect(err.name).toBe("GetTimeoutError");
     await warren.cancel(ref, { force: true });
+  });
+
+  test("a get that times out takes back its waiters: polling a pending ref, owned or borrowed, does not pile them up", async () => {
+    const signal = SignalActor.remote();
+    const owned = t.waitForSignal.remote(signal);
+    const [borrowed] = await warren.get(t.borrowWaitForSignal.remote(signal));
+    const objects = currentRuntime().objects;
+    const waiters = () => [
+      objects.owned["entries"].get(owned.hex())?.waiters?.size,
+      objects["requests"].get(borrowed.hex())?.waiters.size,
+    ];
+    for (let i = 0; i < 300; i++) {
+      await expect(warren.get([owned, borrowed], { timeout: 0.01 })).rejects.toBeInstanceOf(warren.GetTimeoutError);
+    }
+    expect(waiters()).toEqual([0, 0]);
+    await warren.get(signal.send.remote());
+    expect(await warren.get([owned, borrowed], { timeout: 30 })).toEqual(["sent", "sent"]);
   });
 
   test("wait returns ready and not-ready refs in input order", async () => {
