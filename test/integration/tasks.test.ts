@@ -41,6 +41,12 @@ describe("tasks", () => {
     expect(await warren.get(double.remote(21))).toBe(42);
   });
 
+  test("a remote function calls itself through its own name (a named function expression) in its workers", async () => {
+    const { fib, countDown } = require("../fixtures/recursive.js");
+    expect(await warren.get(fib.remote(6), { timeout: 60 })).toBe(8);
+    expect(await warren.get(countDown.remote(2), { timeout: 30 })).toEqual(["countDown_0", "countDown_1", "countDown"]);
+  });
+
   test("structured-clone values survive the round trip", async () => {
     const value = {
       buf: Buffer.from("hi"), arr: new Float64Array([1.5, 2.5]), map: new Map([["a", 1]]),
