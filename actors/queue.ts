@@ -84,7 +84,7 @@ export class QueueActor extends warren.Actor {
     return this.#maxsize > 0 && this.#items.length >= this.#maxsize;
   }
 
-  /** Adds `item`, waiting up to `timeout` seconds (undefined: forever) for room; else Full. */
+  /** Adds `item`, waiting up to `timeout` seconds (null or undefined: forever) for room; else Full. */
   async put(item: unknown, timeout?: number | null): Promise<void> {
     checkTimeout(timeout, "QueueActor.put()");
     if (this.#handOff(item)) return;
@@ -103,7 +103,7 @@ export class QueueActor extends warren.Actor {
     });
   }
 
-  /** Removes and returns the oldest item, waiting up to `timeout` seconds (undefined: forever); else Empty. */
+  /** Removes and returns the oldest item, waiting up to `timeout` seconds (null or undefined: forever); else Empty. */
   async get(timeout?: number | null): Promise<unknown> {
     checkTimeout(timeout, "QueueActor.get()");
     if (this.#items.length > 0) return this.#take();
@@ -202,7 +202,7 @@ const shutDown = new WeakSet<object>();
 /**
  * A first-in first-out queue shared by tasks and actors (Ray's `ray.util.queue.Queue`). Pass it
  * to tasks and actor methods like any value. Blocking calls wait without polling; `timeout` is in
- * seconds and `undefined` waits forever.
+ * seconds, and `null` (Python's None) or `undefined` waits forever.
  */
 export class Queue<T = unknown> {
   /** The only enumerable field: it is what travels to other processes. */
@@ -250,9 +250,9 @@ export class Queue<T = unknown> {
 
   /**
    * Adds `item` at the back. `block: false`: throws Full at once when the queue is full. Else
-   * waits for room, up to `timeout` seconds if given (then throws Full).
+   * waits for room, up to `timeout` seconds if given and not null (then throws Full).
    */
-  async put(item: T, options: { block?: boolean; timeout?: number } = {}): Promise<void> {
+  async put(item: T, options: { block?: boolean; timeout?: number | null } = {}): Promise<void> {
     const { block, timeout } = blockingOptions(options, "Queue.put() options");
     const actor = this.handle();
     await call(block ? actor.put.remote(item, timeout) : actor.putNowait.remote(item));
@@ -260,9 +260,9 @@ export class Queue<T = unknown> {
 
   /**
    * Removes and returns the item at the front. `block: false`: throws Empty at once when the
-   * queue is empty. Else waits for an item, up to `timeout` seconds if given (then throws Empty).
+   * queue is empty. Else waits for an item, up to `timeout` seconds if given and not null (then throws Empty).
    */
-  async get(options: { block?: boolean; timeout?: number } = {}): Promise<T> {
+  async get(options: { block?: boolean; timeout?: number | null } = {}): Promise<T> {
     const { block, timeout } = blockingOptions(options, "Queue.get() options");
     const actor = this.handle();
     return (await call(block ? actor.get.remote(timeout) : actor.getNowait.remote())) as T;
@@ -376,22 +376,24 @@ function checkOptions(options: unknown, known: string[], where: string): void {
   }
 }
 
-function blockingOptions(options: unknown, where: string): { block: boolean; timeout: number | undefined } {
+function blockingOptions(options: unknown, where: string): { block: boolean; timeout: number | null | undefined } {
   checkOptions(options, ["block", "timeout"], where);
   const { block = true, timeout } = options as { block?: unknown; timeout?: unknown };
   const problems: { field: string; problem: string }[] = [];
   if (typeof block !== "boolean") problems.push({ field: "block", problem: `must be a boolean (got ${describe(block)})` });
-  if (timeout !== undefined && (typeof timeout !== "number" || !(timeout >= 0))) {
-    problems.push({ field: "timeout", problem: `must be a number of seconds >= 0, or undefined to wait forever (got ${describe(timeout)})` });
-  }
+  if (!isTimeout(timeout)) problems.push({ field: "timeout", problem: `${TIMEOUT_RULE} (got ${describe(timeout)})` });
   if (problems.length) throw new warren.OptionsError(where, problems);
-  return { block: block as boolean, timeout: timeout as number | undefined };
+  return { block: block as boolean, timeout: timeout as number | null | undefined };
+}
+
+const TIMEOUT_RULE = "must be a number of seconds >= 0, or null (or left out) to wait forever";
+
+function isTimeout(timeout: unknown): timeout is number | null | undefined {
+  return timeout === undefined || timeout === null || (typeof timeout === "number" && timeout >= 0);
 }
 
 function checkTimeout(timeout: unknown, where: string): void {
-  if (timeout !== undefined && timeout !== null && (typeof timeout !== "number" || !(timeout >= 0))) {
-    throw new RangeError(`${where}: timeout must be a number of seconds >= 0 or undefined (got ${describe(timeout)})`);
-  }
+  if (!isTimeout(timeout)) throw new RangeError(`${where}: timeout ${TIMEOUT_RULE} (got ${describe(timeout)})`);
 }
 
 function checkMaxsize(maxsize: unknown, where: string): void {

@@ -56,5 +56,18 @@ export function remote(a: unknown, b?: unknown): RemoteFunction<unknown[], unkno
   }
   const name = fn.name || "anonymous";
   const validated = definitionOptions(opts, validateTaskOptions, `options of remote(${name})`);
-  return new RemoteFunction(register(fn, name), validated);
+  const rf = new RemoteFunction(register(fn, name), validated);
+  callableByName(fn as AnyFn, rf);
+  return rf;
+}
+
+/**
+ * Gives `fn` itself `.remote` and `.options`: inside `remote(async function fib() { ... })` the
+ * name `fib` is that function, not the RemoteFunction it was made into, so a function calling
+ * itself by its own name needs them (untyped: TypeScript types that name as the bare function).
+ * A function registered twice keeps those of its first registration; a frozen one gets none.
+ */
+function callableByName(fn: AnyFn, rf: RemoteFunction<unknown[], unknown>): void {
+  if (!Object.isExtensible(fn) || Object.hasOwn(fn, "remote") || Object.hasOwn(fn, "options")) return;
+  Object.defineProperties(fn, { remote: { value: rf.remote.bind(rf) }, options: { value: rf.options.bind(rf) } });
 }

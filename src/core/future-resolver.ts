@@ -8,6 +8,7 @@ import { GetTimeoutError, ObjectLostError } from "../errors";
 import { decode } from "../serialization";
 import type { ObjectRef } from "../objects/ref";
 import type { StoredObject } from "../wire/messages";
+import type { TakeBack } from "./objects";
 import type { Runtime } from "./runtime";
 
 /** Set by a worker: told when a `get` blocks and unblocks, so the node can lend the CPU. */
@@ -27,7 +28,8 @@ export class FutureResolver {
    * callback as their results do, and inline ones (most) are decoded at once. On a sync round trip
    * each promise between a result and the caller was a few microseconds with the caches cold.
    * The timeout covers the whole get: waiting for objects and fetching them from other nodes.
-   * With `one`, it resolves to the single ref's value rather than a list.
+   * With `one`, it resolves to the single ref's value rather than a list. However it ends, it
+   * takes back its callbacks, so polling a pending ref with a short timeout costs nothing more each time.
    */
   get(refs: ObjectRef[], timeoutSec: number | undefined, one: boolean): Promise<unknown> {
     const objects = this.rt.objects;
@@ -36,7 +38,8 @@ export class FutureResolver {
     const where: (StoredObject | undefined)[] = new Array(n);
     let next = 0;
     let fetching = false;
-    let waiting = false;
+    /** Set once the get waits for an object, with what takes each wait back. */
+    let waits: TakeBack[] | undefined;
     let done = false;
     let timer: NodeJS.Timeout | undefined;
     return new Promise<unknown>((resolve, reject) => {
@@ -44,7 +47,10 @@ export class FutureResolver {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        if (waiting) this.blockHooks?.unblock();
+        if (waits) {
+          for (const off of waits) off();
+          this.blockHooks?.unblock();
+        }
         if (err === undefined) resolve(one ? out[0] : out);
         else reject(err);
       };
@@ -78,10 +84,10 @@ export class FutureResolver {
           where[i] = w;
           advance();
         });
-        if (now) where[i] = now;
-        else waiting = true;
+        if (typeof now === "function") (waits ??= []).push(now);
+        else where[i] = now;
       }
-      if (waiting) this.blockHooks?.block();
+      if (waits) this.blockHooks?.block();
       advance();
       if (!done && timeoutSec !== undefined) {
         timer = setTimeout(() => end(new GetTimeoutError(
@@ -107,9 +113,8 @@ export class FutureResolver {
    */
   async wait(refs: ObjectRef[], numReturns: number, timeoutSec?: number): Promise<[ObjectRef[], ObjectRef[]]> {
     const objects = this.rt.objects;
-    const owned = objects.owned;
     const ready = new Set<number>();
-    const takeBack: Array<() => void> = [];
+    const takeBack: TakeBack[] = [];
     let timer: NodeJS.Timeout | undefined;
     let active = true;
     await new Promise<void>((resolve) => {
@@ -119,14 +124,9 @@ export class FutureResolver {
         if (ready.size >= numReturns) resolve();
       };
       for (let i = 0; i < refs.length && ready.size < numReturns; i++) {
-        const id = refs[i].hex();
-        if (owned.peek(id)) arrived(i);
-        else if (owned.has(id)) {
-          const off = owned.onReady(id, () => arrived(i));
-          if (off) takeBack.push(off);
-        } else {
-          if (objects.locate(refs[i], () => arrived(i))) arrived(i);
-        }
+        const now = objects.locate(refs[i], () => arrived(i));
+        if (typeof now === "function") takeBack.push(now);
+        else arrived(i);
       }
       if (ready.size >= numReturns) resolve();
       else if (timeoutSec !== undefined) timer = setTimeout(resolve, timeoutSec * 1000);

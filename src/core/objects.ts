@@ -24,13 +24,21 @@ import { CORE_DEFAULTS } from "./defaults";
 import { DECLARED } from "./template";
 import type { Runtime } from "./runtime";
 
+/** Takes back a callback given to `locate`, for a get or wait that stops waiting. */
+export type TakeBack = () => void;
+
+interface Request {
+  /** The inbox of the object's owner. */
+  inbox: string;
+  /** Who waits for the answer; a request whose waiters all gave up stays out, for whoever asks next. */
+  waiters: Set<(value: StoredObject) => void>;
+}
+
 export class Objects {
   readonly owned = new OwnerTable();
-  /** Objects asked of their owners, one request per object at a time. */
-  private readonly requests = new Map<string, Promise<StoredObject>>();
-  private readonly replyWaiters = new Map<string, (value: StoredObject) => void>();
-  /** The owner's inbox of each object asked for and not yet answered; those out when the connection went. */
-  private readonly asked = new Map<string, string>();
+  /** Objects asked of their owners and not yet answered, one request per object at a time. */
+  private readonly requests = new Map<string, Request>();
+  /** The requests out when the connection went. */
   private lostRequests: string[] = [];
   private readonly freer = new FinalizationRegistry<string>((id) => this.freePrivate(id));
   private store?: ObjectStore;
@@ -107,8 +115,10 @@ export class Objects {
 
   /** An owner's answer to a request of ours. */
   onReply(r: { id: string; value: StoredObject }): void {
-    this.replyWaiters.get(r.id)?.(r.value);
-    this.replyWaiters.delete(r.id);
+    const req = this.requests.get(r.id);
+    if (!req) return;
+    this.requests.delete(r.id);
+    for (const w of req.waiters) w(r.value);
   }
 
   /** The broker could not deliver a request of ours: the object's owner has exited. */
@@ -116,7 +126,7 @@ export class Objects {
     const { id } = v8.deserialize(msg.content);
     if (this.rt.link.settling()) {
       // Back from an outage a moment ago: the owner may not have declared its inbox again yet.
-      sendAgainSoon(() => this.asked.has(id) && this.ask(id));
+      sendAgainSoon(() => this.requests.has(id) && this.ask(id));
       return;
     }
     const err = new ObjectLostError(`the owner of ObjectRef(${id}) has exited, so the object is lost`);
@@ -125,42 +135,38 @@ export class Objects {
 
   /**
    * Where an object's value is: returned if known now, else given to `then` once known, from
-   * this process's table or from the object's owner (asked through its inbox).
+   * this process's table or from the object's owner (asked through its inbox). In the second
+   * case it returns what takes `then` back.
    */
-  locate(ref: ObjectRef, then: (where: StoredObject) => void): StoredObject | undefined {
+  locate(ref: ObjectRef, then: (where: StoredObject) => void): StoredObject | TakeBack {
     const id = ref.hex();
     const local = this.owned.peek(id);
     if (local) return local;
-    if (this.owned.has(id)) {
-      this.owned.onReady(id, then);
-      return undefined;
-    }
-    let p = this.requests.get(id);
-    if (!p) {
-      p = new Promise<StoredObject>((res) => this.replyWaiters.set(id, res)).finally(() => {
-        this.requests.delete(id);
-        this.asked.delete(id);
-      });
-      this.requests.set(id, p);
-      this.asked.set(id, this.rt.topo.inbox(ref.ownerId));
+    const off = this.owned.onReady(id, then);
+    if (off) return off;
+    let req = this.requests.get(id);
+    if (!req) {
+      req = { inbox: this.rt.topo.inbox(ref.ownerId), waiters: new Set() };
+      this.requests.set(id, req);
       this.ask(id);
     }
-    void p.then(then);
-    return undefined;
+    const waiters = req.waiters;
+    waiters.add(then);
+    return () => waiters.delete(then);
   }
 
   private ask(id: string): void {
-    this.rt.ch.publish("", this.asked.get(id)!, v8.serialize({ id, replyTo: this.rt.inbox }), { type: Kind.objectRequest, mandatory: true });
+    this.rt.ch.publish("", this.requests.get(id)!.inbox, v8.serialize({ id, replyTo: this.rt.inbox }), { type: Kind.objectRequest, mandatory: true });
   }
 
   /** The connection went: the requests out now may be lost (those asked from now on wait in its outbox). */
   connectionLost(): void {
-    this.lostRequests = [...this.asked.keys()];
+    this.lostRequests = [...this.requests.keys()];
   }
 
   /** The connection is back: asks again what was out when it went. */
   resendLost(): void {
-    for (const id of this.lostRequests) if (this.asked.has(id)) this.ask(id);
+    for (const id of this.lostRequests) if (this.requests.has(id)) this.ask(id);
     this.lostRequests = [];
   }
 
@@ -168,7 +174,7 @@ export class Objects {
   located(ref: ObjectRef): Promise<StoredObject> {
     return new Promise((resolve) => {
       const now = this.locate(ref, resolve);
-      if (now) resolve(now);
+      if (typeof now !== "function") resolve(now);
     });
   }
 

@@ -209,6 +209,23 @@ describe("Queue", () => {
     expect(await g).toBe("c");
   });
 
+  test("a timeout of null waits forever, like Python's None", async () => {
+    const q = new Queue<string>({ maxsize: 1 });
+    const get = track(q.get({ timeout: null }));
+    expect(await q.empty()).toBe(true); // answered after the get arrived: it waits
+    expect(get.settled()).toBe(false);
+    await q.put("a", { timeout: null }); // room: at once
+    expect(await get.promise).toBe("a");
+
+    await q.put("b");
+    const put = track(q.put("c", { timeout: null }));
+    expect(await q.full()).toBe(true);
+    expect(put.settled()).toBe(false);
+    expect(await q.get({ timeout: null })).toBe("b");
+    await put.promise;
+    expect(await q.get()).toBe("c");
+  });
+
   test("a blocking put waits for room and a blocking get for an item", async () => {
     const q = new Queue<string>({ maxsize: 1 });
     await q.put("a");
@@ -271,6 +288,7 @@ describe("Queue", () => {
     const q = new Queue<number>({ maxsize: 1 });
     await expect(q.get({ timeout: -1 })).rejects.toThrow(/timeout: must be a number of seconds >= 0/);
     await expect(q.put(1, { timeout: NaN })).rejects.toThrow(warren.OptionsError);
+    await expect(q.get({ timeout: "5" as unknown as number })).rejects.toThrow(/timeout: must be a number of seconds >= 0, or null/);
     await expect(q.get({ block: "no" as unknown as boolean })).rejects.toThrow(/block: must be a boolean/);
     await expect(q.getNowaitBatch(1.5)).rejects.toThrow(TypeError);
     await expect(q.getNowaitBatch(-1)).rejects.toThrow(RangeError);

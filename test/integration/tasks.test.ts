@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as warren from "warren";
+import { SignalActor } from "warren/actors";
 import * as t from "../fixtures/tasks";
 import { waitForCondition } from "warren/testing";
 import { currentRuntime } from "../../src/core/current";
@@ -39,6 +40,12 @@ describe("tasks", () => {
   test("plain JavaScript modules work as well as TypeScript ones", async () => {
     const { double } = require("../fixtures/plain.js");
     expect(await warren.get(double.remote(21))).toBe(42);
+  });
+
+  test("a remote function calls itself through its own name (a named function expression) in its workers", async () => {
+    const { fib, countDown } = require("../fixtures/recursive.js");
+    expect(await warren.get(fib.remote(6), { timeout: 60 })).toBe(8);
+    expect(await warren.get(countDown.remote(2), { timeout: 30 })).toEqual(["countDown_0", "countDown_1", "countDown"]);
   });
 
   test("structured-clone values survive the round trip", async () => {
@@ -166,6 +173,23 @@ describe("objects", () => {
     expect(err).toBeInstanceOf(warren.WarrenError);
     expect(err.name).toBe("GetTimeoutError");
     await warren.cancel(ref, { force: true });
+  });
+
+  test("a get that times out takes back its waiters: polling a pending ref, owned or borrowed, does not pile them up", async () => {
+    const signal = SignalActor.remote();
+    const owned = t.waitForSignal.remote(signal);
+    const [borrowed] = await warren.get(t.borrowWaitForSignal.remote(signal));
+    const objects = currentRuntime().objects;
+    const waiters = () => [
+      objects.owned["entries"].get(owned.hex())?.waiters?.size,
+      objects["requests"].get(borrowed.hex())?.waiters.size,
+    ];
+    for (let i = 0; i < 300; i++) {
+      await expect(warren.get([owned, borrowed], { timeout: 0.01 })).rejects.toBeInstanceOf(warren.GetTimeoutError);
+    }
+    expect(waiters()).toEqual([0, 0]);
+    await warren.get(signal.send.remote());
+    expect(await warren.get([owned, borrowed], { timeout: 30 })).toEqual(["sent", "sent"]);
   });
 
   test("wait returns ready and not-ready refs in input order", async () => {
