@@ -1,7 +1,7 @@
 // Black-box probes the integration tests use: broker queues and live processes.
 import { randomUUID } from "node:crypto";
-import * as fs from "node:fs";
 import * as amqp from "amqplib";
+import { processesWith as findProcesses } from "../src/node/processes";
 import { DEFAULT_ADDRESS } from "../src/transport";
 
 /** Whether a queue or exchange exists on the broker (a passive declare on a throwaway channel). */
@@ -50,18 +50,7 @@ export async function consumerCount(queue: string): Promise<number> {
 
 /** Pids of live processes whose environment mentions `text` (Linux /proc). */
 export function processesWith(text: string): number[] {
-  const pids: number[] = [];
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue; // a zombie is gone
-      if (fs.readFileSync(`/proc/${entry}/environ`, "latin1").includes(text)) pids.push(Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return pids;
+  return findProcesses(text) ?? [];
 }
 
 /** Runs `fn` with this process's stdout captured (still a jest spy), and returns what was written. */

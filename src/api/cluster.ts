@@ -16,6 +16,7 @@ import { Runtime } from "../core/runtime";
 import { currentRuntime, hasRuntime } from "../core/current";
 import type { RuntimeConfig } from "../core/context";
 import { clusterDir, compiled } from "../core/paths";
+import { sweepDeadPrivateClusters } from "../core/leftovers";
 
 const NODE_MAIN = path.join(__dirname, "..", "node", "main.js");
 
@@ -67,6 +68,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
         `call \`await warren.shutdown()\` and init() again. Its last output:\n${logTail(nodeConfig.sessionDir)}`,
     ));
   });
+  void sweepDeadPrivateClusters(address); // what dead private clusters of this machine left, in the background
   return { address, cluster, nodeId, namespace, jobId: ownerId };
 }
 

@@ -3,12 +3,13 @@
  * and connecting to a cluster to ask about it.
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { WarrenError } from "../errors";
 import { redactAddress } from "../address";
 import { attach, shutdown } from "../api/cluster";
 import { brokerAddress } from "../transport";
+import { runsWith } from "../node/processes";
+import { WARREN_HOME } from "../core/paths";
 
 /** The installed package's root (package.json, rabbitmq.conf, broker/), from src/cli or dist/src/cli. */
 export const PACKAGE_ROOT = path.join(__dirname, __filename.endsWith(".ts") ? "../.." : "../../..");
@@ -19,7 +20,7 @@ export class UsageError extends Error {
 }
 
 /** Where `warren start` records the nodes it started, one JSON file per node. */
-export const NODES_DIR = path.join(os.tmpdir(), "warren", "nodes");
+export const NODES_DIR = path.join(WARREN_HOME, "nodes");
 
 export interface NodeRecord {
   pid: number;
@@ -50,18 +51,7 @@ export function removeRecord(nodeId: string): void {
 
 /** Whether the node's process still runs (and is that node, not a process that reused its pid). */
 export function nodeAlive(r: Pick<NodeRecord, "pid" | "nodeId">): boolean {
-  try {
-    process.kill(r.pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${r.pid}/stat`, "utf8");
-    if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return false; // exited, not yet reaped
-    return fs.readFileSync(`/proc/${r.pid}/environ`, "latin1").includes(r.nodeId);
-  } catch {
-    return true; // no /proc (not Linux): the pid answered, trust it
-  }
+  return runsWith(r.pid, r.nodeId);
 }
 
 /** The records of nodes that still run; files of nodes that are gone are removed on the way. */

@@ -17,6 +17,7 @@ import { PACKAGE_ROOT, UsageError, resolveTarget } from "./common";
 import * as broker from "./broker";
 import { MAX_CLUSTER_NODES } from "./rabbitmq-cluster";
 import { start, stop } from "./nodes";
+import { cleanup } from "./cleanup";
 import { Format, Kind, list, status, summary } from "./query";
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -136,6 +137,18 @@ function program(): Command {
     .action(run(async (o) => {
       if (o.cluster !== undefined) nodeOptions({ cluster: o.cluster });
       return stop({ cluster: o.cluster, force: Boolean(o.force) });
+    }));
+
+  prog
+    .command("cleanup")
+    .description("list and remove what dead clusters left: their queues and exchanges on the broker, their folders on this machine")
+    .addOption(address())
+    .addOption(clusterName("only this cluster (default: every dead one whose folder has not changed for a minute)"))
+    .option("--dry-run", "list what would be removed, remove nothing")
+    .addHelpText("after", "\nA cluster is dead when none of its processes runs on this machine and no head holds its head queue.\nExamples:\n  warren cleanup --dry-run\n  warren cleanup --cluster local-3f2a9c1b2d4e")
+    .action(run(async (o) => {
+      const v = nodeOptions({ address: o.address, cluster: o.cluster });
+      return cleanup({ address: brokerAddress(v.address), cluster: v.cluster, dryRun: Boolean(o.dryRun) });
     }));
 
   const queryOptions = (c: Command) =>

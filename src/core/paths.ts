@@ -15,8 +15,11 @@ export function compiled(file: string): string {
  * head's registry (`head.lmdb`), which outlives a head process so that one started again reloads it.
  */
 export function clusterDir(cluster: string): string {
-  return path.join(os.tmpdir(), "warren", `session_${cluster}`);
+  return path.join(WARREN_HOME, `session_${cluster}`);
 }
+
+/** Where warren keeps what it writes on this machine: the clusters' folders, the CLI's node records. */
+export const WARREN_HOME = path.join(os.tmpdir(), "warren");
 
 /** The head's registry file in its cluster's folder. */
 export function registryFile(cluster: string): string {

@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { ChildProcess, execFile, spawn } from "node:child_process";
 import * as amqp from "amqplib";
+import * as warrenApi from "warren";
 import { waitForCondition } from "warren/testing";
 import { DEFAULT_ADDRESS } from "../../src/transport";
 import { brokerHas, processesWith } from "../helpers";
@@ -50,6 +51,7 @@ const clusterProcesses = (name = cluster) => processesWith(`"cluster":"${name}"`
 const forced = `${cluster}-f`;
 const restarted = `${cluster}-r`;
 const RESTART_DRIVER = path.join(__dirname, "..", "fixtures", "head_restart_driver.ts");
+const LEFTOVER_DRIVER = path.join(__dirname, "..", "fixtures", "leftover_driver.ts");
 
 let driver: ChildProcess | undefined;
 /** The driver that lives through a head restart. */
@@ -92,7 +94,7 @@ describe("usage", () => {
 
   test("the top-level help names every command", async () => {
     const r = await warren("--help");
-    for (const c of ["start", "stop", "status", "list", "summary"]) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, "m"));
+    for (const c of ["start", "stop", "cleanup", "status", "list", "summary"]) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, "m"));
   });
 
   test.each([
@@ -364,4 +366,63 @@ describe("a head that dies and is started again", () => {
     expect((await warren("stop", "--cluster", restarted)).code).toBe(0);
     expect(fs.existsSync(registry)).toBe(false);
   });
+});
+
+describe("cleanup", () => {
+  /** A driver with a private cluster (an actor, a task run), SIGKILLed with its whole process group: returns its cluster's name. */
+  async function killedPrivateCluster(): Promise<string> {
+    const d = spawn(process.execPath, ["-r", "tsx/cjs", LEFTOVER_DRIVER], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"], detached: true });
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      d.stdout!.on("data", (c) => {
+        out += c;
+        if (out.includes("\n")) resolve(out.split("\n")[0]);
+      });
+      d.once("exit", (code) => reject(new Error(`the driver exited (${code})`)));
+    });
+    const { cluster: name } = JSON.parse(line) as { cluster: string };
+    process.kill(-d.pid!, "SIGKILL");
+    await waitForCondition(() => clusterProcesses(name).length === 0, 20);
+    return name;
+  }
+
+  const folder = (name: string) => path.join(os.tmpdir(), "warren", `session_${name}`);
+
+  test("lists (--dry-run) and removes what a private cluster killed with its process group left", async () => {
+    const name = await killedPrivateCluster();
+    const shape = `warren.${name}.shape.CPU:1`;
+    expect(await brokerHas("queue", shape)).toBe(true);
+    expect(await brokerHas("exchange", `warren.${name}.tasks`)).toBe(true);
+    expect(fs.existsSync(folder(name))).toBe(true);
+
+    const dry = await warren("cleanup", "--cluster", name, "--dry-run");
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(new RegExp(`would remove ${name}: 3 queue\\(s\\), 3 exchange\\(s\\)`)); // CPU:1, CPU:0 and the mailbox
+    expect(dry.stdout).toContain(`queue ${shape}`);
+    expect(dry.stdout).toMatch(/--dry-run: nothing removed/);
+    expect(await brokerHas("queue", shape)).toBe(true);
+
+    const r = await warren("cleanup", "--cluster", name);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toContain(`removed ${name}`);
+    for (const q of dry.stdout.split("\n").filter((l) => l.trim().startsWith("queue ")).map((l) => l.trim().slice(6))) {
+      expect(await brokerHas("queue", q)).toBe(false);
+    }
+    for (const ex of ["tasks", "control", "logs"]) expect(await brokerHas("exchange", `warren.${name}.${ex}`)).toBe(false);
+    expect(fs.existsSync(folder(name))).toBe(false);
+    expect((await warren("cleanup", "--cluster", name)).stdout).toMatch(/Nothing to clean up/);
+  }, 90_000);
+
+  test("the next init() sweeps a dead private cluster by itself, once its folder has settled", async () => {
+    const name = await killedPrivateCluster();
+    const old = new Date(Date.now() - 120_000);
+    fs.utimesSync(folder(name), old, old); // as if it died two minutes ago
+    await warrenApi.init({ numCpus: 1 });
+    try {
+      await waitForCondition(async () => !fs.existsSync(folder(name)) && !(await brokerHas("queue", `warren.${name}.shape.CPU:1`)), 20);
+      expect(await brokerHas("exchange", `warren.${name}.control`)).toBe(false);
+    } finally {
+      await warrenApi.shutdown();
+    }
+  }, 90_000);
 });

@@ -1,0 +1,103 @@
+/**
+ * core: what dead clusters left behind, found from their folders on this machine (core/paths.ts
+ * clusterDir, where every private cluster and every CLI head keeps its registry), and removed:
+ * the shape queues and actor mailboxes the registry names, the cluster's exchanges, its folder.
+ * Owner inboxes and node queues are exclusive: the broker removed them with their connections.
+ *
+ * A cluster is dead when none of its processes runs here (node daemons and their workers carry
+ * its name in WARREN_NODE) and its head's queue is gone from the broker (a head elsewhere would
+ * hold it). A folder changed in the last minute is left alone unless asked for by name: a cluster
+ * that is starting has a folder before it has processes. `warren cleanup` removes every dead
+ * cluster's leftovers; `init()` removes those of dead private clusters in the background (a
+ * private cluster's head never comes back, unlike a CLI cluster's, whose registry a new
+ * `warren start --head` reloads).
+ */
+import * as fs from "node:fs";
+import type * as amqp from "amqplib";
+import { RegistryStore } from "../head/store";
+import { processesWith } from "../node/processes";
+import { Topology, connectBroker } from "../transport";
+import { queueAbsent } from "../transport/queues";
+import { WARREN_HOME, clusterDir, registryFile } from "./paths";
+
+export interface Leftover {
+  cluster: string;
+  dir: string;
+  queues: string[];
+  exchanges: string[];
+}
+
+/** How long a folder must have been left unchanged before a sweep not asked for by name removes it. */
+const SETTLED_MS = 60_000;
+/** The names init() gives private clusters. */
+const PRIVATE = /^local-[0-9a-f]+$/;
+
+/**
+ * The clusters with a folder on this machine and no process here: `only` by name, or all of them
+ * (private ones only with `privateOnly`) whose folder has settled. None where there is no /proc.
+ */
+export function deadHere(o: { only?: string; privateOnly?: boolean } = {}): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(WARREN_HOME).filter((n) => n.startsWith("session_")).map((n) => n.slice("session_".length));
+  } catch {
+    return [];
+  }
+  const now = Date.now();
+  return names.filter((cluster) => {
+    if (o.only !== undefined && cluster !== o.only) return false;
+    if (o.privateOnly && !PRIVATE.test(cluster)) return false;
+    const changed = fs.statSync(clusterDir(cluster), { throwIfNoEntry: false })?.mtimeMs;
+    if (o.only === undefined && (changed === undefined || now - changed < SETTLED_MS)) return false;
+    const running = processesWith(`"cluster":"${cluster}"`);
+    return running !== undefined && running.length === 0;
+  });
+}
+
+/** What `cluster` left: the queues its registry names (if its head ran here), its exchanges, its folder. */
+export async function leftoversOf(cluster: string): Promise<Leftover> {
+  const topo = new Topology(cluster);
+  const queues: string[] = [];
+  const file = registryFile(cluster);
+  if (fs.existsSync(file)) {
+    const store = RegistryStore.open(file);
+    const saved = store.load();
+    await store.close();
+    queues.push(...saved.shapes.map((s) => topo.shapeQueue(s.shape)), ...saved.actors.map((a) => topo.mailbox(a.handle.id)));
+  }
+  return { cluster, dir: clusterDir(cluster), queues, exchanges: [topo.tasks, topo.control, topo.logs] };
+}
+
+/**
+ * Removes what `l` names, once the broker confirms that no head holds the cluster's head queue;
+ * returns whether it did. Queues and exchanges already gone are no error.
+ */
+export async function removeLeftovers(conn: amqp.ChannelModel, l: Leftover): Promise<boolean> {
+  if (!(await queueAbsent(conn, new Topology(l.cluster).head))) return false;
+  const ch = await conn.createChannel();
+  ch.on("error", () => undefined);
+  try {
+    for (const q of l.queues) await ch.deleteQueue(q);
+    for (const ex of l.exchanges) await ch.deleteExchange(ex);
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
+  fs.rmSync(l.dir, { recursive: true, force: true });
+  return true;
+}
+
+/** init()'s sweep: removes what the dead private clusters of this machine left; never throws. */
+export async function sweepDeadPrivateClusters(address: string): Promise<void> {
+  try {
+    const dead = deadHere({ privateOnly: true });
+    if (dead.length === 0) return;
+    const conn = await connectBroker(address, "warren sweep");
+    try {
+      for (const cluster of dead) await removeLeftovers(conn, await leftoversOf(cluster));
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+  } catch {
+    // another process swept it meanwhile, or the broker went: the next init() tries again
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * The processes of warren on this machine, found by their environment: a node daemon has its
+ * NodeConfig in WARREN_NODE, and its workers inherit it (so `"cluster":"NAME"` finds a cluster's
+ * processes). Used by `warren start/stop` and by the sweep of dead clusters (core/leftovers.ts).
+ */
+import * as fs from "node:fs";
+
+/** Whether process `pid` runs with `text` in its environment (so it is that process, not one that reused its pid). */
+export function runsWith(pid: number, text: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return false; // exited, not yet reaped
+    return fs.readFileSync(`/proc/${pid}/environ`, "latin1").includes(text);
+  } catch {
+    return true; // no /proc (not Linux): the pid answered, trust it
+  }
+}
+
+/** The processes (other than this one) with `text` in their environment; undefined where there is no /proc to look in. */
+export function processesWith(text: string): number[] | undefined {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync("/proc");
+  } catch {
+    return undefined;
+  }
+  const pids: number[] = [];
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue; // a zombie is gone
+      if (fs.readFileSync(`/proc/${entry}/environ`, "latin1").includes(text)) pids.push(Number(entry));
+    } catch {
+      // the process ended while we looked, or is not ours to read
+    }
+  }
+  return pids;
+}
