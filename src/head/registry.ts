@@ -45,7 +45,7 @@ export class HeadRegistry {
   }
 
   /** The requests answered from the registry alone (the head's server adds what needs the broker). */
-  readonly handlers: Omit<Handlers<HeadRequests>, "shape.demand" | "node.register" | "cluster.info"> = {
+  readonly handlers: Omit<Handlers<HeadRequests>, "shape.demand" | "node.register" | "cluster.info" | "actor.kill"> = {
     "actor.register": (p) => this.register(p),
     "actor.get": (p) => this.getNamed(p.name, p.namespace),
     "actor.event": (p) => this.onEvent(p.id, p.event, p.creation),
@@ -201,6 +201,21 @@ export class HeadRegistry {
     if (!a) return null;
     const snap = a.lifecycle.getSnapshot();
     return { state: snap.value as ActorState, cause: snap.context.cause, className: a.handle.className };
+  }
+
+  /**
+   * Resolves once the current incarnation of actor `id` is over: it is DEAD, or, when it may
+   * restart, RESTARTING (its worker is gone, calls wait in the mailbox for the next one).
+   */
+  incarnationOver(id: string, mayRestart: boolean): Promise<void> {
+    const lifecycle = this.actors.get(id)!.lifecycle;
+    return new Promise((resolve) => {
+      const sub = lifecycle.subscribe((s) => {
+        if (s.value !== "DEAD" && !(mayRestart && s.value === "RESTARTING")) return;
+        sub.unsubscribe();
+        resolve();
+      });
+    });
   }
 
   state(id: string): ActorState | undefined {

@@ -102,6 +102,8 @@ export interface HeadRequests {
   "actor.get": [{ name: string; namespace: string }, HandleInfo | null];
   "actor.event": [{ id: string; event: ActorEvent; creation?: ActorCreationMessage }, void];
   "actor.info": [{ id: string }, ActorInfo | null];
+  /** warren.kill(): answered once the actor's incarnation is over (head/server.ts kill). */
+  "actor.kill": [{ id: string; noRestart: boolean }, void];
   "actor.list": [None, ActorRow[]];
   "node.register": [NodeInfo, { shapes: string[]; durable: boolean }];
   "cluster.info": [None, { durable: boolean }];
