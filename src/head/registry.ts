@@ -52,6 +52,7 @@ export class HeadRegistry {
     "actor.info": (p) => this.info(p.id),
     "node.heartbeat": (p) => this.heartbeat(p.nodeId, p.available, p.acked),
     "node.running": (p) => void this.nodes.get(p.nodeId)?.acked.add(p.task),
+    "node.available": (p) => void this.nodeAvailable(p.nodeId, p.available),
     "node.list": () => this.listNodes(),
     "node.acked": (p) => [...(this.nodes.get(p.nodeId)?.acked ?? [])],
     "shape.list": () => [...this.shapes.keys()],
@@ -104,13 +105,20 @@ export class HeadRegistry {
   /** A node's report; the answer is what its peers have free, for its spillback decisions, and whether it is known. */
   heartbeat(nodeId: string, available: Resources, acked: string[]): { peers: Peer[]; known: boolean } {
     const n = this.nodes.get(nodeId);
-    if (n && this.nodeState(nodeId) !== "DEAD") {
-      n.available = available;
+    if (n && this.nodeAvailable(nodeId, available)) {
       n.acked = new Set(acked);
       n.lastSeen = Date.now();
     }
     const peers = this.aliveNodes().filter((p) => p.info.nodeId !== nodeId).map((p) => ({ nodeId: p.info.nodeId, available: p.available }));
     return { peers, known: n !== undefined };
+  }
+
+  /** What an alive node has free now (from its heartbeat, or sooner); false if it is unknown or dead. */
+  private nodeAvailable(nodeId: string, available: Resources): boolean {
+    const n = this.nodes.get(nodeId);
+    if (!n || this.nodeState(nodeId) === "DEAD") return false;
+    n.available = available;
+    return true;
   }
 
   nodeState(nodeId: string): NodeState | undefined {

@@ -110,6 +110,8 @@ export interface HeadRequests {
   /** `known`: whether the head has the node registered (a head started without its registry does not). */
   "node.heartbeat": [Heartbeat, { peers: Peer[]; known: boolean }];
   "node.running": [{ nodeId: string; task: string }, void];
+  /** What a node has free, told at once when an actor there takes or gives back what it holds. */
+  "node.available": [{ nodeId: string; available: Resources }, void];
   "node.list": [None, NodeSummary[]];
   "node.acked": [{ nodeId: string }, string[]];
   "shape.list": [None, string[]];
