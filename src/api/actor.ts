@@ -9,8 +9,6 @@ import { randomBytes } from "node:crypto";
 import { OptionsError, WarrenError } from "../errors";
 import { ActorOptions, MethodOptions, definitionOptions, mergeOptions, validateActorOptions, validateMethodOptions } from "../options";
 import { actorDemand, shapeKey } from "../scheduling/shape";
-import { Kind } from "../wire/kinds";
-import * as v8 from "node:v8";
 import { register } from "../core/functions";
 import type { Descriptor, HandleInfo } from "../wire/descriptors";
 import type { RemoteArgs } from "../core/template";
@@ -162,11 +160,14 @@ export async function getActor<T = unknown>(name: string, options: { namespace?:
   return new ActorHandleCore(info) as ActorHandle<T>;
 }
 
-/** Kills an actor at once, like SIGKILL; it restarts (maxRestarts) unless `noRestart` (default). */
+/**
+ * Kills an actor at once, like SIGKILL; it restarts (maxRestarts) unless `noRestart` (default).
+ * Resolves once the head has that incarnation over: every later call, from any process, then
+ * fails with ActorDiedError, or goes to the restarted actor.
+ */
 export async function kill(handle: ActorHandleCore, options: { noRestart?: boolean } = {}): Promise<void> {
   if (!(handle instanceof ActorHandleCore)) throw new WarrenError("kill() takes an actor handle");
-  const rt = currentRuntime();
-  rt.ch.publish(rt.topo.control, "all.kill-actor", v8.serialize({ id: handle.actorId, noRestart: options.noRestart ?? true }), { type: Kind.killActor });
+  await currentRuntime().rpc.head("actor.kill", { id: handle.actorId, noRestart: options.noRestart ?? true });
 }
 
 /** Inside an actor method: the actor exits once this call returns; later calls fail with ActorDiedError. */

@@ -23,7 +23,10 @@ export function clusterResources(): Promise<Resources> {
   return currentRuntime().rpc.head("resources.total", {});
 }
 
-/** Resources free now on the alive nodes (as of their last report, at most half a second old); none at 0. */
+/**
+ * Resources free now on the alive nodes, none at 0: as of each node's last heartbeat (at most
+ * half a second old), and at once for actors placed or gone (node/actors.ts reportFree).
+ */
 export function availableResources(): Promise<Resources> {
   return currentRuntime().rpc.head("resources.available", {});
 }

@@ -45,13 +45,14 @@ export class HeadRegistry {
   }
 
   /** The requests answered from the registry alone (the head's server adds what needs the broker). */
-  readonly handlers: Omit<Handlers<HeadRequests>, "shape.demand" | "node.register" | "cluster.info"> = {
+  readonly handlers: Omit<Handlers<HeadRequests>, "shape.demand" | "node.register" | "cluster.info" | "actor.kill"> = {
     "actor.register": (p) => this.register(p),
     "actor.get": (p) => this.getNamed(p.name, p.namespace),
     "actor.event": (p) => this.onEvent(p.id, p.event, p.creation),
     "actor.info": (p) => this.info(p.id),
     "node.heartbeat": (p) => this.heartbeat(p.nodeId, p.available, p.acked),
     "node.running": (p) => void this.nodes.get(p.nodeId)?.acked.add(p.task),
+    "node.available": (p) => void this.nodeAvailable(p.nodeId, p.available),
     "node.list": () => this.listNodes(),
     "node.acked": (p) => [...(this.nodes.get(p.nodeId)?.acked ?? [])],
     "shape.list": () => [...this.shapes.keys()],
@@ -104,13 +105,20 @@ export class HeadRegistry {
   /** A node's report; the answer is what its peers have free, for its spillback decisions, and whether it is known. */
   heartbeat(nodeId: string, available: Resources, acked: string[]): { peers: Peer[]; known: boolean } {
     const n = this.nodes.get(nodeId);
-    if (n && this.nodeState(nodeId) !== "DEAD") {
-      n.available = available;
+    if (n && this.nodeAvailable(nodeId, available)) {
       n.acked = new Set(acked);
       n.lastSeen = Date.now();
     }
     const peers = this.aliveNodes().filter((p) => p.info.nodeId !== nodeId).map((p) => ({ nodeId: p.info.nodeId, available: p.available }));
     return { peers, known: n !== undefined };
+  }
+
+  /** What an alive node has free now (from its heartbeat, or sooner); false if it is unknown or dead. */
+  private nodeAvailable(nodeId: string, available: Resources): boolean {
+    const n = this.nodes.get(nodeId);
+    if (!n || this.nodeState(nodeId) === "DEAD") return false;
+    n.available = available;
+    return true;
   }
 
   nodeState(nodeId: string): NodeState | undefined {
@@ -205,6 +213,21 @@ export class HeadRegistry {
     if (!a) return null;
     const snap = a.lifecycle.getSnapshot();
     return { state: snap.value as ActorState, cause: snap.context.cause, className: a.handle.className };
+  }
+
+  /**
+   * Resolves once the current incarnation of actor `id` is over: it is DEAD, or, when it may
+   * restart, RESTARTING (its worker is gone, calls wait in the mailbox for the next one).
+   */
+  incarnationOver(id: string, mayRestart: boolean): Promise<void> {
+    const lifecycle = this.actors.get(id)!.lifecycle;
+    return new Promise((resolve) => {
+      const sub = lifecycle.subscribe((s) => {
+        if (s.value !== "DEAD" && !(mayRestart && s.value === "RESTARTING")) return;
+        sub.unsubscribe();
+        resolve();
+      });
+    });
   }
 
   state(id: string): ActorState | undefined {

@@ -8,7 +8,7 @@
  */
 import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
-import { NodeDiedError, WarrenError } from "../errors";
+import { ActorDiedError, NodeDiedError, WarrenError } from "../errors";
 import { encodeError } from "../serialization";
 import { type Topology, consumeQueue, resubscribe } from "../transport";
 import { queueAbsent, queueInfo } from "../transport/queues";
@@ -89,6 +89,7 @@ export class HeadServer {
       "shape.demand": () => this.demand(),
       "node.register": (p) => ({ ...this.registry.registerNode(p), ...durable() }),
       "cluster.info": durable,
+      "actor.kill": (p) => this.kill(p.id, p.noRestart),
     };
   }
 
@@ -168,6 +169,22 @@ export class HeadServer {
     } catch (err) {
       reply({ ok: false, error: encodeError(err) });
     }
+  }
+
+  /**
+   * warren.kill(): every node kills the actor's worker (and, with noRestart, drops its creation
+   * should it come); answered once the incarnation is over, so that no call made after is
+   * answered by it. An ALIVE actor's node reports that once its worker has exited. One not
+   * placed has no worker to answer calls: with noRestart the head buries it now, as its creation
+   * may never reach a node (infeasible, or waiting for resources).
+   */
+  private async kill(id: string, noRestart: boolean): Promise<void> {
+    const state = this.registry.state(id);
+    if (state === "DEAD") return;
+    const over = state === "ALIVE" ? this.registry.incarnationOver(id, !noRestart) : undefined;
+    this.ctx.ch.publish(this.ctx.topo.control, "all.kill-actor", v8.serialize({ id, noRestart }), { type: Kind.killActor });
+    if (over) return over;
+    if (state !== undefined && noRestart) await this.ctx.actorDead(id, new ActorDiedError(`the actor ${id} was killed before it started: warren.kill() was called`));
   }
 
   /** What waits in each shape's queue, and whether any alive node could ever run it (for `warren status`). */

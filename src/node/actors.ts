@@ -73,6 +73,7 @@ export class Actors {
     tasks.ackTask(t);
     free.give(t.units);
     free.take(a.heldUnits);
+    this.reportFree();
     const c = t.msg;
     // The actor serves calls once the head has it ALIVE, or after headWaitMs without an answer
     // (a head that is gone answers nothing, and its state API nobody).
@@ -106,6 +107,7 @@ export class Actors {
       free.give(a.heldUnits);
       gpus.release(a.gpuIds, a.held.GPU ?? 0);
     } else pool.release(w);
+    this.reportFree();
     const h = a.creation.properties.headers ?? {};
     const restarts: number = h.restarts ?? 0;
     const maxRestarts: number = h.maxRestarts ?? 0;
@@ -146,6 +148,15 @@ export class Actors {
       this.deps.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encoded }), topo.durable,
     ).catch((err) => console.error(`warren node: could not answer the calls left to dead actor ${actorId}:`, err));
     ch.publish(topo.control, "all.actor-dead", v8.serialize({ id: actorId, cause: encoded }), { type: Kind.actorDead });
+  }
+
+  /**
+   * Tells the head what is free here now, ahead of the actor's event on the same channel: whoever
+   * hears of the actor placed (its first call answered) or gone (kill() resolved) sees its
+   * resources taken or free, not as of the last heartbeat.
+   */
+  private reportFree(): void {
+    this.deps.rpc.notify("node.available", { nodeId: this.deps.nodeId, available: this.deps.free.toResources() });
   }
 
   private event(id: string, event: ActorEvent, creation?: ActorCreationMessage): void {

@@ -108,12 +108,16 @@ export interface HeadRequests {
   "actor.get": [{ name: string; namespace: string }, HandleInfo | null];
   "actor.event": [{ id: string; event: ActorEvent; creation?: ActorCreationMessage }, void];
   "actor.info": [{ id: string }, ActorInfo | null];
+  /** warren.kill(): answered once the actor's incarnation is over (head/server.ts kill). */
+  "actor.kill": [{ id: string; noRestart: boolean }, void];
   "actor.list": [None, ActorRow[]];
   "node.register": [NodeInfo, { shapes: string[]; durable: boolean }];
   "cluster.info": [None, { durable: boolean }];
   /** `known`: whether the head has the node registered (a head started without its registry does not). */
   "node.heartbeat": [Heartbeat, { peers: Peer[]; known: boolean }];
   "node.running": [{ nodeId: string; task: string }, void];
+  /** What a node has free, told at once when an actor there takes or gives back what it holds. */
+  "node.available": [{ nodeId: string; available: Resources }, void];
   "node.list": [None, NodeSummary[]];
   "node.acked": [{ nodeId: string }, string[]];
   "shape.list": [None, string[]];

@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as warren from "warren";
 import { waitForCondition } from "warren/testing";
-import { Broken, Counter, Gate, Grouped, Recorder, callCounter, getOrCreate, makeCounter } from "../fixtures/actors";
+import { Broken, Caller, Counter, Gate, Grouped, Recorder, callCounter, getOrCreate, makeCounter } from "../fixtures/actors";
 import { currentRuntime } from "../../src/core/current";
 import { captureStdout } from "../helpers";
 import { add } from "../fixtures/tasks";
@@ -225,12 +225,42 @@ describe("death and restarts", () => {
     }
   });
 
-  test("kill without noRestart restarts an actor that may restart", async () => {
-    const c = Counter.options({ maxRestarts: 1 }).remote(5);
-    const first = await warren.get(c.pid.remote());
-    await warren.kill(c, { noRestart: false });
-    await waitForCondition(async () => (await warren.get(c.pid.remote()).catch(() => first)) !== first);
-    expect(await warren.get(c.get_.remote())).toBe(5);
+  test("once kill() resolves, calls on handles from getActor fail, in this process and in another", async () => {
+    const there = Caller.remote();
+    for (let round = 0; round < 5; round++) {
+      const name = `killed-then-called-${round}`;
+      const c = Counter.options({ name }).remote();
+      const here = await warren.getActor<Counter>(name);
+      expect(await warren.get(there.find.remote(name))).toBe(c.actorId);
+      expect(await warren.get(here.increment.remote())).toBe(1);
+      await warren.kill(c);
+      const mine = await warren.get(here.increment.remote(), { timeout: 10 }).catch((e) => e);
+      expect({ round, mine }).toEqual({ round, mine: expect.any(warren.ActorDiedError) });
+      expect(mine.message).toMatch(/killed/);
+      expect(await warren.get(there.increment.remote())).toBe("ActorDiedError");
+      expect(await stateOf(c)).toBe("DEAD");
+    }
+  });
+
+  test("kill() of an actor no node can place resolves, and its calls fail", async () => {
+    const c = Counter.options({ resources: { Nowhere: 1 } }).remote();
+    const queued = c.increment.remote();
+    await warren.kill(c);
+    await expect(warren.get(queued, { timeout: 10 })).rejects.toBeInstanceOf(warren.ActorDiedError);
+    await expect(warren.get(c.increment.remote(), { timeout: 10 })).rejects.toThrow(/killed before it started/);
+    expect(await stateOf(c)).toBe("DEAD");
+  });
+
+  test("once kill({ noRestart: false }) resolves, calls go to the restarted actor", async () => {
+    const c = Counter.options({ maxRestarts: 3 }).remote(5);
+    for (let round = 0; round < 3; round++) {
+      const before = await warren.get(c.pid.remote());
+      await warren.get(c.increment.remote(10));
+      await warren.kill(c, { noRestart: false });
+      const after = await warren.get(c.increment.remote(), { timeout: 20 }).catch((e) => e);
+      expect({ round, after }).toEqual({ round, after: 6 }); // the constructor ran again
+      expect(await warren.get(c.pid.remote())).not.toBe(before);
+    }
   });
 
   test("exitActor ends the actor after the call returns", async () => {
