@@ -21,7 +21,7 @@ export function onInfeasible(rt: Runtime, notice: InfeasibleNotice): void {
   const text = describe(rt.config.cluster, parseShape(notice.shape), notice.nodes);
   if (rt.config.onInfeasible !== "error") {
     const what = waiting.length === 1 ? "1 task or actor of this process waits" : `${waiting.length} tasks and actors of this process wait`;
-    console.warn(`warren: ${text}; ${what} for it, and will run once a node that has it joins (init({ onInfeasible: "error" }) fails them with InfeasibleError instead).`);
+    console.warn(`warren: ${text}; ${what} for it, and will run once a node that has it joins (or fail at once, with init({ onInfeasible: "error" })).`);
     return;
   }
   const error = new InfeasibleError(`${text}, and init({ onInfeasible: "error" }) was set`);

@@ -98,9 +98,11 @@ export class BrokerLink {
    */
   watch(ch: amqp.Channel, onLost: (error: Error) => void, what = "a broker"): void {
     const conn = this.conn;
-    // A lost connection closes its channels before it says so itself: look once it has.
-    watchChannel(ch, (reason) => setImmediate(() => {
-      if (this.connected && !this.closing && this.conn === conn) onLost(new Error(`${what} channel closed (${reason.message})`, { cause: reason }));
+    const current = () => this.connected && !this.closing && this.conn === conn;
+    // A lost connection closes its channels before it says so itself, and on a loaded machine it may
+    // say so much later: only a connection that can still open a channel has lost just this one.
+    watchChannel(ch, (reason) => setImmediate(async () => {
+      if (current() && (await opensChannel(conn)) && current()) onLost(new Error(`${what} channel closed (${reason.message})`, { cause: reason }));
     }));
   }
 
@@ -166,6 +168,17 @@ export class BrokerLink {
     this.closing = true;
     await this.conn.close().catch(() => undefined);
   }
+}
+
+/** Whether `conn` can open (and close) a channel within a few seconds: a connection that cannot is gone, or going. */
+function opensChannel(conn: amqp.ChannelModel): Promise<boolean> {
+  const opened = conn.createChannel().then((c) => {
+    void c.close().catch(() => undefined);
+    return true;
+  }, () => false);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), TRANSPORT_DEFAULTS.connectTimeoutMs)));
+  return Promise.race([opened, late]).finally(() => clearTimeout(timer));
 }
 
 /**
