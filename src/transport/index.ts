@@ -12,7 +12,7 @@
  * - `<p>.head`    the head's requests (wire/head.ts), answered to the asker's inbox.
  */
 import * as amqp from "amqplib";
-import { BrokerAuthError, BrokerUnavailableError } from "../errors";
+import { BrokerAuthError, BrokerUnavailableError, WarrenError } from "../errors";
 import { brokerUrls } from "../address";
 import { tuneFrames } from "./frames";
 
@@ -62,6 +62,18 @@ export const TRANSPORT_DEFAULTS = {
    */
   outboxBytes: 64 * 1024 * 1024,
 } as const;
+
+/**
+ * A duration set in seconds by the environment variable `name` (a number above 0), else
+ * `defaultMs`; in milliseconds. A cluster's processes inherit it from whoever starts them.
+ */
+export function secondsFromEnv(name: string, defaultMs: number, env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return defaultMs;
+  const s = Number(raw);
+  if (!Number.isFinite(s) || s <= 0) throw new WarrenError(`${name} must be a number of seconds above 0 (got "${raw}")`);
+  return s * 1000;
+}
 
 /**
  * The broker address a process uses: the one given (a URL, or the URLs of one RabbitMQ cluster's
