@@ -37,6 +37,14 @@ export const TRANSPORT_DEFAULTS = {
    */
   outageMs: 60_000,
   /**
+   * How long a request to the head or a node (rpc.ts) waits for its answer while the connection
+   * is up, before it fails naming who did not answer. WARREN_REQUEST_TIMEOUT_S overrides it. The
+   * longest answer is kill()'s, given once the actor is dead: within the head's hungMs (15 s)
+   * when its node is hung.
+   * @default 30000
+   */
+  requestTimeoutMs: 30_000,
+  /**
    * The first wait before reconnecting, doubled on each failed attempt up to `reconnectMaxMs`.
    * @default 100
    */

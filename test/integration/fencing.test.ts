@@ -4,10 +4,13 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as amqp from "amqplib";
 import * as warren from "warren";
 import { Cluster, waitForCondition } from "warren/testing";
 import { Where } from "../fixtures/placement";
 import { processesWith } from "../helpers";
+import { DEFAULT_ADDRESS, Topology } from "../../src/transport";
 
 /** The parent of process `pid` (Linux /proc): a worker's is its node's daemon. */
 function parentOf(pid: number): number {
@@ -60,4 +63,27 @@ describe("a node the head declared dead (WARREN_HEAD_HUNG_S=4)", () => {
     expect(pids[0]).not.toBe(firstPid);
     expect(await warren.get(a.node.remote())).toBe(other);
   }, 120_000);
+});
+
+describe("a request whose peer does not answer (WARREN_REQUEST_TIMEOUT_S=2)", () => {
+  test("fails naming the head and its request, instead of waiting forever", async () => {
+    // A head queue nobody consumes: the cluster looks there (init() checks it exists) but its head is hung.
+    const cluster = `test-${randomBytes(5).toString("hex")}`;
+    const conn = await amqp.connect(process.env.WARREN_ADDRESS ?? DEFAULT_ADDRESS);
+    process.env.WARREN_REQUEST_TIMEOUT_S = "2";
+    try {
+      const ch = await conn.createChannel();
+      await ch.assertQueue(new Topology(cluster).head, { exclusive: true });
+      const started = Date.now();
+      const pending = new Promise((_, reject) => setTimeout(() => reject(new Error("init() still pending after 20 s")), 20_000).unref());
+      await expect(Promise.race([warren.init({ cluster }), pending])).rejects.toThrow(
+        `the head of cluster "${cluster}" did not answer head request node.list within 2 s; is it running? \`warren status --cluster ${cluster}\``,
+      );
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(warren.isInitialized()).toBe(false);
+    } finally {
+      delete process.env.WARREN_REQUEST_TIMEOUT_S;
+      await conn.close();
+    }
+  });
 });
