@@ -167,6 +167,7 @@ export async function getActor<T = unknown>(name: string, options: { namespace?:
  */
 export async function kill(handle: ActorHandleCore, options: { noRestart?: boolean } = {}): Promise<void> {
   if (!(handle instanceof ActorHandleCore)) throw new WarrenError("kill() takes an actor handle");
+  // The longest wait of any request, and within its timeout: TRANSPORT_DEFAULTS.requestTimeoutMs says why.
   await currentRuntime().rpc.head("actor.kill", { id: handle.actorId, noRestart: options.noRestart ?? true });
 }
 

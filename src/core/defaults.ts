@@ -43,9 +43,4 @@ export const CORE_DEFAULTS = {
    * @default 10000
    */
   stateRows: 10_000,
-  /**
-   * How long a synchronous request to the head (creating a named actor) may block.
-   * @default 30000
-   */
-  syncRpcTimeoutMs: 30_000,
 } as const;

@@ -7,10 +7,10 @@
 import * as path from "node:path";
 import { createSyncFn } from "synckit";
 import { decodeError } from "../serialization";
-import { CLOSE_SYNC_RPC } from "../transport/rpc";
+import { TRANSPORT_DEFAULTS } from "../transport";
+import { CLOSE_SYNC_RPC, requestTimeoutMs } from "../transport/rpc";
 import type { RpcReply } from "../wire/kinds";
 import type { HeadRequest, HeadRequests, PayloadOf, ReplyOf } from "../wire/head";
-import { CORE_DEFAULTS } from "./defaults";
 import { compiled } from "./paths";
 
 type ThreadCall = (address: string, cluster: string, kind: string, payload: unknown) => RpcReply;
@@ -23,7 +23,9 @@ export class SyncRpc {
 
   head<K extends HeadRequest>(kind: K, payload: PayloadOf<HeadRequests, K>): ReplyOf<HeadRequests, K> {
     this.ensureOpen();
-    this.call ??= createSyncFn(compiled(path.join(__dirname, "sync-rpc-thread.js")), { timeout: CORE_DEFAULTS.syncRpcTimeoutMs });
+    // Past the thread's own limits (connecting, then the request), so that its error, naming the head, comes first.
+    const timeout = TRANSPORT_DEFAULTS.connectTimeoutMs + requestTimeoutMs() + 5000;
+    this.call ??= createSyncFn(compiled(path.join(__dirname, "sync-rpc-thread.js")), { timeout });
     const r = this.call(this.address, this.cluster, kind, payload);
     if (!r.ok) throw decodeError(r.error);
     return r.value as ReplyOf<HeadRequests, K>;

@@ -95,22 +95,24 @@ export class HeadRegistry {
     this.store?.putShape({ shape, firstSeen });
   }
 
-  registerNode(info: NodeInfo): { shapes: string[] } {
+  /** A node joins; one declared dead before stays dead, as its actors and tasks went elsewhere. */
+  registerNode(info: NodeInfo): { shapes: string[]; dead: boolean } {
+    if (this.nodeState(info.nodeId) === "DEAD") return { shapes: [], dead: true };
     const n: NodeRecord = { info, available: { ...info.resources }, acked: new Set(), lastSeen: Date.now(), lifecycle: startNodeLifecycle() };
     this.nodes.set(info.nodeId, n);
     this.saveNode(n);
-    return { shapes: [...this.shapes.keys()] };
+    return { shapes: [...this.shapes.keys()], dead: false };
   }
 
-  /** A node's report; the answer is what its peers have free, for its spillback decisions, and whether it is known. */
-  heartbeat(nodeId: string, available: Resources, acked: string[]): { peers: Peer[]; known: boolean } {
+  /** A node's report; the answer is what its peers have free, for its spillback decisions, and whether it is known, or dead. */
+  heartbeat(nodeId: string, available: Resources, acked: string[]): { peers: Peer[]; known: boolean; dead: boolean } {
     const n = this.nodes.get(nodeId);
     if (n && this.nodeAvailable(nodeId, available)) {
       n.acked = new Set(acked);
       n.lastSeen = Date.now();
     }
     const peers = this.aliveNodes().filter((p) => p.info.nodeId !== nodeId).map((p) => ({ nodeId: p.info.nodeId, available: p.available }));
-    return { peers, known: n !== undefined };
+    return { peers, known: n !== undefined, dead: this.nodeState(nodeId) === "DEAD" };
   }
 
   /** What an alive node has free now (from its heartbeat, or sooner); false if it is unknown or dead. */

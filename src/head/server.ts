@@ -10,7 +10,7 @@ import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { ActorDiedError, NodeDiedError, WarrenError } from "../errors";
 import { encodeError } from "../serialization";
-import { type Topology, consumeQueue, resubscribe } from "../transport";
+import { type Topology, consumeQueue, resubscribe, secondsFromEnv } from "../transport";
 import { queueAbsent, queueInfo } from "../transport/queues";
 import { mayRetry } from "../scheduling/retry";
 import { Kind, RpcReply } from "../wire/kinds";
@@ -25,8 +25,12 @@ export const HEAD_DEFAULTS = {
   checkMs: 500,
   /** How long a node may be silent before the head asks the broker whether it is gone. */
   silenceMs: 2000,
-  /** A node that answers the broker but has not reported for this long is hung: dead. */
-  hungMs: 15_000,
+  /**
+   * A node that answers the broker but has not reported for this long is hung: dead. Told so (the
+   * node-dead broadcast, or the answer to its next heartbeat or registration), it exits if it
+   * ever runs again. WARREN_HEAD_HUNG_S sets it for a cluster's head.
+   */
+  hungMs: secondsFromEnv("WARREN_HEAD_HUNG_S", 15_000),
   /**
    * After the head's connection comes back, how long it waits before asking the broker about nodes
    * and owners: their exclusive queues are gone with the old connections until each reconnects.
@@ -37,7 +41,7 @@ export const HEAD_DEFAULTS = {
    * waiting in its queue (it says so at once when the shape is announced). WARREN_INFEASIBLE_REPEAT_S
    * sets it for a cluster's head.
    */
-  infeasibleRepeatMs: Number(process.env.WARREN_INFEASIBLE_REPEAT_S ?? 30) * 1000,
+  infeasibleRepeatMs: secondsFromEnv("WARREN_INFEASIBLE_REPEAT_S", 30_000),
 };
 
 export interface HeadContext {

@@ -213,7 +213,8 @@ export class NodeDaemon {
   private async registerOnce(retry: boolean): Promise<void> {
     for (;;) {
       try {
-        const { shapes, durable } = await this.rpc.head("node.register", this.info());
+        const { shapes, durable, dead } = await this.rpc.head("node.register", this.info());
+        if (dead) return this.declaredDead();
         this.topo.durable = this.pool.workerConfig.durable = durable; // before any shape queue or worker
         for (const shape of shapes) await this.scheduler.consumeShape(shape);
         return;
@@ -233,6 +234,13 @@ export class NodeDaemon {
     await this.ch.bindQueue(q, this.topo.control, "all.*");
     const again = () => this.stopping || resubscribe(`node queue ${q}`, () => this.subscribeControl(), (reason) => this.exitLost(reason));
     await consumeQueue(this.ch, q, (m) => this.onControl(m), again, { noAck: true });
+  }
+
+  /** The head declared this node dead, so its tasks and actors went elsewhere: serving them here too would run them twice. */
+  private declaredDead(): void {
+    if (this.stopping) return;
+    void this.pool.stop(); // its SIGKILLs are sent at once
+    this.exitLost(new WarrenError("declared dead by the head (it heard nothing from this node for too long: hung, or cut off from the broker), and its tasks and actors went to other nodes"));
   }
 
   /** A node that cannot take or ack tasks exits: the broker and the head recover its work as for any node that died. */
@@ -311,7 +319,8 @@ export class NodeDaemon {
       ],
     });
     for (const t of long) this.tasks.ackTask(t);
-    const { peers, known } = await reply.catch(() => ({ peers: [], known: true }));
+    const { peers, known, dead } = await reply.catch(() => ({ peers: [], known: true, dead: false }));
+    if (dead) return this.declaredDead();
     this.scheduler.peers = peers;
     // A head started again without its registry (another machine, a lost file) learns of this node anew.
     if (!known) void this.register(true);
@@ -332,7 +341,15 @@ export class NodeDaemon {
         this.head?.shapeAnnounced(shape);
         return void this.scheduler.consumeShape(shape);
       }
-      case Kind.cancel: return this.onCancel(v8.deserialize(msg.content));
+      case Kind.nodeDead:
+        if (v8.deserialize(msg.content).nodeId === this.config.nodeId) this.declaredDead();
+        return;
+      case Kind.cancel: {
+        const c = v8.deserialize(msg.content);
+        this.scheduler.cancel(c.task);
+        this.pool.cancel(c);
+        return this.scheduler.schedule();
+      }
       case Kind.killActor: return this.onKillActor(v8.deserialize(msg.content));
       case Kind.fetchObject: return this.serveObject(msg);
       case Kind.freeObject: return this.store.remove(v8.deserialize(msg.content).id);
@@ -456,22 +473,6 @@ export class NodeDaemon {
 
   private replyToOwner(taskId: string, r: ResultMessage): void {
     this.ch.publish("", this.topo.inbox(ownerOf(taskId)), encodeResults([r]), { type: Kind.result });
-  }
-
-  private onCancel(c: { task: string; force: boolean; recursive: boolean }): void {
-    this.scheduler.cancel(c.task);
-    for (const w of this.pool.all) {
-      if (w.task?.msg.properties.messageId === c.task) {
-        w.task.cancelled = true;
-        if (c.force) {
-          w.proc.kill("SIGKILL");
-          continue;
-        }
-      }
-      // A leased task this node never saw may be running there: the worker decides.
-      if (w.ready && !w.actor) this.pool.post(w, { t: "cancel", task: c.task, force: c.force, recursive: c.recursive });
-    }
-    this.scheduler.schedule();
   }
 
   /** Where the workers' stdout and stderr go. */

@@ -147,6 +147,20 @@ export class WorkerPool implements WorkerSlots {
     return [...this.all].flatMap((w) => (w.task ? [w.task] : []));
   }
 
+  /** Cancels a task on the worker running it (killed, if `force`), and on leased workers, which may run it unseen by the node. */
+  cancel(c: { task: string; force: boolean; recursive: boolean }): void {
+    for (const w of this.all) {
+      if (w.task?.msg.properties.messageId === c.task) {
+        w.task.cancelled = true;
+        if (c.force) {
+          w.proc.kill("SIGKILL");
+          continue;
+        }
+      }
+      if (w.ready && !w.actor) this.post(w, { t: "cancel", task: c.task, force: c.force, recursive: c.recursive });
+    }
+  }
+
   /**
    * A worker may have died a moment ago, its exit not yet handled (the daemon deals with what it
    * held): a message to it is dropped, not raised as an error that would end this node.

@@ -12,7 +12,7 @@
  * - `<p>.head`    the head's requests (wire/head.ts), answered to the asker's inbox.
  */
 import * as amqp from "amqplib";
-import { BrokerAuthError, BrokerUnavailableError } from "../errors";
+import { BrokerAuthError, BrokerUnavailableError, WarrenError } from "../errors";
 import { brokerUrls } from "../address";
 import { tuneFrames } from "./frames";
 
@@ -36,6 +36,14 @@ export const TRANSPORT_DEFAULTS = {
    * @default 60000
    */
   outageMs: 60_000,
+  /**
+   * How long a request to the head or a node (rpc.ts) waits for its answer while the connection
+   * is up, before it fails naming who did not answer. WARREN_REQUEST_TIMEOUT_S overrides it. The
+   * longest answer is kill()'s, given once the actor is dead: within the head's hungMs (15 s)
+   * when its node is hung.
+   * @default 30000
+   */
+  requestTimeoutMs: 30_000,
   /**
    * The first wait before reconnecting, doubled on each failed attempt up to `reconnectMaxMs`.
    * @default 100
@@ -62,6 +70,18 @@ export const TRANSPORT_DEFAULTS = {
    */
   outboxBytes: 64 * 1024 * 1024,
 } as const;
+
+/**
+ * A duration set in seconds by the environment variable `name` (a number above 0), else
+ * `defaultMs`; in milliseconds. A cluster's processes inherit it from whoever starts them.
+ */
+export function secondsFromEnv(name: string, defaultMs: number, env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return defaultMs;
+  const s = Number(raw);
+  if (!Number.isFinite(s) || s <= 0) throw new WarrenError(`${name} must be a number of seconds above 0 (got "${raw}")`);
+  return s * 1000;
+}
 
 /**
  * The broker address a process uses: the one given (a URL, or the URLs of one RabbitMQ cluster's

@@ -20,7 +20,7 @@
 import type * as amqp from "amqplib";
 import { BrokerLostError, BrokerUnavailableError, WarrenError } from "../errors";
 import { brokerUrls, redactAddress } from "../address";
-import { TRANSPORT_DEFAULTS, connectBrokerAt, watchChannel } from "./index";
+import { TRANSPORT_DEFAULTS, connectBrokerAt, secondsFromEnv, watchChannel } from "./index";
 
 export interface LinkHooks {
   /**
@@ -37,11 +37,7 @@ export interface LinkHooks {
 
 /** The longest outage a process survives: WARREN_BROKER_OUTAGE_S, else TRANSPORT_DEFAULTS.outageMs. */
 export function outageLimitMs(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.WARREN_BROKER_OUTAGE_S;
-  if (raw === undefined || raw === "") return TRANSPORT_DEFAULTS.outageMs;
-  const s = Number(raw);
-  if (!Number.isFinite(s) || s <= 0) throw new WarrenError(`WARREN_BROKER_OUTAGE_S must be a number of seconds above 0 (got "${raw}")`);
-  return s * 1000;
+  return secondsFromEnv("WARREN_BROKER_OUTAGE_S", TRANSPORT_DEFAULTS.outageMs, env);
 }
 
 export class BrokerLink {

@@ -5,15 +5,23 @@
  * id and the caller's reply queue; the caller's consumer hands each Kind.reply to `settle`.
  * Requests are mandatory: one the broker cannot route (the head or node is gone) comes back as a
  * `return`, which the caller hands to `returned` to fail it at once instead of waiting forever.
+ * One routed to a peer that never answers (hung) fails after `requestTimeoutMs()` of connected
+ * time: the clock stops while the caller's connection is down, as the request then waits in the
+ * link's outbox or is sent again once it is back.
  */
 import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
-import { NodeDiedError } from "../errors";
+import { NodeDiedError, WarrenError } from "../errors";
 import { decodeError } from "../serialization";
 import { Kind, RpcReply } from "../wire/kinds";
 import type { HeadRequest, HeadRequests, NodeRequest, NodeRequests, PayloadOf, ReplyOf } from "../wire/head";
-import { TRANSPORT_DEFAULTS, type Topology } from "./index";
-import { sendAgainSoon } from "./link";
+import { TRANSPORT_DEFAULTS, type Topology, secondsFromEnv } from "./index";
+import { isOutbox, sendAgainSoon } from "./link";
+
+/** How long a request waits for its answer: WARREN_REQUEST_TIMEOUT_S, else TRANSPORT_DEFAULTS.requestTimeoutMs. */
+export function requestTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  return secondsFromEnv("WARREN_REQUEST_TIMEOUT_S", TRANSPORT_DEFAULTS.requestTimeoutMs, env);
+}
 
 interface Pending {
   resolve(value: unknown): void;
@@ -28,12 +36,15 @@ interface Pending {
   body: Buffer;
   /** Out when the connection was lost (connectionLost). */
   lost?: boolean;
+  /** Fails it unanswered; running only while the connection is up. */
+  timer?: NodeJS.Timeout;
 }
 
 export class RpcClient {
   private readonly pending = new Map<string, Pending>();
   private readonly gathering = new Map<string, (r: RpcReply) => void>();
   private seq = 0;
+  private readonly timeoutMs = requestTimeoutMs();
 
   /**
    * `channel()` is the caller's channel now (it changes when a lost connection comes back).
@@ -54,12 +65,12 @@ export class RpcClient {
 
   /** A request to the cluster's head. */
   head<K extends HeadRequest>(kind: K, payload: PayloadOf<HeadRequests, K>): Promise<ReplyOf<HeadRequests, K>> {
-    return this.request("", this.topo.head, kind, payload, "the cluster's head") as Promise<ReplyOf<HeadRequests, K>>;
+    return this.request("", this.topo.head, kind, payload, `the head of cluster "${this.topo.cluster}"`) as Promise<ReplyOf<HeadRequests, K>>;
   }
 
   /** A request to node `nodeId`. */
   node<K extends NodeRequest>(nodeId: string, kind: K, payload: PayloadOf<NodeRequests, K>): Promise<ReplyOf<NodeRequests, K>> {
-    return this.request(this.topo.control, `node.${nodeId}`, kind, payload, `node ${nodeId}`, nodeId) as Promise<ReplyOf<NodeRequests, K>>;
+    return this.request(this.topo.control, `node.${nodeId}`, kind, payload, `node ${nodeId} of cluster "${this.topo.cluster}"`, nodeId) as Promise<ReplyOf<NodeRequests, K>>;
   }
 
   /** Tells the head something; no answer. */
@@ -82,26 +93,57 @@ export class RpcClient {
     const correlationId = String(++this.seq);
     const body = v8.serialize(payload);
     return new Promise((resolve, reject) => {
-      this.pending.set(correlationId, { resolve, reject, to, nodeId, exchange, key, kind, body });
-      this.publish(correlationId, this.pending.get(correlationId)!);
+      const p: Pending = { resolve, reject, to, nodeId, exchange, key, kind, body };
+      this.pending.set(correlationId, p);
+      this.publish(correlationId, p);
+      if (!isOutbox(this.ch)) this.startClock(correlationId, p);
     });
+  }
+
+  private startClock(id: string, p: Pending): void {
+    p.timer = setTimeout(() => {
+      this.take(id);
+      const what = p.nodeId ? "node" : "head";
+      p.reject(new WarrenError(
+        `${p.to} did not answer ${what} request ${p.kind} within ${this.timeoutMs / 1000} s; is it running? \`warren status --cluster ${this.topo.cluster}\``,
+      ));
+    }, this.timeoutMs);
+  }
+
+  /** The request `id` is settled: no longer pending, its clock stopped. */
+  private take(id: string): Pending | undefined {
+    const p = this.pending.get(id);
+    if (!p) return undefined;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    return p;
   }
 
   private publish(correlationId: string, p: Pending): void {
     this.ch.publish(p.exchange, p.key, p.body, { type: p.kind, replyTo: this.replyTo, correlationId, mandatory: true });
   }
 
-  /** The connection went: the requests out now may never be answered (those made from now on wait in its outbox). */
+  /**
+   * The connection went: the requests out now may never be answered (those made from now on wait
+   * in its outbox). No request times out while it is down: the outage has a limit of its own.
+   */
   connectionLost(): void {
-    for (const p of this.pending.values()) p.lost = true;
+    for (const p of this.pending.values()) {
+      p.lost = true;
+      clearTimeout(p.timer);
+      p.timer = undefined;
+    }
   }
 
-  /** The connection is back: sends again the requests that were out when it went (a second answer is ignored). */
+  /**
+   * The connection is back: sends again the requests that were out when it went (a second answer
+   * is ignored), and starts the clock of every request again, those from the outbox included.
+   */
   resendLost(): void {
     for (const [id, p] of this.pending) {
-      if (!p.lost) continue;
+      if (p.lost) this.publish(id, p);
       p.lost = false;
-      this.publish(id, p);
+      if (!p.timer) this.startClock(id, p);
     }
   }
 
@@ -110,9 +152,8 @@ export class RpcClient {
     const id = msg.properties.correlationId;
     const gathering = this.gathering.get(id);
     if (gathering) return gathering(v8.deserialize(msg.content));
-    const p = this.pending.get(id);
+    const p = this.take(id);
     if (!p) return;
-    this.pending.delete(id);
     const r: RpcReply = v8.deserialize(msg.content);
     if (r.ok) p.resolve(r.value);
     else p.reject(decodeError(r.error));
@@ -127,7 +168,7 @@ export class RpcClient {
       sendAgainSoon(() => this.pending.get(id) === p && this.publish(id, p));
       return true;
     }
-    this.pending.delete(id);
+    this.take(id);
     p.reject(new NodeDiedError(`${p.to} is unreachable: it has stopped or died`));
     return true;
   }
@@ -136,15 +177,17 @@ export class RpcClient {
   nodeDied(nodeId: string): void {
     for (const [id, p] of this.pending) {
       if (p.nodeId !== nodeId) continue;
-      this.pending.delete(id);
+      this.take(id);
       p.reject(new NodeDiedError(`node ${nodeId} died`));
     }
   }
 
   /** Fails every request still waiting. */
   failAll(error: Error): void {
-    for (const p of this.pending.values()) p.reject(error);
-    this.pending.clear();
+    for (const [id, p] of this.pending) {
+      this.take(id);
+      p.reject(error);
+    }
   }
 }
 

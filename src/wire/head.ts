@@ -111,10 +111,14 @@ export interface HeadRequests {
   /** warren.kill(): answered once the actor's incarnation is over (head/server.ts kill). */
   "actor.kill": [{ id: string; noRestart: boolean }, void];
   "actor.list": [None, ActorRow[]];
-  "node.register": [NodeInfo, { shapes: string[]; durable: boolean }];
+  /** `dead`: the head declared this node dead before; it is not registered again (it exits). */
+  "node.register": [NodeInfo, { shapes: string[]; durable: boolean; dead: boolean }];
   "cluster.info": [None, { durable: boolean }];
-  /** `known`: whether the head has the node registered (a head started without its registry does not). */
-  "node.heartbeat": [Heartbeat, { peers: Peer[]; known: boolean }];
+  /**
+   * `known`: whether the head has the node registered (a head started without its registry does
+   * not); `dead`: whether it has the node as dead (it then exits).
+   */
+  "node.heartbeat": [Heartbeat, { peers: Peer[]; known: boolean; dead: boolean }];
   "node.running": [{ nodeId: string; task: string }, void];
   /** What a node has free, told at once when an actor there takes or gives back what it holds. */
   "node.available": [{ nodeId: string; available: Resources }, void];
