@@ -120,6 +120,7 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
     namespace: o.namespace ?? taskContext.getStore()?.namespace ?? rt.config.namespace,
     getIfExists: o.getIfExists ?? false,
     detached: o.lifetime === "detached",
+    job: taskContext.getStore()?.jobId ?? rt.config.jobId,
   };
   let registered: Promise<unknown> = DECLARED;
   if (o.name !== undefined) {
@@ -135,7 +136,7 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
   const { placement, held } = actorDemand(o);
   const shape = shapeKey(placement);
   const create = {
-    handle: info, maxConcurrency: o.maxConcurrency ?? (meta.hasAsync ? 1000 : 1), maxTaskRetries: o.maxTaskRetries ?? 0,
+    handle: info, maxConcurrency: o.maxConcurrency ?? (meta.hasAsync ? 1000 : 1), maxTaskRetries: o.maxTaskRetries ?? 0, detached: registration.detached,
     concurrencyGroups: o.concurrencyGroups ?? {},
   };
   rt.submit(

@@ -68,6 +68,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
         `call \`await warren.shutdown()\` and init() again. Its last output:\n${logTail(nodeConfig.sessionDir)}`,
     ));
   });
+  await startJob(rt);
   void sweepDeadPrivateClusters(address); // what dead private clusters of this machine left, in the background
   return { address, cluster, nodeId, namespace, jobId: ownerId };
 }
@@ -95,6 +96,7 @@ async function join(cluster: string, base: Omit<RuntimeConfig, "cluster" | "node
     if (info.durable) await rt.useDurable();
     rt.config.nodeId = local.NodeID;
     rt.config.storePath = local.ObjectStorePath;
+    await startJob(rt);
     return { address: base.address, cluster, nodeId: local.NodeID, namespace: base.namespace, jobId: base.jobId };
   } catch (err) {
     await rt.close();
@@ -163,9 +165,22 @@ export function startNode(config: NodeConfig): Promise<ChildProcess> {
   });
 }
 
+/** The job of this driver (Ray's job: its work ends with it), told to the head; shutdown() ends it. */
+let job: string | undefined;
+
+async function startJob(rt: Runtime): Promise<void> {
+  const { jobId } = rt.config;
+  await rt.rpc.head("job.start", { job_id: jobId, entrypoint: process.argv.slice(1).join(" "), driver_pid: process.pid, driver_node_hostname: os.hostname() });
+  job = jobId;
+}
+
 export async function shutdown(): Promise<void> {
   if (!hasRuntime()) return;
-  await currentRuntime().close();
+  const rt = currentRuntime();
+  // The head would see the end by this driver's inbox, gone; said, it is a success and is at once.
+  if (job) await rt.rpc.head("job.end", { jobId: job }).catch(() => undefined);
+  job = undefined;
+  await rt.close();
   const h = head;
   head = undefined;
   if (h && h.exitCode === null && h.signalCode === null) {

@@ -7,11 +7,11 @@
  */
 import { OptionsError } from "../errors";
 import type { Resources } from "../scheduling/shape";
-import type { NodeSummary } from "../wire/head";
+import type { JobRow, NodeSummary } from "../wire/head";
 import type { TaskInfo } from "../core/task-manager";
 import { currentRuntime } from "../core/current";
 
-export type { NodeSummary };
+export type { JobRow, NodeSummary };
 
 /** One entry per node ever seen, dead ones with `Alive: false` and empty `Resources`. */
 export function nodes(): Promise<NodeSummary[]> {
@@ -50,6 +50,7 @@ const BASIC_COLUMNS: Record<string, string[]> = {
   actors: ["actor_id", "class_name", "state", "name", "pid", "ray_namespace", "node_id"],
   objects: ["object_id", "object_size", "task_status", "reference_type", "owner_pid"],
   nodes: ["node_id", "node_ip", "is_head_node", "state", "node_name", "resources_total"],
+  jobs: ["job_id", "type", "status", "entrypoint", "start_time", "end_time", "driver_pid"],
 };
 
 async function listTasks(options: ListOptions = {}): Promise<TaskRow[]> {
@@ -79,6 +80,11 @@ async function listNodes(options: ListOptions = {}): Promise<Record<string, unkn
   return select("nodes", rows, options);
 }
 
+/** The cluster's jobs, one per driver that has joined it (Ray's `list_jobs`): running, or how it ended. */
+async function listJobs(options: ListOptions = {}): Promise<JobRow[]> {
+  return select("jobs", await currentRuntime().rpc.head("job.list", {}), options);
+}
+
 /** Tasks grouped by function or class method, with a count per state (Ray's `summarize_tasks`). */
 async function summarizeTasks(): Promise<{ summary: Record<string, { func_or_class_name: string; type: string; state_counts: Record<string, number> }>; total_tasks: number }> {
   const tasks = await listTasks({ limit: Number.MAX_SAFE_INTEGER, detail: true });
@@ -103,4 +109,4 @@ function select<T extends object>(kind: string, rows: T[], options: ListOptions)
 }
 
 /** `warren.state`: Ray's state API. */
-export const state = { listTasks, listActors, listObjects, listNodes, summarizeTasks };
+export const state = { listTasks, listActors, listObjects, listNodes, listJobs, summarizeTasks };

@@ -168,7 +168,7 @@ function program(): Command {
     prog
       .command("list")
       .description("list tasks, actors, objects or nodes of the cluster (like `ray list`)")
-      .addArgument(new Argument("<resource>", "what to list").choices(["tasks", "actors", "objects", "nodes"]))
+      .addArgument(new Argument("<resource>", "what to list").choices(["tasks", "actors", "objects", "nodes", "jobs"]))
       .option("--filter <key=value>", "keep rows whose key equals (=) or differs from (!=) value; repeatable", filter, [])
       .option("--limit <n>", "at most this many rows", count, 100)
       .option("--detail", "all columns, not only the main ones")

@@ -42,13 +42,14 @@ export async function status(t: Target): Promise<number> {
   return 0;
 }
 
-export type Kind = "tasks" | "actors" | "objects" | "nodes";
+export type Kind = "tasks" | "actors" | "objects" | "nodes" | "jobs";
 
 export async function list(t: Target, kind: Kind, o: { filters: Filters; limit: number; detail: boolean; format: Format }): Promise<number> {
   const opts = { filters: o.filters, limit: o.limit, detail: o.detail };
   const s = warren.state;
   const query: Record<Kind, () => Promise<object[]>> = {
     tasks: () => s.listTasks(opts), actors: () => s.listActors(opts), objects: () => s.listObjects(opts), nodes: () => s.listNodes(opts),
+    jobs: () => s.listJobs(opts),
   };
   const rows = (await withCluster(t, query[kind])) as Record<string, unknown>[];
   if (o.format === "json") {

@@ -15,7 +15,7 @@ import { NodeState, nodeMachine, startNodeLifecycle } from "../lifecycle/node";
 import { Resources, add, fits, parseShape } from "../scheduling/shape";
 import type { HandleInfo } from "../wire/descriptors";
 import type {
-  ActorCreationMessage, ActorInfo, ActorRow, Handlers, HeadRequests, NodeInfo, NodeSummary, Peer, RegisterActor, Registered,
+  ActorCreationMessage, ActorInfo, ActorRow, Handlers, HeadRequests, JobRow, JobStart, NodeInfo, NodeSummary, Peer, RegisterActor, Registered,
 } from "../wire/head";
 import type { ActorFields, RegistryStore, SavedRegistry } from "./store";
 
@@ -36,6 +36,8 @@ export class HeadRegistry {
   private readonly actors = new Map<string, ActorRecord>();
   private readonly named = new Map<string, string>();
   private readonly nodes = new Map<string, NodeRecord>();
+  /** Every job (driver) the cluster has had, by id. */
+  private readonly jobs = new Map<string, JobRow>();
   /** Every resource shape announced, with when it was first seen. */
   readonly shapes = new Map<string, number>();
 
@@ -45,7 +47,7 @@ export class HeadRegistry {
   }
 
   /** The requests answered from the registry alone (the head's server adds what needs the broker). */
-  readonly handlers: Omit<Handlers<HeadRequests>, "shape.demand" | "node.register" | "cluster.info" | "actor.kill"> = {
+  readonly handlers: Omit<Handlers<HeadRequests>, "shape.demand" | "node.register" | "cluster.info" | "actor.kill" | "job.end"> = {
     "actor.register": (p) => this.register(p),
     "actor.get": (p) => this.getNamed(p.name, p.namespace),
     "actor.event": (p) => this.onEvent(p.id, p.event, p.creation),
@@ -58,6 +60,8 @@ export class HeadRegistry {
     "shape.list": () => [...this.shapes.keys()],
     "shape.infeasible": () => this.infeasibleShapes(),
     "actor.list": () => this.actorRows(),
+    "job.start": (p) => this.startJob(p),
+    "job.list": () => [...this.jobs.values()],
     "resources.total": () => this.totals(false),
     "resources.available": () => this.totals(true),
   };
@@ -76,6 +80,7 @@ export class HeadRegistry {
       this.nodes.set(info.nodeId, { info, available: { ...info.resources }, acked: new Set(), lastSeen: now, lifecycle: createActor(nodeMachine, { snapshot: lifecycle }).start() });
     }
     for (const { shape, firstSeen } of saved.shapes) this.shapes.set(shape, firstSeen);
+    for (const j of saved.jobs) this.jobs.set(j.job_id, j);
   }
 
   private saveActor(a: ActorRecord): void {
@@ -191,7 +196,7 @@ export class HeadRegistry {
       }
       this.named.set(key, p.handle.id);
     }
-    const a: ActorRecord = { handle: p.handle, owner: p.owner, name: p.name, namespace: p.namespace, detached: p.detached, lifecycle: startActorLifecycle() };
+    const a: ActorRecord = { handle: p.handle, owner: p.owner, job: p.job, name: p.name, namespace: p.namespace, detached: p.detached, lifecycle: startActorLifecycle() };
     this.actors.set(p.handle.id, a);
     this.saveActor(a);
     return { created: true, handle: p.handle };
@@ -253,6 +258,30 @@ export class HeadRegistry {
         death_cause: snap.context.cause?.message.split("\n")[0] ?? null,
       };
     });
+  }
+
+  startJob(j: JobStart): void {
+    const row: JobRow = { ...j, type: "DRIVER", status: "RUNNING", message: null, start_time: Date.now(), end_time: null };
+    this.jobs.set(j.job_id, row);
+    this.store?.putJob(row);
+  }
+
+  /** Ends a running job; false if it was not running (unknown, or ended already). */
+  endJob(jobId: string, status: "SUCCEEDED" | "FAILED", message: string): boolean {
+    const row = this.jobs.get(jobId);
+    if (row?.status !== "RUNNING") return false;
+    Object.assign(row, { status, message, end_time: Date.now() });
+    this.store?.putJob(row);
+    return true;
+  }
+
+  runningJobs(): JobRow[] {
+    return [...this.jobs.values()].filter((j) => j.status === "RUNNING");
+  }
+
+  /** The live non-detached actors of a job: they die when it ends. */
+  actorsOfJob(jobId: string): ActorRecord[] {
+    return this.list().filter((a) => a.job === jobId && !a.detached && this.state(a.handle.id) !== "DEAD");
   }
 
   /** Owners of live non-detached actors: when an owner is gone, its actors go too. */

@@ -15,7 +15,7 @@ import { queueAbsent, queueInfo } from "../transport/queues";
 import { mayRetry } from "../scheduling/retry";
 import { Kind, RpcReply } from "../wire/kinds";
 import { ownerOf } from "../wire/ids";
-import type { Handlers, HeadRequest, HeadRequests, InfeasibleNotice, ShapeDemand } from "../wire/head";
+import type { Handlers, HeadRequest, HeadRequests, InfeasibleNotice, JobEnded, ShapeDemand } from "../wire/head";
 import { HeadRegistry } from "./registry";
 import { RegistryStore } from "./store";
 
@@ -94,6 +94,7 @@ export class HeadServer {
       "node.register": (p) => ({ ...this.registry.registerNode(p), ...durable() }),
       "cluster.info": durable,
       "actor.kill": (p) => this.kill(p.id, p.noRestart),
+      "job.end": (p) => this.endJob(p.jobId, "SUCCEEDED", "the driver called shutdown()"),
     };
   }
 
@@ -218,6 +219,10 @@ export class HeadServer {
       if (lost) this.onNodeDied(n.info.nodeId, lost);
     }
     await this.repeatInfeasible(now);
+    // A driver that exits without shutdown() (a crash, SIGKILL) is seen by its exclusive inbox, gone.
+    for (const job of this.registry.runningJobs()) {
+      if (await queueAbsent(conn, topo.inbox(job.job_id))) this.endJob(job.job_id, "FAILED", "the driver exited without shutdown()");
+    }
     // Ray's rule: an actor that is not detached lives only as long as the process that made it.
     for (const [owner, actors] of this.registry.actorOwners()) {
       if (this.goneOwners.has(owner) || !(await queueAbsent(conn, topo.inbox(owner)))) continue;
@@ -226,6 +231,21 @@ export class HeadServer {
         const kill = { id: a.handle.id, noRestart: true, why: "its owner (the process that created it) has exited" };
         ch.publish(topo.control, "all.kill-actor", v8.serialize(kill), { type: Kind.killActor });
       }
+    }
+  }
+
+  /**
+   * A job's end (Ray's job finished): every node drops its queued tasks and stops its running
+   * ones, and frees the objects its driver owned (node/daemon.ts); its non-detached actors die.
+   */
+  private endJob(jobId: string, status: "SUCCEEDED" | "FAILED", message: string): void {
+    if (!this.registry.endJob(jobId, status, message)) return;
+    const { ch, topo } = this.ctx;
+    const ended: JobEnded = { jobId };
+    ch.publish(topo.control, "all.job-ended", v8.serialize(ended), { type: Kind.jobEnded });
+    for (const a of this.registry.actorsOfJob(jobId)) {
+      const kill = { id: a.handle.id, noRestart: true, why: `its job ${jobId} has ended` };
+      ch.publish(topo.control, "all.kill-actor", v8.serialize(kill), { type: Kind.killActor });
     }
   }
 

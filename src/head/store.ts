@@ -1,7 +1,7 @@
 /**
  * head: the registry's file (Ray's GCS storage), so a head started again for the cluster on this
  * machine knows the cluster it knew. One LMDB database, a record per actor, node and shape,
- * keyed by kind and id (`actor/<id>`, `node/<id>`, `shape/<shape>`), and one of the cluster's
+ * keyed by kind and id (`actor/<id>`, `node/<id>`, `shape/<shape>`, `job/<id>`), and one of the cluster's
  * settings (`cluster`), its value the record as plain data (v8 serialization, as on the wire). A record is written whole each time it changes,
  * asynchronously: lmdb gathers the puts of one turn into one transaction, and no request waits
  * on the disk. What changes every heartbeat (free resources, last seen, acked tasks) is never
@@ -13,12 +13,13 @@ import * as path from "node:path";
 import * as v8 from "node:v8";
 import type { Snapshot } from "xstate";
 import type { HandleInfo } from "../wire/descriptors";
-import type { ActorCreationMessage, NodeInfo } from "../wire/head";
+import type { ActorCreationMessage, JobRow, NodeInfo } from "../wire/head";
 
 /** What the head knows of an actor besides its lifecycle: its registration and creation message. */
 export interface ActorFields {
   handle: HandleInfo;
   owner: string;
+  job: string;
   creation?: ActorCreationMessage;
   name?: string;
   namespace: string;
@@ -46,6 +47,7 @@ export interface SavedRegistry {
   actors: SavedActor[];
   nodes: SavedNode[];
   shapes: SavedShape[];
+  jobs: JobRow[];
 }
 
 /** What the head decided for the whole cluster when it was first started. */
@@ -57,6 +59,7 @@ const CLUSTER = "cluster";
 const ACTOR = "actor/";
 const NODE = "node/";
 const SHAPE = "shape/";
+const JOB = "job/";
 
 export class RegistryStore {
   private constructor(private readonly db: RootDatabase<Buffer, string>, readonly path: string) {}
@@ -90,6 +93,10 @@ export class RegistryStore {
     this.put(NODE + node.info.nodeId, node);
   }
 
+  putJob(job: JobRow): void {
+    this.put(JOB + job.job_id, job);
+  }
+
   putShape(shape: SavedShape): void {
     this.put(SHAPE + shape.shape, shape);
   }
@@ -103,7 +110,7 @@ export class RegistryStore {
 
   /** Every record saved, read at once (a synchronous read of the map). */
   load(): SavedRegistry {
-    return { actors: this.records(ACTOR), nodes: this.records(NODE), shapes: this.records(SHAPE) };
+    return { actors: this.records(ACTOR), nodes: this.records(NODE), shapes: this.records(SHAPE), jobs: this.records(JOB) };
   }
 
   private records<T>(prefix: string): T[] {

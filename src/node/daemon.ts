@@ -38,7 +38,7 @@ import { MetricsServer, serveMetrics } from "./metrics";
 import { HeadServer } from "../head/server";
 import { registryFile } from "../core/paths";
 import { RpcClient } from "../transport/rpc";
-import type { NodeInfo } from "../wire/head";
+import type { JobEnded, NodeInfo } from "../wire/head";
 import { nodeIp } from "./resources";
 import { LONG_TASK_MS, type WorkerToNode } from "../wire/ipc";
 import { ResultMessage, encodeResults, readHead } from "../wire/messages";
@@ -351,6 +351,7 @@ export class NodeDaemon {
         return this.scheduler.schedule();
       }
       case Kind.killActor: return this.onKillActor(v8.deserialize(msg.content));
+      case Kind.jobEnded: return this.onJobEnded(v8.deserialize(msg.content));
       case Kind.fetchObject: return this.serveObject(msg);
       case Kind.freeObject: return this.store.remove(v8.deserialize(msg.content).id);
       case Kind.stop: return void this.stop();
@@ -449,6 +450,26 @@ export class NodeDaemon {
       this.replyToOwner(t.msg.properties.messageId, { task: t.msg.properties.messageId, error: encodeError(err) });
     }
     this.tasks.ackTask(t);
+  }
+
+  /**
+   * A job ended: its tasks waiting here or still to come are dropped, those running on this
+   * node's workers stop (a worker the node handed one is killed, as by a forced cancel; a leased
+   * one stops itself), and the objects its driver owned here are freed.
+   */
+  private onJobEnded({ jobId }: JobEnded): void {
+    this.scheduler.jobEnded(jobId);
+    for (const w of this.pool.all) {
+      if (w.actor || !w.ready) continue;
+      if (w.task && readHead(w.task.msg.content).job === jobId) {
+        w.task.cancelled = true;
+        w.proc.kill("SIGKILL");
+      } else {
+        this.pool.post(w, { t: "job-ended", job: jobId });
+      }
+    }
+    this.store.removePrefix(jobId); // a driver's job id is its owner id, which begins every id it owns
+    this.scheduler.schedule();
   }
 
   private onKillActor(k: { id: string; noRestart: boolean; why?: string }): void {

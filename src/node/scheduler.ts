@@ -23,6 +23,7 @@ import { ActorDiedError } from "../errors";
 import { BoundedSet } from "../bounded";
 import { Demand, Ledger, Resources, compileDemand, fits, parseShape } from "../scheduling/shape";
 import type { Peer } from "../wire/head";
+import { readHead } from "../wire/messages";
 import type { Delivery, Running, TaskChannel } from "./deliveries";
 import type { ShapeConsumer } from "./consumer";
 import type { GpuPool } from "./gpus";
@@ -67,6 +68,8 @@ export class Scheduler {
   /** Every shape announced in the cluster, with its consumer if this node can ever run it. */
   private readonly shapes = new Map<string, ShapeFeed | undefined>();
   private readonly cancelled: BoundedSet<string>;
+  /** Jobs whose end the head announced: their tasks, waiting or still to come, are dropped. */
+  private readonly endedJobs = new BoundedSet<string>(1024);
   /** Actors killed with noRestart before this node placed them. */
   private readonly killed = new Set<string>();
   /** Other alive nodes and what they had free at the last heartbeat. */
@@ -113,6 +116,11 @@ export class Scheduler {
     this.cancelled.add(taskId);
   }
 
+  /** A job ended: its tasks (not its actors' creations: the head kills those it must), waiting or still to come, are dropped. Call schedule() after. */
+  jobEnded(jobId: string): void {
+    this.endedJobs.add(jobId);
+  }
+
   /** An actor killed for good: its creation, waiting or still to come, is dropped. Call schedule() after. */
   kill(actorId: string): void {
     this.killed.add(actorId);
@@ -128,6 +136,11 @@ export class Scheduler {
     for (let i = 0; i < this.pending.length; ) {
       const d = this.pending[i];
       const h = d.msg.properties.headers ?? {};
+      if (!h.actor && this.endedJobs.size > 0 && this.endedJobs.has(readHead(d.msg.content).job)) {
+        this.pending.splice(i, 1);
+        this.deps.channel.ack(d.msg); // its job has ended: nobody waits for it
+        continue;
+      }
       if (this.cancelled.has(d.msg.properties.messageId) || (h.actor && this.killed.has(h.actor))) {
         this.pending.splice(i, 1);
         this.deps.channel.ack(d.msg);

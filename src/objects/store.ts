@@ -85,12 +85,12 @@ export class ObjectStore {
 
   /** Keeps a freed file as a spare while the spares hold less than SPARES_MAX, else deletes it. */
   private retire(file: string): void {
+    const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
+    if (size === undefined) return; // a value in the map: no file (or the store's folder is gone)
     let kept = 0;
     for (const name of fs.readdirSync(this.largeDir)) {
       if (name.startsWith(SPARE)) kept += fs.statSync(path.join(this.largeDir, name), { throwIfNoEntry: false })?.size ?? 0;
     }
-    const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
-    if (size === undefined) return;
     if (kept + size > SPARES_MAX) return fs.rmSync(file, { force: true });
     try {
       fs.renameSync(file, path.join(this.largeDir, `${SPARE}${process.pid}-${sparesMade++}`));

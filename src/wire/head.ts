@@ -26,6 +26,29 @@ export interface RegisterActor {
   namespace: string;
   getIfExists: boolean;
   detached: boolean;
+  /** The job it belongs to (its creator's): a non-detached actor dies when that job ends. */
+  job: string;
+}
+
+/** A job as the state API lists it (Ray's columns): the work of one driver. */
+export interface JobRow {
+  job_id: string;
+  type: "DRIVER";
+  status: "RUNNING" | "SUCCEEDED" | "FAILED";
+  entrypoint: string;
+  message: string | null;
+  start_time: number;
+  end_time: number | null;
+  driver_pid: number;
+  driver_node_hostname: string;
+}
+
+/** What a driver says of itself when its job starts. */
+export type JobStart = Pick<JobRow, "job_id" | "entrypoint" | "driver_pid" | "driver_node_hostname">;
+
+/** The head's word (on the control exchange, `all.job-ended`) that a job ended: its work stops. */
+export interface JobEnded {
+  jobId: string;
 }
 
 /** The answer to a registration: the actor the caller should use (another one if the name existed). */
@@ -111,6 +134,10 @@ export interface HeadRequests {
   /** warren.kill(): answered once the actor's incarnation is over (head/server.ts kill). */
   "actor.kill": [{ id: string; noRestart: boolean }, void];
   "actor.list": [None, ActorRow[]];
+  "job.start": [JobStart, void];
+  /** A driver's own end (shutdown()); one that exits without it is found by its inbox, gone. */
+  "job.end": [{ jobId: string }, void];
+  "job.list": [None, JobRow[]];
   /** `dead`: the head declared this node dead before; it is not registered again (it exits). */
   "node.register": [NodeInfo, { shapes: string[]; durable: boolean; dead: boolean }];
   "cluster.info": [None, { durable: boolean }];

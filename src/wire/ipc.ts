@@ -35,6 +35,8 @@ export type NodeToWorker =
       lease?: { queue: string; priority: number };
     }
   | { t: "cancel"; task: string; force: boolean; recursive: boolean }
+  /** A job ended (head/server.ts): its deliveries are dropped, and its task running here stops. */
+  | { t: "job-ended"; job: string }
   /** A worker of this node that leased `queue` died: say so if a task it held must fail here. */
   | { t: "worker-died"; queue: string; death: WorkerDeath }
   /** The head has heard that the actor this worker became is alive: take its calls. */

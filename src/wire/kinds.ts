@@ -21,6 +21,7 @@ export const Kind = {
   fetchObject: "object.fetch",
   freeObject: "object.free",
   infeasible: "infeasible",
+  jobEnded: "job-ended",
 } as const;
 
 /** The answer to a request (to the head, a node, or a process asked for its state). */

@@ -48,6 +48,8 @@ export interface ActorCreation {
   handle: HandleInfo;
   maxConcurrency: number;
   maxTaskRetries: number;
+  /** A detached actor's calls run in no job: what it submits lives on when its caller's job ends. */
+  detached: boolean;
   /** Group name -> how many of its calls may run at once; other methods share maxConcurrency. */
   concurrencyGroups: Record<string, number>;
 }

@@ -207,7 +207,7 @@ export class ActorHost {
     }
     showTitle(spec.name);
     const ctx: TaskContext = {
-      taskId: spec.id, taskName: spec.name, logName: this.className, jobId: spec.job,
+      taskId: spec.id, taskName: spec.name, logName: this.className, jobId: this.create.detached ? "" : spec.job,
       namespace: spec.namespace, actorId: this.create.handle.id, canceled: false, ...this.held,
     };
     const result = execute(spec, ctx, (args) => {

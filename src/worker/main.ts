@@ -12,7 +12,7 @@ import { newOwnerId } from "../wire/ids";
 import { resolve } from "../core/functions";
 import { Runtime } from "../core/runtime";
 import type { TaskContext } from "../core/context";
-import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messages";
+import { ActorCreation, ResultMessage, TaskSpec, readHead, readTask } from "../wire/messages";
 import { ActorHost } from "./actor-host";
 import { Lease, leaseWindow } from "./lease";
 import { MaybePromise, andThen, execute, publishResult, showTitle } from "./execute";
@@ -36,6 +36,8 @@ const running = new Map<string, TaskContext>();
 const idleTitle = new IdleAfter(50, () => running.size > 0, () => showTitle("IDLE"));
 /** Tasks cancelled anywhere in the cluster (forwarded by the node), for deliveries still to come. */
 const cancelled = new BoundedSet<string>(100_000);
+/** Jobs whose end the head announced: their tasks are not run here. */
+const endedJobs = new BoundedSet<string>(1024);
 /** The channel a lease consumes on (one per worker, reused), the lease, and the leased task running. */
 let leaseCh: amqp.Channel;
 let lease: Lease | undefined;
@@ -93,6 +95,7 @@ async function main(): Promise<void> {
   process.on("message", (m: NodeToWorker) => {
     if (m.t === "task") void runTask(m);
     else if (m.t === "cancel") void cancel(m.task, m.force, m.recursive);
+    else if (m.t === "job-ended") jobEnded(m.job);
     else if (m.t === "worker-died") deaths.note(m.queue, m.death);
     else if (m.t === "serve") void host?.serve();
     else if (m.t === "ack-long" && leased?.taskId === m.task && !leased.acked) {
@@ -138,7 +141,7 @@ async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
 function runLeased(d: amqp.ConsumeMessage, queue: string, gpuIds: number[], resources: Record<string, number>): MaybePromise<boolean> {
   const h = d.properties.headers ?? {};
   const taskId: string = d.properties.messageId;
-  if (cancelled.has(taskId)) return true;
+  if (cancelled.has(taskId) || (endedJobs.size > 0 && endedJobs.has(readHead(d.content).job))) return true;
   // Given back by a lost connection rather than by a crash, while the cluster reconnects (durable mode keeps them).
   if (d.fields.redelivered && !rt.link.settling()) {
     // The worker or node that held it died: that was an attempt (scheduling/retry.ts).
@@ -220,6 +223,12 @@ async function becomeActor(spec: TaskSpec, create: ActorCreation, gpuIds: number
   await host.start();
   publishResult({ task: spec.id, returns: [] });
   send({ t: "actor-alive", pid: process.pid });
+}
+
+/** A job ended: its leased deliveries are dropped from now on, and its task running here stops as if force-cancelled. */
+function jobEnded(job: string): void {
+  endedJobs.add(job);
+  for (const ctx of running.values()) if (ctx.jobId === job) void cancel(ctx.taskId, true, true);
 }
 
 /** The node forwards every cancel: remember it (a leased delivery may come later), and act on a running task. */

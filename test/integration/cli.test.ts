@@ -221,6 +221,15 @@ describe("a cluster started with warren start", () => {
     expect(heads.map((n: { node_id: string }) => n.node_id)).toEqual([headId]);
   });
 
+  test("list jobs: the driver's, running", async () => {
+    const r = await warren("list", "jobs", "--cluster", cluster, "--format", "json");
+    expect(r.code).toBe(0);
+    const jobs = JSON.parse(r.stdout) as { status: string; driver_pid: number; type: string }[];
+    expect(jobs).toContainEqual(expect.objectContaining({ status: "RUNNING", driver_pid: driver!.pid, type: "DRIVER" }));
+    const table = await warren("list", "jobs", "--cluster", cluster);
+    expect(table.stdout).toMatch(/JOB_ID +TYPE +STATUS +ENTRYPOINT +START_TIME +END_TIME +DRIVER_PID/);
+  });
+
   test("list tasks with filters and a limit", async () => {
     const finished = await warren("list", "tasks", "--cluster", cluster, "--filter", "state=FINISHED");
     expect(finished.code).toBe(0);

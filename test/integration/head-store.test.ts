@@ -56,7 +56,7 @@ const creation: ActorCreationMessage = {
 const cause = { name: "ActorDiedError", message: "it was killed\nby a test", stack: "", fields: { actorId: "dead" } };
 
 const register = (registry: HeadRegistry, id: string, extra: { name?: string; detached?: boolean } = {}) =>
-  registry.register({ handle: handle(id), owner: "driver-1", namespace: "ns", getIfExists: false, detached: false, ...extra });
+  registry.register({ handle: handle(id), owner: "driver-1", job: "driver-1", namespace: "ns", getIfExists: false, detached: false, ...extra });
 
 /** A registry with a named, a detached, a plain and a dead named actor; two nodes, one dead; two shapes. */
 function populate(registry: HeadRegistry): void {
