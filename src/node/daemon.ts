@@ -45,6 +45,7 @@ import { ResultMessage, encodeResults, readHead } from "../wire/messages";
 import { type NodeOptions, nodeOptions } from "./options";
 import { type Running, TaskChannel } from "./deliveries";
 import { Scheduler } from "./scheduler";
+import { HeldAtLoss } from "./held";
 import { type Worker, WorkerPool } from "./worker-pool";
 import { Actors } from "./actors";
 
@@ -83,12 +84,8 @@ export class NodeDaemon {
   /** The node's channel for control, requests and replies; the link's outbox while the connection is down. */
   private ch!: amqp.Channel;
   private ops!: ChannelOps;
-  /**
-   * The tasks this node held when its connection went (id: whether it was running), for the
-   * deliveries of them that come again: one still running here is dropped, the others are new
-   * deliveries, not a crash's (see screen()). Cleared once the outage is well over.
-   */
-  private heldAtLoss = new Map<string, boolean>();
+  /** The tasks this node held when its connection went, for the deliveries of them that come again. */
+  private readonly held = new HeldAtLoss();
   private store!: ObjectStore;
   private stopping?: Promise<void>;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -166,39 +163,24 @@ export class NodeDaemon {
     this.rpc.resendLost();
     await this.scheduler.restore();
     void this.register(true);
-    // Deliveries of what this node held come again only while the broker still had them.
-    setTimeout(() => this.heldAtLoss.clear(), 2 * this.options.heartbeatMs + 60_000).unref();
+    this.held.forgetAfter(2 * this.options.heartbeatMs + 60_000);
     return ch;
   }
 
   /** The connection is gone: every delivery this node holds went with it (the broker requeues or lost them; owners send them again). */
   private down(): void {
     this.ch = this.tasks.ch = this.ops.ch = this.link.outbox.channel;
-    this.heldAtLoss = new Map();
-    for (const m of this.scheduler.connectionLost()) this.heldAtLoss.set(m.properties.messageId, false);
-    for (const t of this.pool.tasks()) {
-      this.heldAtLoss.set(t.msg.properties.messageId, true);
-      t.acked = true; // its delivery tag died with its channel: never ack it on the next one
-    }
+    const running = this.pool.tasks();
+    this.held.lost(this.scheduler.connectionLost(), running.map((t) => t.msg));
+    for (const t of running) t.acked = true; // its delivery tag died with its channel: never ack it on the next one
     this.rpc.connectionLost();
   }
 
-  /**
-   * Every delivery passes here first. After an outage, a task still running here since before it
-   * is dropped (its result comes from the run under way), and one this node held then is a new
-   * delivery, not one the broker gave back because its consumer died.
-   */
+  /** Every delivery passes here first: after an outage, a second copy of a task still running here is dropped. */
   private screen(m: amqp.ConsumeMessage): boolean {
-    if (this.heldAtLoss.size === 0) return false;
-    const id = m.properties.messageId;
-    const wasRunning = this.heldAtLoss.get(id);
-    if (wasRunning === undefined) return false;
-    if (wasRunning && this.pool.tasks().some((t) => t.msg.properties.messageId === id)) {
-      this.tasks.ack(m);
-      return true;
-    }
-    m.fields.redelivered = false;
-    return false;
+    const drop = this.held.screen(m, (id) => this.pool.tasks().some((t) => t.msg.properties.messageId === id));
+    if (drop) this.tasks.ack(m);
+    return drop;
   }
 
   /**
@@ -459,15 +441,7 @@ export class NodeDaemon {
    */
   private onJobEnded({ jobId }: JobEnded): void {
     this.scheduler.jobEnded(jobId);
-    for (const w of this.pool.all) {
-      if (w.actor || !w.ready) continue;
-      if (w.task && readHead(w.task.msg.content).job === jobId) {
-        w.task.cancelled = true;
-        w.proc.kill("SIGKILL");
-      } else {
-        this.pool.post(w, { t: "job-ended", job: jobId });
-      }
-    }
+    this.pool.jobEnded(jobId);
     this.store.removePrefix(jobId); // a driver's job id is its owner id, which begins every id it owns
     this.scheduler.schedule();
   }

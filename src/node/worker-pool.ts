@@ -20,6 +20,7 @@ import { ChildProcess, fork } from "node:child_process";
 import { Demand, Ledger, Resources, compileDemand, parseShape } from "../scheduling/shape";
 import type { Topology } from "../transport";
 import type { NodeToWorker, WorkerConfig, WorkerToNode } from "../wire/ipc";
+import { readHead } from "../wire/messages";
 import type { HostedActor } from "./actors";
 import type { Running } from "./deliveries";
 import type { GpuPool } from "./gpus";
@@ -158,6 +159,19 @@ export class WorkerPool implements WorkerSlots {
         }
       }
       if (w.ready && !w.actor) this.post(w, { t: "cancel", task: c.task, force: c.force, recursive: c.recursive });
+    }
+  }
+
+  /** A job ended: a worker this node handed one of its tasks is killed (as by a forced cancel); the others drop its leased tasks. */
+  jobEnded(jobId: string): void {
+    for (const w of this.all) {
+      if (w.actor || !w.ready) continue;
+      if (w.task && readHead(w.task.msg.content).job === jobId) {
+        w.task.cancelled = true;
+        w.proc.kill("SIGKILL");
+      } else {
+        this.post(w, { t: "job-ended", job: jobId });
+      }
     }
   }
 
