@@ -308,6 +308,7 @@ export class Runtime {
     this.closed = true;
     setRuntime(this, true);
     this.rpcSync.close();
+    this.rpc.failAll(new WarrenError("warren was shut down before this request was answered"));
     await this.objects.close();
     // Closing the channel first waits for the broker to process what was sent on it (close-ok).
     await this.ch.close().catch(() => undefined);

@@ -92,12 +92,16 @@ export class RpcClient {
   private request(exchange: string, key: string, kind: string, payload: unknown, to: string, nodeId?: string): Promise<unknown> {
     const correlationId = String(++this.seq);
     const body = v8.serialize(payload);
-    return new Promise((resolve, reject) => {
+    const answer = new Promise((resolve, reject) => {
       const p: Pending = { resolve, reject, to, nodeId, exchange, key, kind, body };
       this.pending.set(correlationId, p);
       this.publish(correlationId, p);
       if (!isOutbox(this.ch)) this.startClock(correlationId, p);
     });
+    // A caller that does not wait for the answer (a `warren.kill(h)` not awaited before
+    // shutdown()) must not end the process with an unhandled rejection; one that waits still gets it.
+    answer.catch(() => undefined);
+    return answer;
   }
 
   private startClock(id: string, p: Pending): void {

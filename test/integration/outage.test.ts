@@ -53,7 +53,7 @@ describe(`a private cluster on the broker at 127.0.0.1:${broker.port}`, () => {
     const again = await warren.getActor<Counter>("outage-survivor");
     expect(await warren.get(again.increment.remote())).toBe(7);
     expect(await warren.get(kept)).toEqual({ kept: true });
-    warren.kill(again);
+    await warren.kill(again);
   }, 240_000);
 });
 
