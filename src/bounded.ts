@@ -42,7 +42,8 @@ export class BoundedMap<K, V> extends Map<K, V> {
 export class BoundedSet<K> extends Set<K> {
   private readonly ring: Ring<K>;
 
-  constructor(limit: number) {
+  /** `evicted` hears of each key pushed out, for what is kept along with the set. */
+  constructor(limit: number, private readonly evicted?: (key: K) => void) {
     super();
     this.ring = new Ring(limit);
   }
@@ -50,7 +51,7 @@ export class BoundedSet<K> extends Set<K> {
   override add(key: K): this {
     if (!this.has(key)) {
       const old = this.ring.push(key);
-      if (old !== undefined) this.delete(old);
+      if (old !== undefined && this.delete(old)) this.evicted?.(old);
     }
     return super.add(key);
   }

@@ -130,7 +130,7 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
     registered = rt.rpc.head("actor.register", registration);
   }
   const declared = rt.whenUp((ch) => rt.topo.declareMailbox(ch, info.id)).then(() => {
-    rt.mailboxes.set(info.id, DECLARED);
+    rt.mailboxes.delete(info.id);
   });
   rt.mailboxes.set(info.id, declared);
   const { placement, held } = actorDemand(o);

@@ -8,7 +8,7 @@ import { registerRevival } from "../serialization";
 import { MethodOptions, validateMethodOptions } from "../options";
 import type { HandleInfo } from "../wire/descriptors";
 import { currentRuntime } from "./current";
-import { DECLARED, RemoteArgs, ReturnRefs, TaskTemplate } from "./template";
+import { RemoteArgs, ReturnRefs, TaskTemplate } from "./template";
 
 export const HANDLE_KEY = "__warrenActor";
 
@@ -56,12 +56,7 @@ export class ActorMethod<A extends unknown[], R, N extends number = 1> {
       retryExceptions: false,
       actor: { id: this.info.id, method: this.method },
     });
-    const declaring = rt.mailboxes.get(this.info.id);
-    const refs = rt.submit(t, args, {
-      exchange: "",
-      key: rt.topo.mailbox(this.info.id),
-      after: declaring === DECLARED ? undefined : declaring,
-    });
+    const refs = rt.submit(t, args, { exchange: "", key: rt.topo.mailbox(this.info.id), after: rt.mailboxes.get(this.info.id) });
     return (t.numReturns === 1 ? refs[0] : t.numReturns === 0 ? undefined : refs) as ReturnRefs<R, N>;
   }
 

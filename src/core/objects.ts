@@ -21,7 +21,6 @@ import { objectId } from "../wire/ids";
 import type { StoredObject } from "../wire/messages";
 import { ActorHandleCore } from "./actor-handle";
 import { CORE_DEFAULTS } from "./defaults";
-import { DECLARED } from "./template";
 import type { Runtime } from "./runtime";
 
 /** Takes back a callback given to `locate`, for a get or wait that stops waiting. */
@@ -97,7 +96,7 @@ export class Objects {
     const waits: Promise<void>[] = [];
     for (const h of findInstances(value, ActorHandleCore)) {
       const p = this.rt.mailboxes.get(h.actorId);
-      if (p && p !== DECLARED) waits.push(p);
+      if (p) waits.push(p);
     }
     return waits;
   }

@@ -56,7 +56,7 @@ export class Runtime {
   readonly rpc: RpcClient;
   /** The few requests to the head that must be answered before the call returns. */
   readonly rpcSync: SyncRpc;
-  /** Actors this process created, while their mailbox is being declared (then DECLARED). */
+  /** Actors this process created whose mailbox is being declared: calls to them wait for it; removed once declared. */
   readonly mailboxes = new Map<string, Promise<void>>();
   private closed = false;
   /** Set when the cluster this driver started is gone: every later call fails with it. */

@@ -9,6 +9,7 @@
  * Shapes are saved only when announced through announceShape.
  */
 import { createActor } from "xstate";
+import { BoundedSet } from "../bounded";
 import { WarrenError } from "../errors";
 import { ActorEvent, ActorState, actorMachine, startActorLifecycle } from "../lifecycle/actor";
 import { NodeState, nodeMachine, startNodeLifecycle } from "../lifecycle/node";
@@ -38,11 +39,17 @@ export class HeadRegistry {
   private readonly nodes = new Map<string, NodeRecord>();
   /** Every job (driver) the cluster has had, by id. */
   private readonly jobs = new Map<string, JobRow>();
+  /**
+   * The dead actors kept, oldest death first: past `deadKept` the oldest is dropped from `actors`
+   * and the store, as Ray's GCS caps its destroyed actors. Live and restarting ones are all kept.
+   */
+  private readonly dead: BoundedSet<string>;
   /** Every resource shape announced, with when it was first seen. */
   readonly shapes = new Map<string, number>();
 
-  /** With a store, starts from what it holds and saves every change to it. */
-  constructor(private readonly store?: RegistryStore) {
+  /** With a store, starts from what it holds and saves every change to it. Keeps `deadKept` dead actors (HEAD_DEFAULTS.deadActorsKept). */
+  constructor(private readonly store: RegistryStore | undefined, deadKept: number) {
+    this.dead = new BoundedSet(deadKept, (id) => this.forget(id));
     if (store) this.restore(store.load());
   }
 
@@ -73,7 +80,8 @@ export class HeadRegistry {
   private restore(saved: SavedRegistry): void {
     for (const { lifecycle, ...a } of saved.actors) {
       this.actors.set(a.handle.id, { ...a, lifecycle: createActor(actorMachine, { snapshot: lifecycle }).start() });
-      if (a.name !== undefined && this.state(a.handle.id) !== "DEAD") this.named.set(`${a.namespace}/${a.name}`, a.handle.id);
+      if (this.state(a.handle.id) === "DEAD") this.dead.add(a.handle.id);
+      else if (a.name !== undefined) this.named.set(`${a.namespace}/${a.name}`, a.handle.id);
     }
     const now = Date.now();
     for (const { info, lifecycle } of saved.nodes) {
@@ -213,6 +221,16 @@ export class HeadRegistry {
     if (creation) a.creation = creation;
     a.lifecycle.send(event);
     this.saveActor(a);
+    if (this.state(id) === "DEAD") this.dead.add(id);
+  }
+
+  /** Drops a dead actor pushed out of `dead`: its calls then fail as to an unknown actor's. */
+  private forget(id: string): void {
+    const a = this.actors.get(id)!;
+    this.actors.delete(id);
+    const key = `${a.namespace}/${a.name}`;
+    if (a.name !== undefined && this.named.get(key) === id) this.named.delete(key);
+    this.store?.deleteActor(id);
   }
 
   info(id: string): ActorInfo | null {

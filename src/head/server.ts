@@ -42,6 +42,13 @@ export const HEAD_DEFAULTS = {
    * sets it for a cluster's head.
    */
   infeasibleRepeatMs: secondsFromEnv("WARREN_INFEASIBLE_REPEAT_S", 30_000),
+  /**
+   * Dead actors the registry keeps (for the state API and the death of calls to them), the oldest
+   * death dropped first, from memory and the registry's file: Ray's
+   * RAY_maximum_gcs_destroyed_actor_cached_count. WARREN_DEAD_ACTORS_KEPT sets it for a cluster's head.
+   * @default 100000
+   */
+  deadActorsKept: Number(process.env.WARREN_DEAD_ACTORS_KEPT ?? 100_000),
 };
 
 export interface HeadContext {
@@ -71,14 +78,14 @@ export class HeadServer {
   private readonly handlers: Handlers<HeadRequests>;
   /** When the head last said each infeasible shape was so. */
   private readonly infeasibleSaid = new Map<string, number>();
-  /** Owners found gone, whose non-detached actors were killed. */
+  /** Owners found gone whose non-detached actors were killed and are not all dead yet (then forgotten). */
   private readonly goneOwners = new Set<string>();
   private timer?: NodeJS.Timeout;
   private stopped = false;
 
   constructor(private readonly ctx: HeadContext) {
     this.store = RegistryStore.open(ctx.registryFile);
-    this.registry = new HeadRegistry(this.store);
+    this.registry = new HeadRegistry(this.store, HEAD_DEFAULTS.deadActorsKept);
     // Durable mode is the cluster's, decided by its first head: its queues were declared so.
     const saved = this.store.cluster();
     if (saved) ctx.topo.durable = saved.durable;
@@ -224,7 +231,9 @@ export class HeadServer {
       if (await queueAbsent(conn, topo.inbox(job.job_id))) this.endJob(job.job_id, "FAILED", "the driver exited without shutdown()");
     }
     // Ray's rule: an actor that is not detached lives only as long as the process that made it.
-    for (const [owner, actors] of this.registry.actorOwners()) {
+    const owners = this.registry.actorOwners();
+    for (const owner of this.goneOwners) if (!owners.has(owner)) this.goneOwners.delete(owner);
+    for (const [owner, actors] of owners) {
       if (this.goneOwners.has(owner) || !(await queueAbsent(conn, topo.inbox(owner)))) continue;
       this.goneOwners.add(owner);
       for (const a of actors) {

@@ -5,7 +5,8 @@
  * settings (`cluster`), its value the record as plain data (v8 serialization, as on the wire). A record is written whole each time it changes,
  * asynchronously: lmdb gathers the puts of one turn into one transaction, and no request waits
  * on the disk. What changes every heartbeat (free resources, last seen, acked tasks) is never
- * written: a node's record changes only when it registers and when it dies.
+ * written: a node's record changes only when it registers and when it dies. An actor's record is
+ * deleted when the registry drops it (HEAD_DEFAULTS.deadActorsKept).
  */
 import { open, RootDatabase } from "lmdb";
 import * as fs from "node:fs";
@@ -89,6 +90,11 @@ export class RegistryStore {
     this.put(ACTOR + actor.handle.id, actor);
   }
 
+  /** An actor the registry no longer keeps (dead, and among the oldest dead). */
+  deleteActor(id: string): void {
+    this.written(ACTOR + id, this.db.remove(ACTOR + id));
+  }
+
   putNode(node: SavedNode): void {
     this.put(NODE + node.info.nodeId, node);
   }
@@ -102,10 +108,11 @@ export class RegistryStore {
   }
 
   private put(key: string, value: unknown): void {
-    this.db.put(key, v8.serialize(value)).then(
-      undefined,
-      (err) => console.error(`warren head: could not save ${key} to ${this.path}:`, err),
-    );
+    this.written(key, this.db.put(key, v8.serialize(value)));
+  }
+
+  private written(key: string, write: Promise<boolean>): void {
+    write.then(undefined, (err) => console.error(`warren head: could not save ${key} to ${this.path}:`, err));
   }
 
   /** Every record saved, read at once (a synchronous read of the map). */

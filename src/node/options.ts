@@ -54,6 +54,12 @@ export interface NodeOptions {
    * @default 100_000
    */
   cancelledMemory: number;
+  /**
+   * How many actors killed for good before this node placed them it remembers, to drop their
+   * creations should they come (a creation waits in its shape's queue for as long as it takes).
+   * @default 100_000
+   */
+  killedMemory: number;
 }
 
 /** A node's options: the defaults, with WARREN_LEASES read from `env`, then `overrides`. */
@@ -67,6 +73,7 @@ export function nodeOptions(env: NodeJS.ProcessEnv = process.env, overrides: Par
     maxWindow: 256,
     maxSlots: 128,
     cancelledMemory: 100_000,
+    killedMemory: 100_000,
     ...overrides,
   };
 }

@@ -47,7 +47,7 @@ export interface WorkerSlots {
 export type ShapeFeed = Pick<ShapeConsumer, "active" | "units" | "room" | "consume" | "pause" | "connectionLost" | "restore">;
 
 export interface SchedulerDeps {
-  options: Pick<NodeOptions, "spillMs" | "leases" | "maxWindow" | "maxSlots" | "cancelledMemory">;
+  options: Pick<NodeOptions, "spillMs" | "leases" | "maxWindow" | "maxSlots" | "cancelledMemory" | "killedMemory">;
   /** What the node has in all. */
   total: Resources;
   /** What it has free now; others give back to it and take from it too (leases, actors, get()). */
@@ -70,8 +70,8 @@ export class Scheduler {
   private readonly cancelled: BoundedSet<string>;
   /** Jobs whose end the head announced: their tasks, waiting or still to come, are dropped. */
   private readonly endedJobs = new BoundedSet<string>(1024);
-  /** Actors killed with noRestart before this node placed them. */
-  private readonly killed = new Set<string>();
+  /** Actors killed with noRestart (every such kill, placed here or not), the newest killedMemory of them. */
+  private readonly killed: BoundedSet<string>;
   /** Other alive nodes and what they had free at the last heartbeat. */
   peers: Peer[] = [];
   private balanceTimer?: NodeJS.Timeout;
@@ -79,6 +79,7 @@ export class Scheduler {
 
   constructor(private readonly deps: SchedulerDeps) {
     this.cancelled = new BoundedSet<string>(deps.options.cancelledMemory);
+    this.killed = new BoundedSet<string>(deps.options.killedMemory);
   }
 
   /** Starts consuming a shape's queue if this node could ever run it. */

@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { WarrenError } from "../../src/errors";
 import { HeadRegistry } from "../../src/head/registry";
+import { HEAD_DEFAULTS } from "../../src/head/server";
 import { RegistryStore } from "../../src/head/store";
 import type { HandleInfo } from "../../src/wire/descriptors";
 import type { ActorCreationMessage, NodeInfo } from "../../src/wire/head";
@@ -77,13 +78,13 @@ function populate(registry: HeadRegistry): void {
 
 test("a registry opened on the same file gets back its actors, names, nodes and shapes", async () => {
   const first = openStore();
-  const before = new HeadRegistry(first);
+  const before = new HeadRegistry(first, HEAD_DEFAULTS.deadActorsKept);
   populate(before);
   const rowsBefore = before.actorRows();
   await close(first);
 
   const loadedAt = Date.now();
-  const after = new HeadRegistry(openStore());
+  const after = new HeadRegistry(openStore(), HEAD_DEFAULTS.deadActorsKept);
 
   const byId = (rows: ReturnType<HeadRegistry["actorRows"]>) => [...rows].sort((a, b) => a.actor_id.localeCompare(b.actor_id));
   expect(byId(after.actorRows())).toEqual(byId(rowsBefore));
@@ -110,18 +111,18 @@ test("a registry opened on the same file gets back its actors, names, nodes and 
 
 test("a restored lifecycle goes on where it stopped, and its later events are saved too", async () => {
   const first = openStore();
-  populate(new HeadRegistry(first));
+  populate(new HeadRegistry(first, HEAD_DEFAULTS.deadActorsKept));
   await close(first);
 
   const second = openStore();
-  const restored = new HeadRegistry(second);
+  const restored = new HeadRegistry(second, HEAD_DEFAULTS.deadActorsKept);
   restored.onEvent("named", { type: "RESTARTING" });
   restored.onEvent("named", { type: "ALIVE", nodeId: "node-c", pid: 404 });
   expect(restored.nodeDied("node-b")).toBeUndefined(); // dead already: not lost twice
   expect(restored.nodeDied("node-a")).toEqual([]);
   await close(second);
 
-  const third = new HeadRegistry(openStore());
+  const third = new HeadRegistry(openStore(), HEAD_DEFAULTS.deadActorsKept);
   const row = third.actorRows().find((r) => r.actor_id === "named");
   expect(row).toMatchObject({ state: "ALIVE", node_id: "node-c", pid: 404, num_restarts: 1 });
   expect(third.aliveNodes()).toEqual([]);
@@ -129,7 +130,7 @@ test("a restored lifecycle goes on where it stopped, and its later events are sa
 
 test("heartbeats and running tasks are not written", async () => {
   const store = openStore();
-  const registry = new HeadRegistry(store);
+  const registry = new HeadRegistry(store, HEAD_DEFAULTS.deadActorsKept);
   registry.registerNode(node("node-a"));
   const puts = [jest.spyOn(store, "putNode"), jest.spyOn(store, "putActor"), jest.spyOn(store, "putShape")];
   for (let i = 0; i < 5; i++) {
@@ -140,7 +141,7 @@ test("heartbeats and running tasks are not written", async () => {
   expect(registry.aliveNodes()[0].available).toEqual({ CPU: 4 }); // the heartbeats did land in memory
   await close(store);
 
-  const reloaded = new HeadRegistry(openStore());
+  const reloaded = new HeadRegistry(openStore(), HEAD_DEFAULTS.deadActorsKept);
   expect(reloaded.aliveNodes().map((n) => [n.available, [...n.acked]])).toEqual([[{ CPU: 2 }, []]]);
 });
 
@@ -148,7 +149,7 @@ test("the cluster's settings are kept, and a heartbeat says whether its node is 
   const store = openStore();
   expect(store.cluster()).toBeUndefined();
   store.putCluster({ durable: true });
-  const registry = new HeadRegistry(store);
+  const registry = new HeadRegistry(store, HEAD_DEFAULTS.deadActorsKept);
   registry.registerNode(node("node-a"));
   expect(registry.heartbeat("node-a", { CPU: 1 }, []).known).toBe(true);
   expect(registry.heartbeat("node-b", { CPU: 1 }, []).known).toBe(false);
@@ -160,4 +161,20 @@ test("the cluster's settings are kept, and a heartbeat says whether its node is 
   RegistryStore.remove(file);
   expect(fs.readdirSync(dir)).toEqual([]);
   expect(openStore().cluster()).toBeUndefined(); // a new cluster's registry
+});
+
+test("past deadKept dead actors, the oldest dead is dropped from the registry and its file; live ones stay", async () => {
+  const store = openStore();
+  const registry = new HeadRegistry(store, 2);
+  register(registry, "live");
+  registry.onEvent("live", { type: "ALIVE", nodeId: "node-a", pid: 100 });
+  for (const id of ["d1", "d2", "d3"]) {
+    register(registry, id, { name: id });
+    registry.onEvent(id, { type: "DEAD", cause });
+  }
+  expect(registry.list().map((a) => a.handle.id).sort()).toEqual(["d2", "d3", "live"]);
+  expect(registry.info("d1")).toBeNull();
+  await close(store);
+  const reloaded = new HeadRegistry(openStore(), 2);
+  expect(reloaded.list().map((a) => a.handle.id).sort()).toEqual(["d2", "d3", "live"]);
 });
