@@ -178,7 +178,8 @@ export async function shutdown(): Promise<void> {
   if (!hasRuntime()) return;
   const rt = currentRuntime();
   // The head would see the end by this driver's inbox, gone; said, it is a success and is at once.
-  if (job) await rt.rpc.head("job.end", { jobId: job }).catch(() => undefined);
+  // Not while the broker is away (the request would wait in the outbox): the head then sees it gone.
+  if (job && rt.link.up) await rt.rpc.head("job.end", { jobId: job }).catch(() => undefined);
   job = undefined;
   await rt.close();
   const h = head;
