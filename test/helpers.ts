@@ -1,5 +1,6 @@
 // Black-box probes the integration tests use: broker queues and live processes.
 import { randomUUID } from "node:crypto";
+import type { ChildProcess } from "node:child_process";
 import * as amqp from "amqplib";
 import { processesWith as findProcesses } from "../src/node/processes";
 import { DEFAULT_ADDRESS } from "../src/transport";
@@ -66,4 +67,16 @@ export async function captureStdout(fn: () => Promise<unknown>): Promise<string>
     spy.mockRestore();
   }
   return chunks.join("");
+}
+
+/** The first line a child process prints on stdout; rejects if it exits before. */
+export function firstLine(proc: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let out = "";
+    proc.stdout!.on("data", (c) => {
+      out += c;
+      if (out.includes("\n")) resolve(out.split("\n")[0]);
+    });
+    proc.once("exit", (code) => reject(new Error(`the process exited (${code}) before printing a line`)));
+  });
 }

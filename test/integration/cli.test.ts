@@ -9,7 +9,7 @@ import * as amqp from "amqplib";
 import * as warrenApi from "warren";
 import { waitForCondition } from "warren/testing";
 import { DEFAULT_ADDRESS } from "../../src/transport";
-import { brokerHas, processesWith } from "../helpers";
+import { brokerHas, firstLine, processesWith } from "../helpers";
 
 const ROOT = path.join(__dirname, "..", "..");
 const CLI = path.join(ROOT, "dist", "src", "cli", "main.js");
@@ -381,14 +381,7 @@ describe("cleanup", () => {
   /** A driver with a private cluster (an actor, a task run), SIGKILLed with its whole process group: returns its cluster's name. */
   async function killedPrivateCluster(): Promise<string> {
     const d = spawn(process.execPath, ["-r", "tsx/cjs", LEFTOVER_DRIVER], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"], detached: true });
-    const line = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      d.stdout!.on("data", (c) => {
-        out += c;
-        if (out.includes("\n")) resolve(out.split("\n")[0]);
-      });
-      d.once("exit", (code) => reject(new Error(`the driver exited (${code})`)));
-    });
+    const line = await firstLine(d);
     const { cluster: name } = JSON.parse(line) as { cluster: string };
     process.kill(-d.pid!, "SIGKILL");
     await waitForCondition(() => clusterProcesses(name).length === 0, 20);

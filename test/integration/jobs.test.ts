@@ -9,6 +9,7 @@ import { execFileSync, spawn } from "node:child_process";
 import * as warren from "warren";
 import { Cluster, waitForCondition } from "warren/testing";
 import { Where } from "../fixtures/placement";
+import { firstLine } from "../helpers";
 
 const ROOT = path.join(__dirname, "..", "..");
 const DRIVER = path.join(__dirname, "..", "fixtures", "job_driver.ts");
@@ -41,14 +42,7 @@ function running(): number[] {
 
 test("a SIGKILLed driver's job ends: queued tasks never start, running ones stop, its actors and objects go, detached ones stay", async () => {
   const d = spawn(process.execPath, ["-r", "tsx/cjs", DRIVER, cluster.address, cluster.cluster, tmp], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"] });
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    d.stdout!.on("data", (c) => {
-      out += c;
-      if (out.includes("\n")) resolve(out.split("\n")[0]);
-    });
-    d.once("exit", (code) => reject(new Error(`the driver exited (${code})`)));
-  });
+  const line = await firstLine(d);
   const { jobId, object } = JSON.parse(line) as { jobId: string; object: string };
   const [node] = await warren.nodes();
   const large = `${node.ObjectStorePath}.large`;
