@@ -6,12 +6,10 @@
  * With init({ onInfeasible: "error" }) they fail with InfeasibleError instead, and the nodes drop
  * their messages should one come to run them later.
  */
-import * as v8 from "node:v8";
 import { InfeasibleError } from "../errors";
 import { encodeError } from "../serialization";
 import { type Resources, parseShape } from "../scheduling/shape";
 import { demandDict, describeResources } from "../scheduling/text";
-import { Kind } from "../wire/kinds";
 import type { InfeasibleNotice } from "../wire/head";
 import type { Runtime } from "./runtime";
 
@@ -29,12 +27,9 @@ export function onInfeasible(rt: Runtime, notice: InfeasibleNotice): void {
     rt.cancel(taskId, false, false, error);
     const actorId = rec.info.type === "ACTOR_CREATION_TASK" ? rec.info.actor_id : null;
     if (!actorId) continue;
-    // The actor is dead before it lived: its calls fail, the head records it, no node places it later.
-    const cause = encodeError(error);
-    rt.tasks.onActorDead({ id: actorId, cause });
-    rt.rpc.notify("actor.event", { id: actorId, event: { type: "DEAD", cause } });
-    const kill = { id: actorId, noRestart: true, why: "no node of the cluster has the resources it asks for" };
-    rt.ch.publish(rt.topo.control, "all.kill-actor", v8.serialize(kill), { type: Kind.killActor });
+    // The actor is dead before it lived: its calls here fail with why, and the head buries it (no node places it later).
+    rt.tasks.onActorDead({ id: actorId, cause: encodeError(error) });
+    void rt.rpc.head("actor.kill", { id: actorId, noRestart: true, why: "no node of the cluster has the resources it asks for" });
   }
 }
 

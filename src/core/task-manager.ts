@@ -195,8 +195,9 @@ export class TaskManager {
     }
   }
 
+  /** An actor's death: its calls fail; the first cause heard is the one later calls get. */
   onActorDead(d: { id: string; cause: EncodedError }): void {
-    this.deadActors.set(d.id, d.cause);
+    if (!this.deadActors.has(d.id)) this.deadActors.set(d.id, d.cause);
     for (const taskId of this.actorCalls.get(d.id) ?? []) this.fail(taskId, d.cause);
   }
 

@@ -293,6 +293,11 @@ export class HeadRegistry {
     return true;
   }
 
+  /** Whether `id` is a job's id (its driver's owner id). */
+  isJob(id: string): boolean {
+    return this.jobs.has(id);
+  }
+
   runningJobs(): JobRow[] {
     return [...this.jobs.values()].filter((j) => j.status === "RUNNING");
   }

@@ -100,7 +100,7 @@ export class HeadServer {
       "shape.demand": () => this.demand(),
       "node.register": (p) => ({ ...this.registry.registerNode(p), ...durable() }),
       "cluster.info": durable,
-      "actor.kill": (p) => this.kill(p.id, p.noRestart),
+      "actor.kill": (p) => this.kill(p.id, p.noRestart, p.why),
       "job.end": (p) => this.endJob(p.jobId, "SUCCEEDED", "the driver called shutdown()"),
     };
   }
@@ -190,13 +190,13 @@ export class HeadServer {
    * placed has no worker to answer calls: with noRestart the head buries it now, as its creation
    * may never reach a node (infeasible, or waiting for resources).
    */
-  private async kill(id: string, noRestart: boolean): Promise<void> {
+  private async kill(id: string, noRestart: boolean, why = "warren.kill() was called"): Promise<void> {
     const state = this.registry.state(id);
     if (state === "DEAD") return;
     const over = state === "ALIVE" ? this.registry.incarnationOver(id, !noRestart) : undefined;
-    this.ctx.ch.publish(this.ctx.topo.control, "all.kill-actor", v8.serialize({ id, noRestart }), { type: Kind.killActor });
+    this.ctx.ch.publish(this.ctx.topo.control, "all.kill-actor", v8.serialize({ id, noRestart, why }), { type: Kind.killActor });
     if (over) return over;
-    if (state !== undefined && noRestart) await this.ctx.actorDead(id, new ActorDiedError(`the actor ${id} was killed before it started: warren.kill() was called`));
+    if (state !== undefined && noRestart) await this.ctx.actorDead(id, new ActorDiedError(`the actor ${id} was killed before it started: ${why}`));
   }
 
   /** What waits in each shape's queue, and whether any alive node could ever run it (for `warren status`). */
@@ -215,7 +215,7 @@ export class HeadServer {
    * connection, so a passive declare that finds no queue means the connection (the node) is gone.
    */
   private async checkNodes(): Promise<void> {
-    const { conn, ch, topo } = this.ctx;
+    const { conn, topo } = this.ctx;
     const now = Date.now();
     if (!this.ctx.up() || now < this.graceUntil) return;
     for (const n of this.registry.aliveNodes()) {
@@ -230,16 +230,14 @@ export class HeadServer {
     for (const job of this.registry.runningJobs()) {
       if (await queueAbsent(conn, topo.inbox(job.job_id))) this.endJob(job.job_id, "FAILED", "the driver exited without shutdown()");
     }
-    // Ray's rule: an actor that is not detached lives only as long as the process that made it.
+    // Ray's rule: an actor that is not detached lives only as long as the process that made it
+    // (a driver's are its job's, which the check above ends).
     const owners = this.registry.actorOwners();
     for (const owner of this.goneOwners) if (!owners.has(owner)) this.goneOwners.delete(owner);
     for (const [owner, actors] of owners) {
-      if (this.goneOwners.has(owner) || !(await queueAbsent(conn, topo.inbox(owner)))) continue;
+      if (this.goneOwners.has(owner) || this.registry.isJob(owner) || !(await queueAbsent(conn, topo.inbox(owner)))) continue;
       this.goneOwners.add(owner);
-      for (const a of actors) {
-        const kill = { id: a.handle.id, noRestart: true, why: "its owner (the process that created it) has exited" };
-        ch.publish(topo.control, "all.kill-actor", v8.serialize(kill), { type: Kind.killActor });
-      }
+      for (const a of actors) void this.kill(a.handle.id, true, "its owner (the process that created it) has exited");
     }
   }
 
@@ -252,10 +250,7 @@ export class HeadServer {
     const { ch, topo } = this.ctx;
     const ended: JobEnded = { jobId };
     ch.publish(topo.control, "all.job-ended", v8.serialize(ended), { type: Kind.jobEnded });
-    for (const a of this.registry.actorsOfJob(jobId)) {
-      const kill = { id: a.handle.id, noRestart: true, why: `its job ${jobId} has ended` };
-      ch.publish(topo.control, "all.kill-actor", v8.serialize(kill), { type: Kind.killActor });
-    }
+    for (const a of this.registry.actorsOfJob(jobId)) void this.kill(a.handle.id, true, `its job ${jobId} has ended`);
   }
 
   /**

@@ -84,13 +84,13 @@ export interface Heartbeat {
   acked: string[];
 }
 
-/** Another alive node and what it had free at its last heartbeat (for spillback). */
 /** The head's word (on the control exchange, `all.infeasible`) that no alive node can run a shape: what each has. */
 export interface InfeasibleNotice {
   shape: string;
   nodes: Resources[];
 }
 
+/** Another alive node and what it had free at its last heartbeat (for spillback). */
 export interface Peer {
   nodeId: string;
   available: Resources;
@@ -132,7 +132,7 @@ export interface HeadRequests {
   "actor.event": [{ id: string; event: ActorEvent; creation?: ActorCreationMessage }, void];
   "actor.info": [{ id: string }, ActorInfo | null];
   /** warren.kill(): answered once the actor's incarnation is over (head/server.ts kill). */
-  "actor.kill": [{ id: string; noRestart: boolean }, void];
+  "actor.kill": [{ id: string; noRestart: boolean; why?: string }, void];
   "actor.list": [None, ActorRow[]];
   "job.start": [JobStart, void];
   /** A driver's own end (shutdown()); one that exits without it is found by its inbox, gone. */
