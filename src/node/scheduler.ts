@@ -90,6 +90,7 @@ export class Scheduler {
     const units = compileDemand(demand);
     const consumer = this.deps.feed(shape, units, (m) => {
       if (m.fields.redelivered) return this.deps.onRedelivered(m);
+      if (this.endedJobs.size > 0 && this.ofEndedJob(m)) return this.deps.channel.ack(m); // nobody waits for it
       this.pending.push({ msg: m, demand, units, shape, received: Date.now() });
       this.schedule();
     });
@@ -120,6 +121,17 @@ export class Scheduler {
   /** A job ended: its tasks (not its actors' creations: the head kills those it must), waiting or still to come, are dropped. Call schedule() after. */
   jobEnded(jobId: string): void {
     this.endedJobs.add(jobId);
+    for (let i = this.pending.length - 1; i >= 0; i--) {
+      const m = this.pending[i].msg;
+      if (!this.ofEndedJob(m)) continue;
+      this.pending.splice(i, 1);
+      this.deps.channel.ack(m);
+    }
+  }
+
+  /** A task (not an actor's creation) of a job that has ended. */
+  private ofEndedJob(m: amqp.ConsumeMessage): boolean {
+    return !m.properties.headers?.actor && this.endedJobs.has(readHead(m.content).job);
   }
 
   /** An actor killed for good: its creation, waiting or still to come, is dropped. Call schedule() after. */
@@ -137,11 +149,6 @@ export class Scheduler {
     for (let i = 0; i < this.pending.length; ) {
       const d = this.pending[i];
       const h = d.msg.properties.headers ?? {};
-      if (!h.actor && this.endedJobs.size > 0 && this.endedJobs.has(readHead(d.msg.content).job)) {
-        this.pending.splice(i, 1);
-        this.deps.channel.ack(d.msg); // its job has ended: nobody waits for it
-        continue;
-      }
       if (this.cancelled.has(d.msg.properties.messageId) || (h.actor && this.killed.has(h.actor))) {
         this.pending.splice(i, 1);
         this.deps.channel.ack(d.msg);

@@ -12,7 +12,7 @@ import { newOwnerId } from "../wire/ids";
 import { resolve } from "../core/functions";
 import { Runtime } from "../core/runtime";
 import type { TaskContext } from "../core/context";
-import { ActorCreation, ResultMessage, TaskSpec, readHead, readTask } from "../wire/messages";
+import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messages";
 import { ActorHost } from "./actor-host";
 import { Lease, leaseWindow } from "./lease";
 import { MaybePromise, andThen, execute, publishResult, showTitle } from "./execute";
@@ -141,7 +141,8 @@ async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
 function runLeased(d: amqp.ConsumeMessage, queue: string, gpuIds: number[], resources: Record<string, number>): MaybePromise<boolean> {
   const h = d.properties.headers ?? {};
   const taskId: string = d.properties.messageId;
-  if (cancelled.has(taskId) || (endedJobs.size > 0 && endedJobs.has(readHead(d.content).job))) return true;
+  const spec = readTask(d.content);
+  if (cancelled.has(taskId) || endedJobs.has(spec.job)) return true;
   // Given back by a lost connection rather than by a crash, while the cluster reconnects (durable mode keeps them).
   if (d.fields.redelivered && !rt.link.settling()) {
     // The worker or node that held it died: that was an attempt (scheduling/retry.ts).
@@ -155,7 +156,6 @@ function runLeased(d: amqp.ConsumeMessage, queue: string, gpuIds: number[], reso
       return true;
     });
   }
-  const spec = readTask(d.content);
   leased = { taskId, delivery: d, acked: false };
   const finish = ({ result, retry }: Outcome): boolean => {
     if (retry) publishAgain(leaseCh, d, nextAttempt(h));
