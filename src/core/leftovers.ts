@@ -15,7 +15,7 @@
 import * as fs from "node:fs";
 import type * as amqp from "amqplib";
 import { RegistryStore } from "../head/store";
-import { processesWith } from "../node/processes";
+import { environments } from "../node/processes";
 import { Topology, connectBroker } from "../transport";
 import { queueAbsent } from "../transport/queues";
 import { WARREN_HOME, clusterDir, registryFile } from "./paths";
@@ -44,13 +44,15 @@ export function deadHere(o: { only?: string; privateOnly?: boolean } = {}): stri
     return [];
   }
   const now = Date.now();
+  const envs = environments();
+  if (!envs) return [];
   return names.filter((cluster) => {
     if (o.only !== undefined && cluster !== o.only) return false;
     if (o.privateOnly && !PRIVATE.test(cluster)) return false;
     const changed = fs.statSync(clusterDir(cluster), { throwIfNoEntry: false })?.mtimeMs;
     if (o.only === undefined && (changed === undefined || now - changed < SETTLED_MS)) return false;
-    const running = processesWith(`"cluster":"${cluster}"`);
-    return running !== undefined && running.length === 0;
+    const text = `"cluster":"${cluster}"`;
+    return ![...envs.values()].some((env) => env.includes(text));
   });
 }
 

@@ -13,32 +13,40 @@ export function runsWith(pid: number, text: string): boolean {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return false; // exited, not yet reaped
-    return fs.readFileSync(`/proc/${pid}/environ`, "latin1").includes(text);
+    return !zombie(pid) && fs.readFileSync(`/proc/${pid}/environ`, "latin1").includes(text);
   } catch {
     return true; // no /proc (not Linux): the pid answered, trust it
   }
 }
 
+/** Whether `pid` has exited and is not yet reaped (throws without /proc, or once it is gone). */
+function zombie(pid: number | string): boolean {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+}
+
 /** The processes (other than this one) with `text` in their environment; undefined where there is no /proc to look in. */
 export function processesWith(text: string): number[] | undefined {
+  const all = environments();
+  return all && [...all].filter(([, env]) => env.includes(text)).map(([pid]) => pid);
+}
+
+/** Every live process's environment (other than this one's), by pid, read once; undefined where there is no /proc. */
+export function environments(): Map<number, string> | undefined {
   let entries: string[];
   try {
     entries = fs.readdirSync("/proc");
   } catch {
     return undefined;
   }
-  const pids: number[] = [];
+  const envs = new Map<number, string>();
   for (const entry of entries) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue; // a zombie is gone
-      if (fs.readFileSync(`/proc/${entry}/environ`, "latin1").includes(text)) pids.push(Number(entry));
+      if (!zombie(entry)) envs.set(Number(entry), fs.readFileSync(`/proc/${entry}/environ`, "latin1"));
     } catch {
       // the process ended while we looked, or is not ours to read
     }
   }
-  return pids;
+  return envs;
 }
