@@ -7,7 +7,6 @@ import { SignalActor } from "warren/actors";
 import * as t from "../fixtures/tasks";
 import { waitForCondition } from "warren/testing";
 import { currentRuntime } from "../../src/core/current";
-import { taskContext } from "../../src/core/context";
 import { captureStdout } from "../helpers";
 
 let info: warren.ClusterInfo;
@@ -228,19 +227,6 @@ describe("cancel", () => {
     await warren.get(busy);
     expect(await warren.get(t.add.remote(1, 1))).toBe(2); // the node moved on past it
     expect(fs.existsSync(marker)).toBe(false);
-  });
-
-  test("a recursive cancel cancels the cancelled task's own children, not the other tasks of its process", async () => {
-    // Two tasks of one worker process, each with a child of its own (submitted in its context,
-    // as inside a task): the worker's recursive cancel of one cancels only that one's child.
-    const rt = currentRuntime();
-    const context = (taskId: string) => ({ taskId, taskName: taskId, logName: taskId, jobId: info.jobId, namespace: info.namespace, canceled: false, gpuIds: [], resources: {} });
-    const childOf = (parent: string) => taskContext.run(context(parent), () => t.sleep.options({ numCpus: 0 }).remote(0.5));
-    const kept = childOf("parent-kept");
-    const cancelled = childOf("parent-cancelled");
-    rt.cancelChildren("parent-cancelled", false);
-    await expect(warren.get(cancelled)).rejects.toBeInstanceOf(warren.TaskCancelledError);
-    expect(await warren.get(kept)).toBe(0.5);
   });
 
   test("force kills a running task without retrying it", async () => {
