@@ -1,9 +1,11 @@
 /**
  * Cluster state as Ray shows it. Nodes, resources and actors come from the head's registry.
  * Tasks and objects come from their owners, where their lifecycle machines live: a query is
- * broadcast to every process, and what answers within a moment is merged (a worker's view of the
- * task it runs overrides the owner's "submitted"). Nothing is recorded per task on the hot
- * path; tasks of processes that have exited are not listed.
+ * broadcast to every process, and the answers are merged (a worker's view of the task it runs
+ * overrides the owner's "submitted"). It waits for the processes known to be alive (the head
+ * names nodes and drivers, each node its workers), at most a moment; a list missing someone's
+ * rows says whom in `unanswered`. Nothing is recorded per task on the hot path; tasks of
+ * processes that have exited are not listed.
  */
 import { OptionsError } from "../errors";
 import type { Resources } from "../scheduling/shape";
@@ -43,6 +45,9 @@ export interface ListOptions {
   detail?: boolean;
 }
 
+/** A list of tasks or objects: `unanswered` names the processes whose rows are missing from it. */
+export type Gathered<T> = T[] & { unanswered?: string[] };
+
 export type TaskRow = TaskInfo & { state: string; attempt_number: number; node_id: string | null; worker_pid: number | null };
 
 const BASIC_COLUMNS: Record<string, string[]> = {
@@ -53,23 +58,28 @@ const BASIC_COLUMNS: Record<string, string[]> = {
   jobs: ["job_id", "type", "status", "entrypoint", "start_time", "end_time", "driver_pid"],
 };
 
-async function listTasks(options: ListOptions = {}): Promise<TaskRow[]> {
-  const rows = await currentRuntime().rpc.gather<Record<string, unknown>>("tasks");
+async function listTasks(options: ListOptions = {}): Promise<Gathered<TaskRow>> {
+  const { rows, unanswered } = await currentRuntime().rpc.gather<Record<string, unknown>>("tasks");
   const running = new Map(rows.filter((r) => r.running).map((r) => [r.task_id as string, r]));
   const tasks = rows.filter((r) => !r.running).map((r) => {
     const live = running.get(r.task_id as string);
     const final = r.state === "FINISHED" || r.state === "FAILED";
     return { ...r, state: live && !final ? live.state : r.state, node_id: live?.node_id ?? null, worker_pid: live?.worker_pid ?? null } as TaskRow;
   });
-  return select("tasks", tasks.sort((a, b) => a.start_time_ms - b.start_time_ms), options);
+  return withUnanswered(select("tasks", tasks.sort((a, b) => a.start_time_ms - b.start_time_ms), options), unanswered);
 }
 
 async function listActors(options: ListOptions = {}): Promise<Record<string, unknown>[]> {
   return select("actors", await currentRuntime().rpc.head("actor.list", {}), options);
 }
 
-async function listObjects(options: ListOptions = {}): Promise<Record<string, unknown>[]> {
-  return select("objects", await currentRuntime().rpc.gather<Record<string, unknown>>("objects"), options);
+async function listObjects(options: ListOptions = {}): Promise<Gathered<Record<string, unknown>>> {
+  const { rows, unanswered } = await currentRuntime().rpc.gather<Record<string, unknown>>("objects");
+  return withUnanswered(select("objects", rows, options), unanswered);
+}
+
+function withUnanswered<T>(rows: T[], unanswered: string[]): Gathered<T> {
+  return unanswered.length ? Object.assign(rows, { unanswered }) : rows;
 }
 
 async function listNodes(options: ListOptions = {}): Promise<Record<string, unknown>[]> {
@@ -86,14 +96,14 @@ async function listJobs(options: ListOptions = {}): Promise<JobRow[]> {
 }
 
 /** Tasks grouped by function or class method, with a count per state (Ray's `summarize_tasks`). */
-async function summarizeTasks(): Promise<{ summary: Record<string, { func_or_class_name: string; type: string; state_counts: Record<string, number> }>; total_tasks: number }> {
+async function summarizeTasks(): Promise<{ summary: Record<string, { func_or_class_name: string; type: string; state_counts: Record<string, number> }>; total_tasks: number; unanswered?: string[] }> {
   const tasks = await listTasks({ limit: Number.MAX_SAFE_INTEGER, detail: true });
   const summary: Record<string, { func_or_class_name: string; type: string; state_counts: Record<string, number> }> = {};
   for (const t of tasks) {
     const s = (summary[t.func_or_class_name] ??= { func_or_class_name: t.func_or_class_name, type: t.type, state_counts: {} });
     s.state_counts[t.state] = (s.state_counts[t.state] ?? 0) + 1;
   }
-  return { summary, total_tasks: tasks.length };
+  return { summary, total_tasks: tasks.length, ...(tasks.unanswered && { unanswered: tasks.unanswered }) };
 }
 
 function select<T extends object>(kind: string, rows: T[], options: ListOptions): T[] {

@@ -2,7 +2,7 @@
 import * as warren from "../api/state";
 import { currentRuntime } from "../core/current";
 import { parseShape } from "../scheduling/shape";
-import type { Filters } from "../api/state";
+import type { Filters, Gathered } from "../api/state";
 import { Target, withCluster } from "./common";
 import { banner, bytes, section, stats, table, usageLine } from "./format";
 import { demandDict, resourceOrder } from "../scheduling/text";
@@ -51,13 +51,19 @@ export async function list(t: Target, kind: Kind, o: { filters: Filters; limit: 
     tasks: () => s.listTasks(opts), actors: () => s.listActors(opts), objects: () => s.listObjects(opts), nodes: () => s.listNodes(opts),
     jobs: () => s.listJobs(opts),
   };
-  const rows = (await withCluster(t, query[kind])) as Record<string, unknown>[];
+  const rows = (await withCluster(t, query[kind])) as Gathered<Record<string, unknown>>;
+  warnUnanswered(rows);
   if (o.format === "json") {
     console.log(JSON.stringify(rows, null, 2));
     return 0;
   }
   console.log([banner("List"), section("Stats:"), `Total: ${rows.length}`, "", section("Table:"), rows.length ? table(rows) : "(none)"].join("\n"));
   return 0;
+}
+
+/** Tasks and objects come from their owners: say whose rows are missing (stderr, so JSON stays clean). */
+function warnUnanswered(result: { unanswered?: string[] }): void {
+  if (result.unanswered?.length) console.error(`warning: no answer from ${result.unanswered.join(", ")}: their rows are missing`);
 }
 
 function counts(c: Record<string, number>): string {
@@ -72,6 +78,7 @@ export async function summary(t: Target, kind: "tasks" | "actors" | "objects", f
   let rows: Record<string, unknown>[];
   if (kind === "tasks") {
     const r = await withCluster(t, () => s.summarizeTasks());
+    warnUnanswered(r);
     const groups = Object.values(r.summary);
     const of = (type: string) => groups.filter((g) => g.type === type).reduce((n, g) => n + Object.values(g.state_counts).reduce((a, b) => a + b, 0), 0);
     title = "Tasks Summary";
@@ -92,6 +99,7 @@ export async function summary(t: Target, kind: "tasks" | "actors" | "objects", f
     rows = [...by].map(([class_name, state_counts]) => ({ class_name, state_counts }));
   } else {
     const objects = await withCluster(t, () => s.listObjects({ limit: ALL, detail: true }));
+    warnUnanswered(objects);
     const by = new Map<string, { task_status: string; reference_type: string; count: number; total_size: number }>();
     for (const o of objects) {
       const key = `${o.task_status}/${o.reference_type}`;

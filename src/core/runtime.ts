@@ -24,7 +24,7 @@ import { Topology, consumeQueue, resubscribe } from "../transport";
 import { BrokerLink, sendAgainSoon } from "../transport/link";
 import { RpcClient } from "../transport/rpc";
 import type { ObjectRef } from "../objects/ref";
-import { Kind, RpcReply } from "../wire/kinds";
+import { Kind, RpcReply, type StateAnswer } from "../wire/kinds";
 import { decodeResults } from "../wire/messages";
 import type { RuntimeConfig } from "./context";
 import { setRuntime } from "./current";
@@ -269,7 +269,7 @@ export class Runtime {
   private answerState(msg: amqp.ConsumeMessage): void {
     const { what } = v8.deserialize(msg.content) as { what: "tasks" | "objects" };
     const rows = what === "tasks" ? [...(this.runningRows?.() ?? []), ...this.tasks.rows()] : this.objects.rows();
-    const reply: RpcReply = { ok: true, value: rows.slice(-CORE_DEFAULTS.stateRows) };
+    const reply: RpcReply<StateAnswer> = { ok: true, value: { from: this.config.ownerId, rows: rows.slice(-CORE_DEFAULTS.stateRows) } };
     this.ch.publish("", msg.properties.replyTo, v8.serialize(reply), { type: Kind.reply, correlationId: msg.properties.correlationId });
   }
 

@@ -298,6 +298,14 @@ export class HeadRegistry {
     return this.jobs.has(id);
   }
 
+  /** Who a state query waits for (transport/rpc.ts gather): the alive nodes and running drivers. */
+  alive(): Record<string, string> {
+    const who: Record<string, string> = {};
+    for (const n of this.aliveNodes()) who[`node:${n.info.nodeId}`] = `node ${n.info.nodeId}`;
+    for (const j of this.runningJobs()) who[j.job_id] = `the driver of job ${j.job_id} (pid ${j.driver_pid} on ${j.driver_node_hostname})`;
+    return who;
+  }
+
   runningJobs(): JobRow[] {
     return [...this.jobs.values()].filter((j) => j.status === "RUNNING");
   }

@@ -141,6 +141,11 @@ export class HeadServer {
     return this.store.close();
   }
 
+  /** Who a state query waits for: the alive nodes and running drivers. */
+  alive(): Record<string, string> {
+    return this.registry.alive();
+  }
+
   /** A shape announced on the control exchange (every process announces what it declares). */
   shapeAnnounced(shape: string): void {
     this.registry.announceShape(shape);

@@ -48,6 +48,7 @@ import { Scheduler } from "./scheduler";
 import { HeldAtLoss } from "./held";
 import { type Worker, WorkerPool } from "./worker-pool";
 import { Actors } from "./actors";
+import { objectChunk, stateAnswer } from "./answers";
 
 export interface NodeConfig {
   address: string;
@@ -334,26 +335,22 @@ export class NodeDaemon {
       }
       case Kind.killActor: return this.onKillActor(v8.deserialize(msg.content));
       case Kind.jobEnded: return this.onJobEnded(v8.deserialize(msg.content));
-      case Kind.fetchObject: return this.serveObject(msg);
+      case Kind.fetchObject: return this.answer(msg, objectChunk(this.store, this.config.nodeId, v8.deserialize(msg.content)));
+      case Kind.stateQuery: return this.answer(msg, { ok: true, value: stateAnswer(this.config.nodeId, this.pool, this.head) });
       case Kind.freeObject: return this.store.remove(v8.deserialize(msg.content).id);
       case Kind.stop: return void this.stop();
     }
   }
 
-  /** A chunk of a stored object, for a process on another node (serialize copies it out of the map). */
-  private serveObject(msg: amqp.ConsumeMessage): void {
-    const { id, offset, length } = v8.deserialize(msg.content);
-    const chunk = this.store.chunk(id, offset, length);
-    const reply: RpcReply = chunk
-      ? { ok: true, value: { chunk } }
-      : { ok: false, error: encodeError(new WarrenError(`object ${id} is not in the store of node ${this.config.nodeId}`)) };
+  /** Answers a request on the control queue (the reply queue is the asker's). */
+  private answer(msg: amqp.ConsumeMessage, reply: RpcReply): void {
     this.ch.publish("", msg.properties.replyTo, v8.serialize(reply), { type: Kind.reply, correlationId: msg.properties.correlationId });
   }
 
   private onWorker(w: Worker, m: WorkerToNode): void {
     switch (m.t) {
       case "ready":
-        this.pool.ready(w);
+        this.pool.ready(w, m.ownerId);
         return this.scheduler.schedule();
       case "done": {
         const t = w.task!;

@@ -32,6 +32,8 @@ const WORKER_MAIN = path.join(__dirname, "..", "worker", "main.js");
 export interface Worker {
   proc: ChildProcess;
   ready: boolean;
+  /** Its runtime's owner id, once ready: the state API waits for its answer. */
+  ownerId?: string;
   /** The lowest number no other live worker of this node has: its lease's place in line (leasePriority). */
   rank: number;
   /** A task this node handed it (over IPC). */
@@ -112,10 +114,18 @@ export class WorkerPool implements WorkerSlots {
   }
 
   /** A worker said it is ready: it is idle now. */
-  ready(w: Worker): void {
+  ready(w: Worker, ownerId: string): void {
     w.ready = true;
+    w.ownerId = ownerId;
     this.startingCount--;
     this.idleList.push(w);
+  }
+
+  /** The ready workers, by owner id: a state query waits for their answers. */
+  alive(nodeId: string): Record<string, string> {
+    const who: Record<string, string> = {};
+    for (const w of this.all) if (w.ownerId) who[w.ownerId] = `worker pid ${w.proc.pid} on node ${nodeId}`;
+    return who;
   }
 
   /** A worker that holds nothing (any more) goes back to the idle list. */

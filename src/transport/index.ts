@@ -26,10 +26,11 @@ export const TRANSPORT_DEFAULTS = {
    */
   connectTimeoutMs: 5000,
   /**
-   * How long a broadcast state query (transport/rpc.ts) collects answers.
-   * @default 300
+   * The longest a broadcast state query (transport/rpc.ts) waits for the processes the head
+   * and the nodes know are alive; it returns as soon as all of them answered.
+   * @default 2000
    */
-  gatherMs: 300,
+  gatherMs: 2000,
   /**
    * The longest broker outage every process survives, reconnecting (link.ts); past it, the
    * process fails with BrokerLostError. WARREN_BROKER_OUTAGE_S overrides it for a whole cluster.

@@ -13,7 +13,7 @@ import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { NodeDiedError, WarrenError } from "../errors";
 import { decodeError } from "../serialization";
-import { Kind, RpcReply } from "../wire/kinds";
+import { Kind, RpcReply, type StateAnswer } from "../wire/kinds";
 import type { HeadRequest, HeadRequests, NodeRequest, NodeRequests, PayloadOf, ReplyOf } from "../wire/head";
 import { TRANSPORT_DEFAULTS, type Topology, secondsFromEnv } from "./index";
 import { isOutbox, sendAgainSoon } from "./link";
@@ -78,15 +78,33 @@ export class RpcClient {
     this.ch.publish("", this.topo.head, v8.serialize(payload), { type: kind });
   }
 
-  /** Asks every process and node (a broadcast) and gathers the rows that answer within `windowMs`. */
-  async gather<T>(what: "tasks" | "objects", windowMs = TRANSPORT_DEFAULTS.gatherMs): Promise<T[]> {
+  /**
+   * Asks every process and node (a broadcast) and gathers their rows. It waits for the head and
+   * for every process vouched for (the alive nodes and running drivers, each node's workers),
+   * at most `windowMs`; those that did not answer by then are named in `unanswered`.
+   */
+  async gather<T>(what: "tasks" | "objects", windowMs = TRANSPORT_DEFAULTS.gatherMs): Promise<{ rows: T[]; unanswered: string[] }> {
     const correlationId = String(++this.seq);
     const rows: T[] = [];
-    this.gathering.set(correlationId, (r) => r.ok && rows.push(...(r.value as T[])));
+    const answered = new Set<string>();
+    const expected = new Map([["head", `the head of cluster "${this.topo.cluster}"`]]);
+    let complete!: () => void;
+    const all = new Promise<void>((r) => (complete = r));
+    this.gathering.set(correlationId, (r) => {
+      if (!r.ok) return;
+      const a = r.value as StateAnswer;
+      rows.push(...(a.rows as T[]));
+      answered.add(a.from);
+      if (a.head) answered.add("head");
+      for (const [id, who] of Object.entries(a.vouch ?? {})) expected.set(id, who);
+      if ([...expected.keys()].every((id) => answered.has(id))) complete();
+    });
     this.ch.publish(this.topo.control, "all.state", v8.serialize({ what }), { type: Kind.stateQuery, replyTo: this.replyTo, correlationId });
-    await new Promise((r) => setTimeout(r, windowMs));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise((r) => (timer = setTimeout(r, windowMs)))]);
+    clearTimeout(timer);
     this.gathering.delete(correlationId);
-    return rows;
+    return { rows, unanswered: [...expected].filter(([id]) => !answered.has(id)).map(([, who]) => who) };
   }
 
   private request(exchange: string, key: string, kind: string, payload: unknown, to: string, nodeId?: string): Promise<unknown> {

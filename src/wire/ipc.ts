@@ -45,7 +45,7 @@ export type NodeToWorker =
   | { t: "ack-long"; task: string };
 
 export type WorkerToNode =
-  | { t: "ready"; pid: number }
+  | { t: "ready"; pid: number; ownerId: string }
   | { t: "done"; tag: number; retry: boolean }
   | { t: "blocked" }
   | { t: "unblocked" }

@@ -26,3 +26,17 @@ export const Kind = {
 
 /** The answer to a request (to the head, a node, or a process asked for its state). */
 export type RpcReply<T = unknown> = { ok: true; value: T } | { ok: false; error: EncodedError };
+
+/**
+ * One process's answer to a broadcast state query: its rows, and the processes it knows are
+ * alive (`vouch`, id -> who), so the asker waits for exactly those: the head names the alive
+ * nodes and running drivers, a node its ready workers.
+ */
+export interface StateAnswer {
+  /** An owner id, or `node:<id>` for a node daemon. */
+  from: string;
+  rows: unknown[];
+  vouch?: Record<string, string>;
+  /** The head answered (it is in this node daemon). */
+  head?: boolean;
+}

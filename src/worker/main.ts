@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     }
   });
   process.on("disconnect", () => process.exit(0));
-  send({ t: "ready", pid: process.pid });
+  send({ t: "ready", pid: process.pid, ownerId: rt.config.ownerId });
 }
 
 async function openLeaseChannel(): Promise<void> {

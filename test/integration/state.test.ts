@@ -89,3 +89,24 @@ test("listObjects shows owned objects with their sizes; listNodes the node", asy
   const nodes = await warren.state.listNodes();
   expect(nodes).toEqual([expect.objectContaining({ node_id: info.nodeId, state: "ALIVE", is_head_node: true })]);
 });
+
+test("a query waits for the processes known alive, not a fixed window, and names one that does not answer", async () => {
+  const started = Date.now();
+  const quiet = await warren.state.listTasks({ limit: 1 });
+  expect(Date.now() - started).toBeLessThan(1000);
+  expect(quiet.unanswered).toBeUndefined();
+
+  const marker = path.join(tmp, "stopped");
+  const ref = touchThenSleep.options({ name: "frozen" }).remote(marker, 1);
+  await waitForCondition(() => fs.existsSync(marker));
+  const [row] = await warren.state.listTasks({ filters: { name: "frozen" }, detail: true });
+  process.kill(row.worker_pid!, "SIGSTOP");
+  try {
+    const partial = await warren.state.listTasks({ filters: { name: "frozen" }, detail: true });
+    expect(partial.unanswered).toEqual([`worker pid ${row.worker_pid} on node ${info.nodeId}`]);
+    expect(partial[0].state).not.toBe("RUNNING"); // only the owner's view is left
+  } finally {
+    process.kill(row.worker_pid!, "SIGCONT");
+  }
+  await warren.get(ref);
+});
