@@ -10,7 +10,7 @@ import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { ActorDiedError, NodeDiedError, WarrenError } from "../errors";
 import { encodeError } from "../serialization";
-import { type Topology, consumeQueue, resubscribe, secondsFromEnv } from "../transport";
+import { type Topology, consumeQueue, countFromEnv, resubscribe, secondsFromEnv } from "../transport";
 import { queueAbsent, queueInfo } from "../transport/queues";
 import { mayRetry } from "../scheduling/retry";
 import { Kind, RpcReply } from "../wire/kinds";
@@ -48,7 +48,7 @@ export const HEAD_DEFAULTS = {
    * RAY_maximum_gcs_destroyed_actor_cached_count. WARREN_DEAD_ACTORS_KEPT sets it for a cluster's head.
    * @default 100000
    */
-  deadActorsKept: Number(process.env.WARREN_DEAD_ACTORS_KEPT ?? 100_000),
+  deadActorsKept: countFromEnv("WARREN_DEAD_ACTORS_KEPT", 100_000),
 };
 
 export interface HeadContext {
