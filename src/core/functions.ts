@@ -7,6 +7,7 @@
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { WarrenError } from "../errors";
+import { findUserErrorClasses } from "../serialization";
 import type { Descriptor } from "../wire/descriptors";
 
 const byModule = new Map<string, unknown[]>();
@@ -41,6 +42,22 @@ export function resolve(d: Descriptor): unknown {
   }
   return target;
 }
+
+/**
+ * A user's Error subclass named `className`, exported by a module that registered remote
+ * functions or actors in this process: a task's error then comes back as an instance of it.
+ */
+function exportedErrorClass(className: string): (new (...a: any[]) => Error) | undefined {
+  for (const file of byModule.keys()) {
+    const exports: unknown = require.cache[file]?.exports;
+    if (!exports || typeof exports !== "object") continue;
+    for (const v of Object.values(exports)) {
+      if (typeof v === "function" && v.name === className && v.prototype instanceof Error) return v as new (...a: any[]) => Error;
+    }
+  }
+  return undefined;
+}
+findUserErrorClasses(exportedErrorClass);
 
 /** The first stack frame outside warren's API and core and decorator helpers: the module registering something. */
 function callerModule(): string {

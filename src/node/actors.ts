@@ -91,7 +91,10 @@ export class Actors {
 
   /** The actor's constructor threw: it is dead with that cause, and its worker goes. */
   constructorFailed(w: Worker, error: EncodedError): void {
-    w.actor!.final = new ActorDiedError(`the actor ${w.actor!.id} died: its constructor threw`, { cause: decodeError(error) });
+    let thrown = error; // the TaskError's innermost cause: what the constructor threw
+    while (thrown.cause && "name" in thrown.cause) thrown = thrown.cause;
+    const what = `${thrown.className ?? thrown.name}: ${thrown.message}`;
+    w.actor!.final = new ActorDiedError(`the actor ${w.actor!.id} died: its constructor threw ${what}`, { cause: decodeError(error) });
     w.proc.kill("SIGKILL");
   }
 

@@ -141,6 +141,18 @@ export interface EncodedError {
   stack: string;
   fields: Record<string, unknown>;
   cause?: EncodedError | { value: unknown };
+  /** The class of a user's error (neither built-in nor warren's), to find it again where it is decoded. */
+  className?: string;
+}
+
+type ErrorClass = new (...a: any[]) => Error;
+/** The class name of a user's error decoded where its class is unknown (a node passing it on): kept for the next decode. */
+const CLASS_NAME = Symbol("warren.errorClass");
+let userErrorClass: (className: string) => ErrorClass | undefined = () => undefined;
+
+/** How a process finds a user's error class by its name (core/functions.ts: what the modules it loaded export). */
+export function findUserErrorClasses(find: (className: string) => ErrorClass | undefined): void {
+  userErrorClass = find;
 }
 
 const BUILTIN_ERRORS: Record<string, new (m?: string) => Error> = {
@@ -160,17 +172,27 @@ export function encodeError(err: unknown): EncodedError {
     if (v !== undefined) fields[k] = v;
   }
   const encoded: EncodedError = { name: err.name, message: err.message, stack: err.stack ?? "", fields };
+  const ctor = err.constructor as ErrorClass | undefined;
+  const className = (err as { [CLASS_NAME]?: string })[CLASS_NAME] ??
+    (typeof ctor === "function" && ctor.name && BUILTIN_ERRORS[ctor.name] !== ctor && WARREN_ERRORS[ctor.name] !== ctor ? ctor.name : undefined);
+  if (className) encoded.className = className;
   if (err.cause !== undefined) encoded.cause = err.cause instanceof Error ? encodeError(err.cause) : { value: cloneable(err.cause) };
   return encoded;
 }
 
-/** Rebuilds an error: built-in and warren classes as themselves, others with the original name. */
+/**
+ * Rebuilds an error: built-in and warren classes as themselves, a user's class as itself where
+ * this process has loaded a module exporting it (findUserErrorClasses), others as an Error with
+ * the original name. Fields come back; the constructor is not run.
+ */
 export function decodeError(e: EncodedError): Error {
-  const cls = BUILTIN_ERRORS[e.name] ?? (isErrorClass(WARREN_ERRORS[e.name]) ? WARREN_ERRORS[e.name] : Error);
+  const user = e.className !== undefined ? userErrorClass(e.className) : undefined;
+  const cls = user ?? BUILTIN_ERRORS[e.name] ?? (isErrorClass(WARREN_ERRORS[e.name]) ? WARREN_ERRORS[e.name] : Error);
   const err: Error = Object.create(cls.prototype);
+  if (e.className !== undefined && !user) Object.defineProperty(err, CLASS_NAME, { value: e.className });
   Object.defineProperty(err, "message", { value: e.message, writable: true, configurable: true });
   Object.defineProperty(err, "stack", { value: e.stack, writable: true, configurable: true });
-  if (cls === Error && e.name !== "Error") Object.defineProperty(err, "name", { value: e.name, writable: true, configurable: true });
+  if (err.name !== e.name) Object.defineProperty(err, "name", { value: e.name, writable: true, configurable: true });
   Object.assign(err, e.fields);
   if (e.cause) {
     const cause = "value" in e.cause ? e.cause.value : decodeError(e.cause);
@@ -179,7 +201,7 @@ export function decodeError(e: EncodedError): Error {
   return err;
 }
 
-function isErrorClass(c: unknown): c is new (...a: any[]) => Error {
+function isErrorClass(c: unknown): c is ErrorClass {
   return typeof c === "function" && c.prototype instanceof Error;
 }
 

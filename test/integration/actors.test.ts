@@ -178,6 +178,7 @@ describe("death and restarts", () => {
     const b = Broken.remote();
     const err = await warren.get(b.ping.remote()).catch((e) => e);
     expect(err).toBeInstanceOf(warren.ActorDiedError);
+    expect(err.message).toMatch(/its constructor threw TypeError: cannot build/);
     expect(err.cause).toBeInstanceOf(warren.TaskError);
     expect(err.cause.cause).toBeInstanceOf(TypeError);
     expect(err.cause.cause.message).toBe("cannot build");

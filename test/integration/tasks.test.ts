@@ -257,11 +257,22 @@ describe("errors", () => {
   test("a custom error keeps its name, message, stack and fields", async () => {
     const err = await warren.get(t.throwCustom.remote()).catch((e) => e);
     expect(err).toBeInstanceOf(warren.TaskError);
-    expect(err.cause).toBeInstanceOf(Error);
+    expect(err.cause).toBeInstanceOf(t.CustomError);
     expect(err.cause.name).toBe("CustomError");
     expect(err.cause.message).toBe("custom failure");
     expect(err.cause.code).toBe(42);
     expect(err.cause.stack).toMatch(/custom failure/);
+  });
+
+  test("a user's error class exported by the task's module comes back as itself, through a nested task too", async () => {
+    const err = await warren.get(t.overdraw.remote(5)).catch((e) => e);
+    expect(err.cause).toBeInstanceOf(t.InsufficientFunds);
+    expect(err.cause.balance).toBe(5);
+    expect(err.cause.name).toBe("Error");
+    expect(err.cause.message).toBe("balance 5 is too low");
+    const nested = await warren.get(t.add.remote(t.overdraw.remote(7) as never, 1)).catch((e) => e);
+    expect(nested.cause.cause).toBeInstanceOf(t.InsufficientFunds);
+    expect(nested.cause.cause.balance).toBe(7);
   });
 
   test("an error propagates to tasks that take the failed ref as an argument", async () => {
