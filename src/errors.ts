@@ -17,8 +17,8 @@ export class BrokerUnavailableError extends WarrenError {
     super(
       `cannot reach the RabbitMQ broker at ${redactAddress(address)}` +
         (cause instanceof Error ? ` (${cause.message})` : "") +
-        ". Start one with `npm run broker` (from the warren package), or pass init({ address }) / " +
-        "set WARREN_ADDRESS to a broker that runs.",
+        ". Start one with `npx warren broker start`, or give the address of a broker that runs: " +
+        "init({ address }), --address on the warren CLI, or WARREN_ADDRESS.",
       { cause },
     );
   }
@@ -43,7 +43,7 @@ export class BrokerAuthError extends WarrenError {
     super(
       `the RabbitMQ broker at ${redactAddress(address)} refused its user and password` +
         (cause instanceof Error ? ` (${cause.message})` : "") +
-        ": check the user and password in init({ address }) or WARREN_ADDRESS (amqp://user:password@host:port), " +
+        ": check the user and password in the address (init({ address }), --address, or WARREN_ADDRESS: amqp://user:password@host:port), " +
         "and that the user may use the vhost (rabbitmqctl list_permissions).",
       { cause },
     );
