@@ -36,7 +36,12 @@ export type RemoteArgs<A extends unknown[]> = { [K in keyof A]: A[K] | ObjectRef
 
 type Element<R> = R extends readonly (infer E)[] ? E : unknown;
 
+/** One ref per returned element: a tuple of refs when the function returns a tuple of N elements. */
+type ElementRefs<R, N extends number> = R extends readonly unknown[]
+  ? R["length"] extends N ? { -readonly [K in keyof R]: ObjectRef<R[K]> } : ObjectRef<Element<R>>[]
+  : ObjectRef<unknown>[];
+
 /** What `.remote()` returns for `numReturns: N`: one ref, none, or one per returned element. */
 export type ReturnRefs<R, N extends number> = number extends N
   ? ObjectRef<R> | ObjectRef<Element<R>>[]
-  : N extends 1 ? ObjectRef<R> : N extends 0 ? undefined : ObjectRef<Element<R>>[];
+  : N extends 1 ? ObjectRef<R> : N extends 0 ? undefined : ElementRefs<R, N>;

@@ -2,7 +2,7 @@
 // Every `@ts-expect-error` line must be an error, and every other line must compile.
 import * as warren from "warren";
 import { Counter } from "../fixtures/actors";
-import { add } from "../fixtures/tasks";
+import { add, nameAndLength } from "../fixtures/tasks";
 
 export function typedHandles(): void {
   const c: warren.ActorHandle<Counter> = Counter.remote(3);
@@ -27,6 +27,13 @@ export function typedTasks(): void {
   const sum: warren.ObjectRef<number> = add.remote(1, 2);
   const [a, b] = add.options({ numReturns: 2 }).remote(1, 2);
   void [sum, a, b];
+  // numReturns: 2 of a function returning a tuple of 2: a tuple of refs, typed per element
+  const [name, size] = nameAndLength.options({ numReturns: 2 }).remote("warren");
+  const typed: [warren.ObjectRef<string>, warren.ObjectRef<number>] = [name, size];
+  void typed;
+  // @ts-expect-error: the second ref is an ObjectRef<number>
+  const swapped: warren.ObjectRef<string> = nameAndLength.options({ numReturns: 2 }).remote("x")[1];
+  void swapped;
   // @ts-expect-error: add takes numbers
   add.remote("1", 2);
   // @ts-expect-error: unknown option
