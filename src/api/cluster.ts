@@ -11,7 +11,7 @@ import { Topology, brokerAddress, connectBroker } from "../transport";
 import { queueAbsent } from "../transport/queues";
 import { newOwnerId } from "../wire/ids";
 import { nodeResources } from "../node/resources";
-import type { NodeConfig } from "../node/daemon";
+import type { NodeConfig } from "../node/options";
 import { Runtime } from "../core/runtime";
 import { currentRuntime, hasRuntime } from "../core/current";
 import type { RuntimeConfig } from "../core/context";

@@ -10,7 +10,7 @@
 import { OptionsError } from "../errors";
 import type { Resources } from "../scheduling/shape";
 import type { JobRow, NodeSummary } from "../wire/head";
-import type { TaskInfo } from "../core/task-manager";
+import type { TaskInfo } from "../wire/kinds";
 import { currentRuntime } from "../core/current";
 
 export type { JobRow, NodeSummary };

@@ -13,7 +13,7 @@ import { attach, shutdown } from "../api/cluster";
 import { clusterDir, compiled, registryFile } from "../core/paths";
 import { currentRuntime } from "../core/current";
 import { nodes } from "../api/state";
-import type { NodeConfig } from "../node/daemon";
+import type { NodeConfig } from "../node/options";
 import { RegistryStore } from "../head/store";
 import type { Resources } from "../scheduling/shape";
 import { DEFAULT_ADDRESS, Topology, connectBroker } from "../transport";

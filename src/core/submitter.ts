@@ -17,7 +17,8 @@ import { encodeError, hasMarkers } from "../serialization";
 import { INITIAL_TASK_STATE, nextTaskState } from "../lifecycle/task";
 import { TaskContext, taskContext } from "./context";
 import { DECLARED, Route, TaskTemplate } from "./template";
-import type { Sent, TaskInfo } from "./task-manager";
+import type { TaskInfo } from "../wire/kinds";
+import type { Sent } from "./task-manager";
 import type { Runtime } from "./runtime";
 
 export class Submitter {

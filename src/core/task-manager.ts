@@ -13,25 +13,10 @@ import { NodeDiedError } from "../errors";
 import { EncodedError, encodeError } from "../serialization";
 import { mayRetry } from "../scheduling/retry";
 import { INITIAL_TASK_STATE, TaskState, nextTaskState } from "../lifecycle/task";
+import type { TaskInfo } from "../wire/kinds";
 import type { ResultMessage } from "../wire/messages";
 import { CORE_DEFAULTS } from "./defaults";
 import type { Runtime } from "./runtime";
-
-/** What the state API shows of a task besides its state (Ray's columns). */
-export interface TaskInfo {
-  task_id: string;
-  name: string;
-  func_or_class_name: string;
-  type: "NORMAL_TASK" | "ACTOR_TASK" | "ACTOR_CREATION_TASK";
-  job_id: string;
-  actor_id: string | null;
-  parent_task_id: string | null;
-  required_resources: string;
-  start_time_ms: number;
-  end_time_ms: number | null;
-  error_type: string | null;
-  error_message: string | null;
-}
 
 /** A published task message: enough to publish it again. */
 export interface Sent {

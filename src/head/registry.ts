@@ -11,12 +11,12 @@
 import { createActor } from "xstate";
 import { BoundedSet } from "../bounded";
 import { WarrenError } from "../errors";
-import { ActorEvent, ActorState, actorMachine, startActorLifecycle } from "../lifecycle/actor";
+import { actorMachine, startActorLifecycle } from "../lifecycle/actor";
 import { NodeState, nodeMachine, startNodeLifecycle } from "../lifecycle/node";
 import { Resources, add, fits, parseShape } from "../scheduling/shape";
 import type { HandleInfo } from "../wire/descriptors";
 import type {
-  ActorCreationMessage, ActorInfo, ActorRow, Handlers, HeadRequests, JobRow, JobStart, NodeInfo, NodeSummary, Peer, RegisterActor, Registered,
+  ActorCreationMessage, ActorEvent, ActorInfo, ActorRow, ActorState, Handlers, HeadRequests, JobRow, JobStart, NodeInfo, NodeSummary, Peer, RegisterActor, Registered,
 } from "../wire/head";
 import type { ActorFields, RegistryStore, SavedRegistry } from "./store";
 

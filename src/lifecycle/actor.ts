@@ -1,11 +1,7 @@
 /** The actor lifecycle, kept by the head's registry: the one source of an actor's state. */
 import { assign, createActor, setup } from "xstate";
 import type { EncodedError } from "../serialization";
-
-export type ActorEvent =
-  | { type: "ALIVE"; nodeId: string; pid: number }
-  | { type: "RESTARTING" }
-  | { type: "DEAD"; cause: EncodedError };
+import type { ActorEvent } from "../wire/head";
 
 export const actorMachine = setup({
   types: {
@@ -27,8 +23,6 @@ export const actorMachine = setup({
     DEAD: { type: "final" },
   },
 });
-
-export type ActorState = "PENDING_CREATION" | "ALIVE" | "RESTARTING" | "DEAD";
 
 export function startActorLifecycle() {
   return createActor(actorMachine).start();

@@ -21,7 +21,7 @@ import type { Demand, Ledger, Resources } from "../scheduling/shape";
 import type { Topology } from "../transport";
 import { drainQueue } from "../transport/queues";
 import type { RpcClient } from "../transport/rpc";
-import type { ActorEvent } from "../lifecycle/actor";
+import type { ActorEvent } from "../wire/head";
 import type { ActorCreationMessage } from "../wire/head";
 import { Kind } from "../wire/kinds";
 import type { ResultMessage } from "../wire/messages";

@@ -42,29 +42,13 @@ import type { JobEnded, NodeInfo } from "../wire/head";
 import { nodeIp } from "./resources";
 import { LONG_TASK_MS, type WorkerToNode } from "../wire/ipc";
 import { ResultMessage, encodeResults, readHead } from "../wire/messages";
-import { type NodeOptions, nodeOptions } from "./options";
+import { type NodeConfig, type NodeOptions, nodeOptions } from "./options";
 import { type Running, TaskChannel } from "./deliveries";
 import { Scheduler } from "./scheduler";
 import { HeldAtLoss } from "./held";
 import { type Worker, WorkerPool } from "./worker-pool";
 import { Actors } from "./actors";
 import { objectChunk, stateAnswer } from "./answers";
-
-export interface NodeConfig {
-  address: string;
-  cluster: string;
-  nodeId: string;
-  isHead: boolean;
-  /**
-   * Started by a process that owns it (`init()`, the testing Cluster): it goes when that process
-   * goes and removes its session directory; a private head also removes the cluster's queues.
-   */
-  private: boolean;
-  resources: Resources;
-  sessionDir: string;
-  /** Durable mode, set for a head (and a private cluster); a node that joins takes the head's when it registers. */
-  durable?: boolean;
-}
 
 export class NodeDaemon {
   readonly topo: Topology;

@@ -2,7 +2,8 @@
  * Entry of a node daemon process: `WARREN_NODE` holds its NodeConfig as JSON. Started by
  * `init()` (a private cluster's head, as a child with an IPC channel) or by `warren start`.
  */
-import { NodeDaemon, NodeConfig } from "./daemon";
+import { NodeDaemon } from "./daemon";
+import type { NodeConfig } from "./options";
 
 const config: NodeConfig = JSON.parse(process.env.WARREN_NODE ?? "null");
 if (!config) {

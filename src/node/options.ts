@@ -2,8 +2,10 @@
  * node options: every timing, window and threshold of a node daemon, each documented here with
  * its default, as Temporal's worker-options.ts does for its workers. nodeOptions() fills them;
  * the daemon hands each part (scheduler, worker pool, actors) what it reads, so no part keeps a
- * constant of its own. LONG_TASK_MS is shared with the workers and stays in wire/ipc.ts.
+ * constant of its own. LONG_TASK_MS is shared with the workers and stays in wire/ipc.ts. Also
+ * NodeConfig, what a daemon is started with.
  */
+import type { Resources } from "../scheduling/shape";
 
 export interface NodeOptions {
   /**
@@ -76,4 +78,21 @@ export function nodeOptions(env: NodeJS.ProcessEnv = process.env, overrides: Par
     killedMemory: 100_000,
     ...overrides,
   };
+}
+
+/** What a node daemon is started with (by `init()`, `warren start` or the testing Cluster). */
+export interface NodeConfig {
+  address: string;
+  cluster: string;
+  nodeId: string;
+  isHead: boolean;
+  /**
+   * Started by a process that owns it (`init()`, the testing Cluster): it goes when that process
+   * goes and removes its session directory; a private head also removes the cluster's queues.
+   */
+  private: boolean;
+  resources: Resources;
+  sessionDir: string;
+  /** Durable mode, set for a head (and a private cluster); a node that joins takes the head's when it registers. */
+  durable?: boolean;
 }

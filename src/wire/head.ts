@@ -6,8 +6,16 @@
  */
 import type { EncodedError } from "../serialization";
 import type { Resources } from "../scheduling/shape";
-import type { ActorEvent, ActorState } from "../lifecycle/actor";
 import type { HandleInfo } from "./descriptors";
+
+/** An actor's states (lifecycle/actor.ts is the machine the head keeps them in). */
+export type ActorState = "PENDING_CREATION" | "ALIVE" | "RESTARTING" | "DEAD";
+
+/** What a node reports of an actor it hosts. */
+export type ActorEvent =
+  | { type: "ALIVE"; nodeId: string; pid: number }
+  | { type: "RESTARTING" }
+  | { type: "DEAD"; cause: EncodedError };
 
 /** An actor's creation message, kept by the head to restart the actor if its node dies. */
 export interface ActorCreationMessage {
