@@ -2,7 +2,7 @@
 /**
  * cli: the `warren` command (Ray's `ray start/stop/status/list/summary`). Each command group is a
  * module: nodes.ts (start, stop), query.ts (status, list, summary), broker.ts (broker start, stop,
- * status); format.ts prints. Exit codes: 0 done, 1 failed, 2 bad usage (unknown command or
+ * status), run-program.ts (run); format.ts prints. Exit codes: 0 done, 1 failed, 2 bad usage (unknown command or
  * option, bad value).
  */
 import * as fs from "node:fs";
@@ -18,6 +18,7 @@ import * as broker from "./broker";
 import { MAX_CLUSTER_NODES } from "./rabbitmq-cluster";
 import { start, stop } from "./nodes";
 import { cleanup } from "./cleanup";
+import { runProgram } from "./run-program";
 import { Format, Kind, list, status, summary } from "./query";
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -99,6 +100,7 @@ function program(): Command {
     .description("warren: Ray's programming model for Node on RabbitMQ. Start and stop nodes, and look at a cluster.")
     .version(version())
     .exitOverride()
+    .enablePositionalOptions()
     .showHelpAfterError("(add --help for usage)")
     .showSuggestionAfterError(true);
 
@@ -183,6 +185,14 @@ function program(): Command {
       .addArgument(new Argument("<resource>", "what to summarize").choices(["tasks", "actors", "objects"]))
       .addOption(format()),
   ).action(run((kind: "tasks" | "actors" | "objects", o) => summary(target(o), kind, o.format as Format)));
+
+  prog
+    .command("run")
+    .description("run a TypeScript or JavaScript program with the tsx warren ships (no tsx or ts-node of your own needed)")
+    .argument("<file>", "the program, e.g. app.ts")
+    .argument("[args...]", "passed to the program")
+    .passThroughOptions() // options after <file> are the program's, --help included
+    .action(run((file: string, args: string[]) => runProgram(file, args)));
 
   const brokerGroup = prog
     .command("broker")

@@ -428,3 +428,12 @@ describe("cleanup", () => {
     }
   }, 90_000);
 });
+
+test("warren run: a TypeScript program with the tsx warren ships, its arguments and its exit code", async () => {
+  const r = await warren("run", path.join(ROOT, "test", "fixtures", "run_app.ts"), "21", "--help", "x");
+  expect(r.stdout).toContain("double 42 --help x");
+  expect(r.code).toBe(3);
+  const missing = await warren("run", path.join(ROOT, "no-such-app.ts"));
+  expect(missing.code).toBe(2);
+  expect(missing.stderr).toContain("no such program file");
+});
