@@ -16,6 +16,7 @@ import { Runtime } from "../core/runtime";
 import { currentRuntime, hasRuntime } from "../core/current";
 import type { RuntimeConfig } from "../core/context";
 import { clusterDir, compiled } from "../core/paths";
+import { reachedInit } from "../core/functions";
 import { sweepDeadPrivateClusters } from "../core/leftovers";
 
 const NODE_MAIN = path.join(__dirname, "..", "node", "main.js");
@@ -32,9 +33,11 @@ let head: ChildProcess | undefined;
 
 export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   if (process.env.WARREN_WORKER) {
+    // A worker loading the program's module: what it registered before this call is all it needs.
+    if (reachedInit()) return new Promise<never>(() => undefined);
     throw new WarrenError(
-      "warren.init() was called inside a warren worker while it loaded a module. Guard your program's " +
-        "entry with `if (require.main === module) main()` so workers can load the module without running it.",
+      "warren.init() was called inside a task or actor: its worker is already connected to the cluster. " +
+        "Call init() once, in the driver program.",
     );
   }
   if (hasRuntime()) throw new WarrenError("warren.init() was already called: call `await warren.shutdown()` first");

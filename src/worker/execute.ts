@@ -14,7 +14,7 @@ import { objectId, ownerOf } from "../wire/ids";
 import type { StoredObject } from "../wire/messages";
 import { Kind } from "../wire/kinds";
 import { publishSmall } from "../transport/frames";
-import { resolve } from "../core/functions";
+import { load } from "../core/functions";
 import { currentRuntime } from "../core/current";
 import { TaskContext, taskContext } from "../core/context";
 import { ResultMessage, TaskSpec, encodeResults } from "../wire/messages";
@@ -43,7 +43,8 @@ export function execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]
   const answer = (value: unknown) => andThen(storeReturns(spec, value), (returns): ResultMessage => ({ task: spec.id, returns }));
   try {
     // Load the defining module first: it may register revivals its arguments need (warren/actors' Queue).
-    resolve(spec.fn);
+    const loading = load(spec.fn);
+    if (loading) return loading.then(() => execute(spec, ctx, call), failed);
     const args = spec.markers ? (revive(spec.args) as unknown[]) : spec.args;
     const value = taskContext.run(ctx, () => (spec.refArgs.length === 0 ? call(args) : resolveArgs(spec, args).then(call)));
     if (!isThenable(value)) {

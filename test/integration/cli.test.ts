@@ -437,3 +437,10 @@ test("warren run: a TypeScript program with the tsx warren ships, its arguments 
   expect(missing.code).toBe(2);
   expect(missing.stderr).toContain("no such program file");
 });
+
+test("an ES module program with top-level await and no main guard: tasks, an actor, its own error class", async () => {
+  const r = await warren("run", path.join(ROOT, "test", "fixtures", "esm", "app.mts"));
+  expect(r.stderr).toBe("");
+  expect(r.stdout.split("\n").filter(Boolean)).toEqual(["sum 3", "tally 5", "left 6", "error true 5"]);
+  expect(r.code).toBe(0);
+});

@@ -275,6 +275,12 @@ describe("errors", () => {
     expect(nested.cause.cause.balance).toBe(7);
   });
 
+  test("init() inside a task is a clear error that reaches the driver", async () => {
+    const err = await warren.get(t.initInside.remote()).catch((e) => e);
+    expect(err).toBeInstanceOf(warren.TaskError);
+    expect(err.message).toMatch(/warren.init\(\) was called inside a task or actor.*Call init\(\) once, in the driver program/s);
+  });
+
   test("an error propagates to tasks that take the failed ref as an argument", async () => {
     const failed = t.throwType.remote();
     const err = await warren.get(t.add.remote(failed as never, 1)).catch((e) => e);
