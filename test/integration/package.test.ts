@@ -94,3 +94,10 @@ test.each([
   expect(r.stdout + r.stderr).toBe("");
   expect(r.code).toBe(0);
 }, 60_000);
+
+test("npm run docs: the API reference builds from the doc comments without a warning", () => {
+  const out = path.join(project, "reference");
+  execFileSync(process.execPath, [path.join(ROOT, "node_modules", "typedoc", "bin", "typedoc"), "--out", out], { cwd: ROOT, stdio: "pipe" });
+  const functions = fs.readdirSync(path.join(out, "functions")).join(" ");
+  for (const f of ["remote", "get", "wait", "put", "init"]) expect(functions).toMatch(new RegExp(`\\b${f}\\.html`));
+}, 60_000);
