@@ -62,6 +62,12 @@ test("an ES module with top-level await and no main guard: tasks, an actor and i
   expect(r.stdout.trim().split("\n")).toEqual(["3", "5", "true 5"]);
 });
 
+test("npx warren broker status works from the consumer (its script ships in the package)", async () => {
+  const r = await run([path.join(installed, "dist", "src", "cli", "main.js"), "broker", "status"]);
+  expect(r.stdout).toMatch(/RabbitMQ answers at /);
+  expect(r.code).toBe(0);
+});
+
 test("a CommonJS program in plain JavaScript, no guard", async () => {
   fs.writeFileSync(path.join(project, "app.js"), [
     'const warren = require("warren");',
