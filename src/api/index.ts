@@ -36,6 +36,8 @@ export function get(refs: ObjectRef | readonly ObjectRef[], options: { timeout?:
   }
 }
 
+let waitCalls = 0;
+
 /**
  * Waits until `numReturns` (default 1) of `refs` are ready or `timeout` seconds pass; returns
  * `[ready, notReady]`, each in input order.
@@ -44,11 +46,12 @@ export async function wait<T>(
   refs: readonly ObjectRef<T>[],
   options: { numReturns?: number; timeout?: number; fetchLocal?: boolean } = {},
 ): Promise<[ObjectRef<T>[], ObjectRef<T>[]]> {
-  if (!Array.isArray(refs) || refs.some((r) => !(r instanceof ObjectRef))) {
-    throw new WarrenError("wait() takes an array of ObjectRefs");
+  if (!Array.isArray(refs)) throw new WarrenError("wait() takes an array of ObjectRefs");
+  const call = ++waitCalls;
+  for (const r of refs) {
+    if (!(r instanceof ObjectRef)) throw new WarrenError("wait() takes an array of ObjectRefs");
+    if (!r.seenBy(call)) throw new WarrenError("wait() got the same ObjectRef twice; pass each ref once");
   }
-  const ids = new Set(refs.map((r) => r.hex()));
-  if (ids.size !== refs.length) throw new WarrenError("wait() got the same ObjectRef twice; pass each ref once");
   const numReturns = options.numReturns ?? 1;
   if (!Number.isInteger(numReturns) || numReturns < 0 || numReturns > refs.length) {
     throw new OptionsError("wait() options", [{ field: "numReturns", problem: `must be an integer from 0 to ${refs.length}, the number of refs (got ${numReturns})` }]);

@@ -108,35 +108,56 @@ export class FutureResolver {
   }
 
   /**
-   * Waits until `numReturns` of `refs` are ready or `timeoutSec` passes. Subscriptions are taken
-   * back when it returns, so calling it in a loop (Ray's wait-for-each pattern) costs no more each time.
+   * Waits until `numReturns` of `refs` are ready or `timeoutSec` passes. The refs this process
+   * owns that are ready now are found first, in input order, stopping at `numReturns`: Ray's
+   * wait-for-each loop finds its next ref near the front, so a call costs about a copy of the
+   * list, not a subscription per ref. Only a wait that must wait subscribes, and takes every
+   * subscription back when it returns.
    */
   async wait(refs: ObjectRef[], numReturns: number, timeoutSec?: number): Promise<[ObjectRef[], ObjectRef[]]> {
+    const owned = this.rt.objects.owned;
+    const ready: number[] = [];
+    for (let i = 0; i < refs.length && ready.length < numReturns; i++) if (owned.peek(refs[i].hex())) ready.push(i);
+    if (ready.length < numReturns && timeoutSec !== 0) await this.waitMore(refs, ready, numReturns, timeoutSec);
+    ready.sort((a, b) => a - b);
+    ready.length = Math.min(ready.length, numReturns);
+    // The rest, in input order: the runs between the ready ones, copied whole.
+    const runs: ObjectRef[][] = [];
+    let from = 0;
+    for (const i of ready) {
+      runs.push(refs.slice(from, i));
+      from = i + 1;
+    }
+    runs.push(refs.slice(from));
+    return [ready.map((i) => refs[i]), runs.length === 1 ? runs[0] : ([] as ObjectRef[]).concat(...runs)];
+  }
+
+  /** Subscribes to the refs not yet in `ready` until it holds `numReturns` of them or the timeout passes. */
+  private async waitMore(refs: ObjectRef[], ready: number[], numReturns: number, timeoutSec?: number): Promise<void> {
     const objects = this.rt.objects;
-    const ready = new Set<number>();
+    const counted = new Uint8Array(refs.length);
+    for (const i of ready) counted[i] = 1;
     const takeBack: TakeBack[] = [];
     let timer: NodeJS.Timeout | undefined;
     let active = true;
     await new Promise<void>((resolve) => {
       const arrived = (i: number) => {
-        if (!active) return;
-        ready.add(i);
-        if (ready.size >= numReturns) resolve();
+        if (!active || counted[i]) return;
+        counted[i] = 1;
+        ready.push(i);
+        if (ready.length >= numReturns) resolve();
       };
-      for (let i = 0; i < refs.length && ready.size < numReturns; i++) {
+      for (let i = 0; i < refs.length && ready.length < numReturns; i++) {
+        if (counted[i]) continue;
         const now = objects.locate(refs[i], () => arrived(i));
         if (typeof now === "function") takeBack.push(now);
         else arrived(i);
       }
-      if (ready.size >= numReturns) resolve();
+      if (ready.length >= numReturns) resolve();
       else if (timeoutSec !== undefined) timer = setTimeout(resolve, timeoutSec * 1000);
     });
     active = false;
     clearTimeout(timer);
     for (const off of takeBack) off();
-    const yes: ObjectRef[] = [];
-    const no: ObjectRef[] = [];
-    refs.forEach((r, i) => (ready.has(i) && yes.length < numReturns ? yes : no).push(r));
-    return [yes, no];
   }
 }

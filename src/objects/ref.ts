@@ -13,6 +13,8 @@ export class ObjectRef<T = unknown> {
   readonly __warrenRef: string;
   /** Phantom: the value's type, for `get`. Never set. */
   declare readonly __valueType?: T;
+  /** The last wait() call that saw this ref (a private field: v8 serialization leaves it out). */
+  #seenBy = 0;
 
   constructor(id: string) {
     this.__warrenRef = id;
@@ -20,6 +22,16 @@ export class ObjectRef<T = unknown> {
 
   hex(): string {
     return this.__warrenRef;
+  }
+
+  /**
+   * @internal Marks the ref as seen by call `call`; false if it was already: wait() finds a ref
+   * passed twice so, without hashing every id of a long list on every call.
+   */
+  seenBy(call: number): boolean {
+    if (this.#seenBy === call) return false;
+    this.#seenBy = call;
+    return true;
   }
 
   /** The id of the process that owns this object (16 hex digits). */
