@@ -56,7 +56,25 @@ describe("the dashboard's options", () => {
     }
   });
 
-  test("warren start --head: bad dashboard flags are usage errors; by default 8265 or the next free port serves the cluster, printed", async () => {
+  test("a driver that joins gets the head's dashboard URL, whose machine view lists every node's workers", async () => {
+    const cluster = await Cluster.start({ head: { numCpus: 1 }, nodes: [{ numCpus: 1 }] });
+    try {
+      const joined = await warren.init({ address: cluster.address, cluster: cluster.cluster });
+      expect(joined.dashboardUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      let view: any;
+      await waitForCondition(async () => {
+        view = await getJson(`${joined.dashboardUrl}/api/nodes`);
+        return view.nodes.length === 2 && view.nodes.every((n: any) => n.workers.some((w: any) => w.state === "IDLE"));
+      }, 20);
+      expect(view.nodes.map((n: any) => n.node_id).sort()).toEqual([...cluster.nodeIds].sort());
+      for (const n of view.nodes) expect(n.workers).toEqual(expect.arrayContaining([expect.objectContaining({ state: "IDLE", title: expect.stringMatching(/^warren::IDLE/) })]));
+    } finally {
+      await warren.shutdown();
+      await cluster.shutdown();
+    }
+  });
+
+  test("warren start --head: bad dashboard flags are usage errors; by default 8265 or the next free port serves the cluster, printed; --include-dashboard false serves none", async () => {
     const bad = await cli("start", "--head", "--dashboard-port", "70000");
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/invalid --dashboard-port: must be an integer from 0 to 65535/);
@@ -74,8 +92,12 @@ describe("the dashboard's options", () => {
       const view = await getJson(`${url}/api/nodes`);
       expect(view.cluster).toBe(cluster);
       expect(view.nodes).toEqual([expect.objectContaining({ is_head_node: true, state: "ALIVE" })]);
+      const without = await cli("start", "--head", "--num-cpus", "1", "--cluster", `${cluster}-off`, "--include-dashboard", "false");
+      expect(without.code).toBe(0);
+      expect(without.stdout).not.toMatch(/Dashboard:/);
     } finally {
       expect((await cli("stop", "--cluster", cluster)).code).toBe(0);
+      expect((await cli("stop", "--cluster", `${cluster}-off`)).code).toBe(0);
     }
   });
 });
