@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { ChildProcess, fork } from "node:child_process";
-import { NodeDiedError, WarrenError } from "../errors";
+import { NodeDiedError, OptionsError, WarrenError } from "../errors";
 import { redactAddress } from "../address";
 import { InitOptions, validateInitOptions } from "../options";
 import { Topology, brokerAddress, connectBroker } from "../transport";
@@ -12,12 +12,14 @@ import { queueAbsent } from "../transport/queues";
 import { newOwnerId } from "../wire/ids";
 import { nodeResources } from "../node/resources";
 import type { NodeConfig } from "../node/options";
+import type { NodeSummary } from "../wire/head";
 import { Runtime } from "../core/runtime";
 import { currentRuntime, hasRuntime } from "../core/current";
 import type { RuntimeConfig } from "../core/context";
 import { clusterDir, compiled } from "../core/paths";
 import { reachedInit } from "../core/functions";
 import { sweepDeadPrivateClusters } from "../core/leftovers";
+import { dashboardOptions } from "../head/dashboard";
 
 const NODE_MAIN = path.join(__dirname, "..", "node", "main.js");
 
@@ -27,6 +29,8 @@ export interface ClusterInfo {
   nodeId: string;
   namespace: string;
   jobId: string;
+  /** The head's web dashboard (Ray's dashboard_url), when it serves one. */
+  dashboardUrl?: string;
 }
 
 let head: ChildProcess | undefined;
@@ -46,12 +50,20 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   const ownerId = newOwnerId();
   const namespace = o.namespace ?? ownerId;
   const base = { address, ownerId, namespace, jobId: ownerId, role: "driver" as const, logToDriver: o.logToDriver ?? true, onInfeasible: o.onInfeasible ?? "warn" };
-  if (o.cluster) return join(o.cluster, base, o.durable);
+  if (o.cluster) {
+    const dashboard = (["includeDashboard", "dashboardPort", "dashboardHost"] as const).filter((k) => o[k] !== undefined);
+    if (dashboard.length) {
+      throw new OptionsError("init() options", dashboard.map((field) => ({
+        field, problem: `applies to a private cluster (init() without cluster); the head of cluster "${o.cluster}" serves its own dashboard (\`warren start --head --dashboard-port N\`)`,
+      })));
+    }
+    return join(o.cluster, base, o.durable);
+  }
   const cluster = `local-${randomBytes(6).toString("hex")}`;
   const nodeId = randomBytes(20).toString("hex");
   const sessionDir = clusterDir(cluster);
   const nodeConfig: NodeConfig = {
-    address, cluster, nodeId, isHead: true, private: true, sessionDir, durable: o.durable ?? false,
+    address, cluster, nodeId, isHead: true, private: true, sessionDir, durable: o.durable ?? false, dashboard: dashboardOptions(o),
     resources: nodeResources({ numCpus: o.numCpus, numGpus: o.numGpus, memory: o.memory, objectStoreMemory: o.objectStoreMemory, resources: o.resources }),
   };
   // The driver connects first, so an unreachable broker fails here, fast and clearly.
@@ -73,7 +85,10 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   });
   await startJob(rt);
   void sweepDeadPrivateClusters(address); // what dead private clusters of this machine left, in the background
-  return { address, cluster, nodeId, namespace, jobId: ownerId };
+  const dashboardUrl = dashboardOf(await rt.rpc.head("node.list", {}));
+  // As ray.init() does, on stderr (its log).
+  if (dashboardUrl) process.stderr.write(`Started a local warren cluster. View the dashboard at ${dashboardUrl}\n`);
+  return { address, cluster, nodeId, namespace, jobId: ownerId, dashboardUrl };
 }
 
 /**
@@ -100,7 +115,7 @@ async function join(cluster: string, base: Omit<RuntimeConfig, "cluster" | "node
     rt.config.nodeId = local.NodeID;
     rt.config.storePath = local.ObjectStorePath;
     await startJob(rt);
-    return { address: base.address, cluster, nodeId: local.NodeID, namespace: base.namespace, jobId: base.jobId };
+    return { address: base.address, cluster, nodeId: local.NodeID, namespace: base.namespace, jobId: base.jobId, dashboardUrl: dashboardOf(nodes) };
   } catch (err) {
     await rt.close();
     throw err;
@@ -124,6 +139,11 @@ export async function attach(options: { address?: string; cluster: string }): Pr
     throw new WarrenError(`no cluster "${options.cluster}" answers on ${redactAddress(address)} (${(err as Error).message})`, { cause: err });
   }
   return { address, cluster: options.cluster, nodeId: "", namespace: ownerId, jobId: ownerId };
+}
+
+/** The URL of the dashboard the cluster's head serves, if it does. */
+function dashboardOf(nodes: NodeSummary[]): string | undefined {
+  return nodes.find((n) => n.Alive && n.IsHead)?.DashboardURL;
 }
 
 /** Fails clearly, before declaring anything on the broker, if no head of `cluster` runs there. */
@@ -154,13 +174,15 @@ export function startNode(config: NodeConfig): Promise<ChildProcess> {
   });
   fs.closeSync(log);
   return new Promise((resolve, reject) => {
+    let failed: string | undefined;
     const onExit = (code: number | null) => {
       const tail = logTail(config.sessionDir);
       fs.rmSync(config.sessionDir, { recursive: true, force: true });
-      reject(new WarrenError(`the warren node exited while starting (code ${code}):\n${tail}`));
+      reject(new WarrenError(failed ? `the warren node failed to start: ${failed}` : `the warren node exited while starting (code ${code}):\n${tail}`));
     };
     proc.once("exit", onExit);
-    proc.on("message", (m: { t: string }) => {
+    proc.on("message", (m: { t: string; message?: string }) => {
+      if (m.t === "failed") failed = m.message;
       if (m.t !== "ready") return;
       proc.off("exit", onExit);
       resolve(proc);

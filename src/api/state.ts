@@ -1,122 +1,16 @@
 /**
- * Cluster state as Ray shows it. Nodes, resources and actors come from the head's registry.
- * Tasks and objects come from their owners, where their lifecycle machines live: a query is
- * broadcast to every process, and the answers are merged (a worker's view of the task it runs
- * overrides the owner's "submitted"). It waits for the processes known to be alive (the head
- * names nodes and drivers, each node its workers), at most a moment; a list missing someone's
- * rows says whom in `unanswered`. Nothing is recorded per task on the hot path; tasks of
- * processes that have exited are not listed.
+ * Cluster state as Ray shows it (`warren.nodes()`, `warren.state.*`): the queries of
+ * core/state.ts, asked through this process's runtime.
  */
-import { OptionsError } from "../errors";
-import type { Resources } from "../scheduling/shape";
-import type { JobRow, NodeSummary } from "../wire/head";
-import type { TaskInfo } from "../wire/kinds";
 import { currentRuntime } from "../core/current";
+import { stateQueries } from "../core/state";
 
-export type { JobRow, NodeSummary };
+export type { JobRow, NodeSummary } from "../wire/head";
+export type { Filters, Gathered, ListOptions, Predicate, TaskRow } from "../core/state";
 
-/** One entry per node ever seen, dead ones with `Alive: false` and empty `Resources`. */
-export function nodes(): Promise<NodeSummary[]> {
-  return currentRuntime().rpc.head("node.list", {});
-}
+const queries = stateQueries(() => currentRuntime().rpc);
 
-/** Total resources of the alive nodes. */
-export function clusterResources(): Promise<Resources> {
-  return currentRuntime().rpc.head("resources.total", {});
-}
-
-/**
- * Resources free now on the alive nodes, none at 0: as of each node's last heartbeat (at most
- * half a second old), and at once for actors placed or gone (node/actors.ts reportFree).
- */
-export function availableResources(): Promise<Resources> {
-  return currentRuntime().rpc.head("resources.available", {});
-}
-
-export type Predicate = "=" | "!=";
-/** Ray's filters, `[["state", "=", "RUNNING"]]`, or the shorthand `{ state: "RUNNING" }`. */
-export type Filters = Array<[string, Predicate, unknown]> | Record<string, unknown>;
-
-export interface ListOptions {
-  filters?: Filters;
-  /** At most this many rows (Ray's default: 100). */
-  limit?: number;
-  /** All columns; otherwise Ray's default ones. */
-  detail?: boolean;
-}
-
-/** A list of tasks or objects: `unanswered` names the processes whose rows are missing from it. */
-export type Gathered<T> = T[] & { unanswered?: string[] };
-
-export type TaskRow = TaskInfo & { state: string; attempt_number: number; node_id: string | null; worker_pid: number | null };
-
-const BASIC_COLUMNS: Record<string, string[]> = {
-  tasks: ["task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type", "func_or_class_name", "parent_task_id", "node_id", "error_type"],
-  actors: ["actor_id", "class_name", "state", "name", "pid", "ray_namespace", "node_id"],
-  objects: ["object_id", "object_size", "task_status", "reference_type", "owner_pid"],
-  nodes: ["node_id", "node_ip", "is_head_node", "state", "node_name", "resources_total"],
-  jobs: ["job_id", "type", "status", "entrypoint", "start_time", "end_time", "driver_pid"],
-};
-
-async function listTasks(options: ListOptions = {}): Promise<Gathered<TaskRow>> {
-  const { rows, unanswered } = await currentRuntime().rpc.gather<Record<string, unknown>>("tasks");
-  const running = new Map(rows.filter((r) => r.running).map((r) => [r.task_id as string, r]));
-  const tasks = rows.filter((r) => !r.running).map((r) => {
-    const live = running.get(r.task_id as string);
-    const final = r.state === "FINISHED" || r.state === "FAILED";
-    return { ...r, state: live && !final ? live.state : r.state, node_id: live?.node_id ?? null, worker_pid: live?.worker_pid ?? null } as TaskRow;
-  });
-  return withUnanswered(select("tasks", tasks.sort((a, b) => a.start_time_ms - b.start_time_ms), options), unanswered);
-}
-
-async function listActors(options: ListOptions = {}): Promise<Record<string, unknown>[]> {
-  return select("actors", await currentRuntime().rpc.head("actor.list", {}), options);
-}
-
-async function listObjects(options: ListOptions = {}): Promise<Gathered<Record<string, unknown>>> {
-  const { rows, unanswered } = await currentRuntime().rpc.gather<Record<string, unknown>>("objects");
-  return withUnanswered(select("objects", rows, options), unanswered);
-}
-
-function withUnanswered<T>(rows: T[], unanswered: string[]): Gathered<T> {
-  return unanswered.length ? Object.assign(rows, { unanswered }) : rows;
-}
-
-async function listNodes(options: ListOptions = {}): Promise<Record<string, unknown>[]> {
-  const rows = (await nodes()).map((n) => ({
-    node_id: n.NodeID, node_ip: n.NodeManagerAddress, is_head_node: n.IsHead, state: n.Alive ? "ALIVE" : "DEAD",
-    node_name: n.NodeManagerHostname, resources_total: n.Resources, object_store_path: n.ObjectStorePath, metrics_export_port: n.MetricsExportPort,
-  }));
-  return select("nodes", rows, options);
-}
-
-/** The cluster's jobs, one per driver that has joined it (Ray's `list_jobs`): running, or how it ended. */
-async function listJobs(options: ListOptions = {}): Promise<JobRow[]> {
-  return select("jobs", await currentRuntime().rpc.head("job.list", {}), options);
-}
-
-/** Tasks grouped by function or class method, with a count per state (Ray's `summarize_tasks`). */
-async function summarizeTasks(): Promise<{ summary: Record<string, { func_or_class_name: string; type: string; state_counts: Record<string, number> }>; total_tasks: number; unanswered?: string[] }> {
-  const tasks = await listTasks({ limit: Number.MAX_SAFE_INTEGER, detail: true });
-  const summary: Record<string, { func_or_class_name: string; type: string; state_counts: Record<string, number> }> = {};
-  for (const t of tasks) {
-    const s = (summary[t.func_or_class_name] ??= { func_or_class_name: t.func_or_class_name, type: t.type, state_counts: {} });
-    s.state_counts[t.state] = (s.state_counts[t.state] ?? 0) + 1;
-  }
-  return { summary, total_tasks: tasks.length, ...(tasks.unanswered && { unanswered: tasks.unanswered }) };
-}
-
-function select<T extends object>(kind: string, rows: T[], options: ListOptions): T[] {
-  const { filters = [], limit = 100, detail = false } = options;
-  if (!Number.isInteger(limit) || limit < 0) throw new OptionsError("state list options", [{ field: "limit", problem: `must be an integer >= 0 (got ${limit})` }]);
-  const preds: Array<[string, Predicate, unknown]> = Array.isArray(filters) ? filters : Object.entries(filters).map(([k, v]) => [k, "=", v]);
-  for (const [key, op] of preds) {
-    if (op !== "=" && op !== "!=") throw new OptionsError("state list options", [{ field: `filters.${key}`, problem: `the predicate must be "=" or "!=" (got ${String(op)})` }]);
-  }
-  const kept = rows.filter((r) => preds.every(([k, op, v]) => (String((r as Record<string, unknown>)[k]) === String(v)) === (op === "=")));
-  const cols = BASIC_COLUMNS[kind];
-  return kept.slice(0, limit).map((r) => (detail ? r : (Object.fromEntries(cols.filter((c) => c in r).map((c) => [c, (r as Record<string, unknown>)[c]])) as T)));
-}
+export const { nodes, clusterResources, availableResources } = queries;
 
 /** `warren.state`: Ray's state API. */
-export const state = { listTasks, listActors, listObjects, listNodes, listJobs, summarizeTasks };
+export const state = queries.state;

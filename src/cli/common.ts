@@ -11,8 +11,7 @@ import { brokerAddress } from "../transport";
 import { runsWith } from "../node/processes";
 import { WARREN_HOME } from "../core/paths";
 
-/** The installed package's root (package.json, rabbitmq.conf, broker/), from src/cli or dist/src/cli. */
-export const PACKAGE_ROOT = path.join(__dirname, __filename.endsWith(".ts") ? "../.." : "../../..");
+export { PACKAGE_ROOT } from "../core/paths";
 
 /** Bad input on the command line: printed with a hint, exit code 2. */
 export class UsageError extends Error {

@@ -11,6 +11,7 @@ import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 
 import { OptionsError } from "../errors";
 import { validateInitOptions } from "../options";
 import { nodeResources } from "../node/resources";
+import { dashboardOptions } from "../head/dashboard";
 import { brokerAddress } from "../transport";
 import type { Predicate } from "../api/state";
 import { PACKAGE_ROOT, UsageError, resolveTarget } from "./common";
@@ -50,6 +51,11 @@ function clusterSize(value: string): number {
   return n;
 }
 
+function bool(value: string): boolean {
+  if (value !== "true" && value !== "false") throw new InvalidArgumentError(`must be true or false (got ${JSON.stringify(value)})`);
+  return value === "true";
+}
+
 function json(value: string): Record<string, number> {
   let parsed: unknown;
   try {
@@ -73,6 +79,7 @@ function filter(value: string, previous: Array<[string, Predicate, string]>): Ar
 const FLAG: Record<string, string> = {
   numCpus: "--num-cpus", numGpus: "--num-gpus", memory: "--memory", objectStoreMemory: "--object-store-memory",
   resources: "--resources", address: "--address", cluster: "--cluster",
+  includeDashboard: "--include-dashboard", dashboardPort: "--dashboard-port", dashboardHost: "--dashboard-host",
 };
 
 /** Validates the node flags with init()'s rules, reporting problems by flag name. */
@@ -119,16 +126,22 @@ function program(): Command {
     .option("--object-store-memory <bytes>", "object store size (default: 30% of this machine's memory)", number)
     .option("--resources <json>", "custom resources, a JSON object like '{\"Custom1\": 1}'", json)
     .option("--block", "stay in the foreground until the node exits (Ctrl-C stops it)")
+    .option("--dashboard-port <n>", "with --head: the web dashboard's port (default: 8265, or the next free one after it; 0 picks a free one)", count)
+    .option("--dashboard-host <host>", "with --head: the interface the dashboard listens on (default: 127.0.0.1, this machine only; 0.0.0.0 for every one)")
+    .option("--include-dashboard <bool>", "with --head: serve the web dashboard (default: true)", bool)
     .option("--durable", "with --head: durable mode, for a RabbitMQ cluster (quorum queues, persistent task messages with confirms); nodes and drivers that join take the head's setting")
-    .addHelpText("after", "\nExamples:\n  warren start --head --num-cpus 4\n  warren start --head --durable --address amqp://u:p@rabbit1:5672,amqp://u:p@rabbit2:5672,amqp://u:p@rabbit3:5672\n  warren start --address amqp://user:pass@host:5672 --cluster default --resources '{\"Custom1\": 1}'")
+    .addHelpText("after", "\nExamples:\n  warren start --head --num-cpus 4\n  warren start --head --dashboard-port 0\n  warren start --head --durable --address amqp://u:p@rabbit1:5672,amqp://u:p@rabbit2:5672,amqp://u:p@rabbit3:5672\n  warren start --address amqp://user:pass@host:5672 --cluster default --resources '{\"Custom1\": 1}'")
     .action(run(async (o) => {
       if (!o.head && o.address === undefined && o.cluster === undefined) {
         throw new UsageError("pass --head to start a new cluster, or --address and --cluster to join a running one");
       }
       if (o.durable && !o.head) throw new UsageError("--durable goes with --head: a node that joins takes its head's setting");
-      const v = nodeOptions({ address: o.address, cluster: o.cluster, numCpus: o.numCpus, numGpus: o.numGpus, memory: o.memory, objectStoreMemory: o.objectStoreMemory, resources: o.resources });
+      const dashboard = { includeDashboard: o.includeDashboard, dashboardPort: o.dashboardPort, dashboardHost: o.dashboardHost };
+      const given = Object.entries(dashboard).filter(([, v]) => v !== undefined).map(([k]) => FLAG[k]);
+      if (given.length && !o.head) throw new UsageError(`${given.join(", ")} go${given.length === 1 ? "es" : ""} with --head: the head serves the cluster's dashboard`);
+      const v = nodeOptions({ address: o.address, cluster: o.cluster, numCpus: o.numCpus, numGpus: o.numGpus, memory: o.memory, objectStoreMemory: o.objectStoreMemory, resources: o.resources, ...dashboard });
       const resources = nodeResources({ numCpus: v.numCpus, numGpus: v.numGpus, memory: v.memory, objectStoreMemory: v.objectStoreMemory, resources: v.resources });
-      return start({ head: Boolean(o.head), address: brokerAddress(v.address), cluster: v.cluster ?? "default", resources, block: Boolean(o.block), durable: Boolean(o.durable) });
+      return start({ head: Boolean(o.head), address: brokerAddress(v.address), cluster: v.cluster ?? "default", resources, block: Boolean(o.block), durable: Boolean(o.durable), dashboard: o.head ? dashboardOptions(v) : undefined });
     }));
 
   prog

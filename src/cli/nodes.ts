@@ -14,6 +14,7 @@ import { clusterDir, compiled, registryFile } from "../core/paths";
 import { currentRuntime } from "../core/current";
 import { nodes } from "../api/state";
 import type { NodeConfig } from "../node/options";
+import type { DashboardOptions } from "../head/dashboard";
 import { RegistryStore } from "../head/store";
 import type { Resources } from "../scheduling/shape";
 import { DEFAULT_ADDRESS, Topology, connectBroker } from "../transport";
@@ -33,6 +34,8 @@ export interface StartOptions {
   block: boolean;
   /** Durable mode, for a head (nodes that join take the head's). */
   durable: boolean;
+  /** For a head: where its web dashboard listens; undefined: none. */
+  dashboard?: DashboardOptions;
 }
 
 /** The nodes of the cluster, or undefined when no head answers; throws if the broker is unreachable. */
@@ -54,6 +57,7 @@ async function probe(address: string, cluster: string): Promise<Awaited<ReturnTy
 interface Ready {
   t: "ready";
   restored?: { nodes: number; actors: number; durable: boolean };
+  dashboardUrl?: string;
 }
 
 /** Forks a node daemon in its own process group and waits until it is ready. */
@@ -77,7 +81,8 @@ function launch(config: NodeConfig, logFile: string): Promise<{ proc: ChildProce
       reject(new WarrenError(`the warren node ${why}; the end of its log ${logFile}:\n${tail}`));
     };
     proc.once("exit", (code, signal) => fail(`exited while starting (${signal ?? `code ${code}`})`));
-    proc.on("message", (m: Ready) => {
+    proc.on("message", (m: Ready | { t: "failed"; message: string }) => {
+      if (m.t === "failed") proc.removeAllListeners("exit").once("exit", () => fail(`failed to start: ${m.message}`));
       if (m.t !== "ready") return;
       clearTimeout(timer);
       proc.removeAllListeners("exit");
@@ -109,7 +114,7 @@ export async function start(o: StartOptions): Promise<number> {
   const nodeId = randomBytes(20).toString("hex");
   const sessionDir = path.join(clusterDir(cluster), `node_${nodeId.slice(0, 12)}`);
   const logFile = path.join(sessionDir, "node.log");
-  const config: NodeConfig = { address, cluster, nodeId, isHead: o.head, private: false, resources: o.resources, sessionDir, durable: o.durable };
+  const config: NodeConfig = { address, cluster, nodeId, isHead: o.head, private: false, resources: o.resources, sessionDir, durable: o.durable, dashboard: o.dashboard };
   const { proc, ready } = await launch(config, logFile);
   const record: NodeRecord = { pid: proc.pid!, cluster, nodeId, isHead: o.head, sessionDir, logFile, address, startedAt: new Date().toISOString() };
   writeRecord(record);
@@ -128,6 +133,7 @@ export async function start(o: StartOptions): Promise<number> {
   console.log(`  Resources:  ${describeResources(o.resources)}`);
   console.log(`  Session:    ${sessionDir}`);
   console.log(`  Log:        ${logFile}`);
+  if (ready.dashboardUrl) console.log(`  Dashboard:  ${ready.dashboardUrl}`);
   console.log("");
   console.log("Next steps");
   if (o.head) {

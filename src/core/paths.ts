@@ -1,6 +1,9 @@
 import * as path from "node:path";
 import * as os from "node:os";
 
+/** The installed package's root (package.json, rabbitmq.conf, broker/, dashboard/), from src/<part> or dist/src/<part>. */
+export const PACKAGE_ROOT = path.join(__dirname, __filename.endsWith(".ts") ? "../.." : "../../..");
+
 /**
  * Where a compiled entry point (a process or thread warren starts) lives: under dist/ even when
  * the caller runs from src/ through a TypeScript loader (the tests do).

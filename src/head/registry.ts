@@ -167,6 +167,7 @@ export class HeadRegistry {
         MetricsExportPort: n.info.metricsPort,
         Resources: alive ? n.info.resources : {},
         IsHead: n.info.isHead,
+        ...(alive && n.info.dashboardUrl && { DashboardURL: n.info.dashboardUrl }),
       };
     });
   }

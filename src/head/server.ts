@@ -15,9 +15,13 @@ import { queueAbsent, queueInfo } from "../transport/queues";
 import { mayRetry } from "../scheduling/retry";
 import { Kind, RpcReply } from "../wire/kinds";
 import { ownerOf } from "../wire/ids";
-import type { Handlers, HeadRequest, HeadRequests, InfeasibleNotice, JobEnded, ShapeDemand } from "../wire/head";
+import type { Handlers, HeadRequest, HeadRequests, InfeasibleNotice, JobEnded, PayloadOf, ReplyOf, ShapeDemand } from "../wire/head";
+import type { RpcClient } from "../transport/rpc";
+import { stateQueries } from "../core/state";
 import { HeadRegistry } from "./registry";
 import { RegistryStore } from "./store";
+import { type Dashboard, type DashboardOptions, serveDashboard } from "./dashboard";
+import { dashboardRoutes } from "./dashboard-views";
 
 /** The head's timings; each is the one place its value is set. */
 export const HEAD_DEFAULTS = {
@@ -58,6 +62,8 @@ export interface HeadContext {
   /** Whether the connection is up. */
   up(): boolean;
   topo: Topology;
+  /** The head node's requests (its dashboard gathers tasks and objects, and asks nodes for their workers). */
+  rpc: RpcClient;
   /** The node this head runs in (it never checks on itself). */
   nodeId: string;
   /** Where the registry is kept (core/paths.ts registryFile), so that a head started again on it knows the cluster. */
@@ -82,6 +88,7 @@ export class HeadServer {
   private readonly goneOwners = new Set<string>();
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  private dashboard?: Dashboard;
 
   constructor(private readonly ctx: HeadContext) {
     this.store = RegistryStore.open(ctx.registryFile);
@@ -136,9 +143,32 @@ export class HeadServer {
     clearInterval(this.timer);
   }
 
-  /** Writes what the registry has not written yet, and closes its store. */
-  close(): Promise<void> {
+  /** Stops the dashboard, writes what the registry has not written yet, and closes its store. */
+  async close(): Promise<void> {
+    await this.dashboard?.close();
     return this.store.close();
+  }
+
+  /** Serves the web dashboard (head/dashboard.ts) where `options` say; none: no dashboard. */
+  async openDashboard(options: DashboardOptions | undefined): Promise<void> {
+    if (!options) return;
+    const { rpc } = this.ctx;
+    this.dashboard = await serveDashboard(options, dashboardRoutes({
+      cluster: this.ctx.topo.cluster,
+      queries: stateQueries(() => ({ head: (kind, payload) => this.ask(kind, payload), gather: (what) => rpc.gather(what) })),
+      available: (nodeId) => this.registry.aliveNodes().find((n) => n.info.nodeId === nodeId)?.available,
+      workers: (nodeId) => rpc.node(nodeId, "node.workers", {}),
+    }));
+  }
+
+  /** The dashboard's address, when it serves one. */
+  get dashboardUrl(): string | undefined {
+    return this.dashboard?.url;
+  }
+
+  /** A request of this process, answered as one from the head queue would be. */
+  private async ask<K extends HeadRequest>(kind: K, payload: PayloadOf<HeadRequests, K>): Promise<ReplyOf<HeadRequests, K>> {
+    return (this.handlers[kind] as (p: typeof payload) => ReplyOf<HeadRequests, K> | Promise<ReplyOf<HeadRequests, K>>)(payload);
   }
 
   /** Who a state query waits for: the alive nodes and running drivers. */

@@ -48,7 +48,7 @@ import { Scheduler } from "./scheduler";
 import { HeldAtLoss } from "./held";
 import { type Worker, WorkerPool } from "./worker-pool";
 import { Actors } from "./actors";
-import { objectChunk, stateAnswer } from "./answers";
+import { objectChunk, stateAnswer, workerRows } from "./answers";
 
 export class NodeDaemon {
   readonly topo: Topology;
@@ -105,11 +105,13 @@ export class NodeDaemon {
         get ch() { return node.ch; },
         up: () => this.link.up,
         topo: this.topo,
+        rpc: this.rpc,
         nodeId: this.config.nodeId,
         registryFile: registryFile(this.config.cluster),
         actorDead: (id, err) => this.actors.dead(id, err),
         lost: (reason) => this.exitLost(reason),
       });
+      await this.head.openDashboard(this.config.dashboard);
     }
     this.link = await BrokerLink.open(this.config.address, `warren node ${this.config.nodeId}`, {
       restore: (link, again) => this.restore(link, again),
@@ -265,6 +267,7 @@ export class NodeDaemon {
       storePath: this.storePath,
       metricsPort: this.metrics?.port ?? 0,
       resources: this.config.resources,
+      dashboardUrl: this.head?.dashboardUrl,
     };
   }
 
@@ -320,6 +323,7 @@ export class NodeDaemon {
       case Kind.killActor: return this.onKillActor(v8.deserialize(msg.content));
       case Kind.jobEnded: return this.onJobEnded(v8.deserialize(msg.content));
       case Kind.fetchObject: return this.answer(msg, objectChunk(this.store, this.config.nodeId, v8.deserialize(msg.content)));
+      case Kind.nodeWorkers: return this.answer(msg, { ok: true, value: workerRows(this.pool) });
       case Kind.stateQuery: return this.answer(msg, { ok: true, value: stateAnswer(this.config.nodeId, this.pool, this.head) });
       case Kind.freeObject: return this.store.remove(v8.deserialize(msg.content).id);
       case Kind.stop: return void this.stop();

@@ -26,7 +26,7 @@ process.on("SIGINT", stop);
 if (config.private) process.on("disconnect", stop);
 
 daemon.start().then(
-  () => process.send?.({ t: "ready", nodeId: config.nodeId, storePath: daemon.storePath, restored: daemon.restored }),
+  () => process.send?.({ t: "ready", nodeId: config.nodeId, storePath: daemon.storePath, restored: daemon.restored, dashboardUrl: daemon.info().dashboardUrl }),
   (err) => {
     console.error("warren node failed to start:", err);
     process.send?.({ t: "failed", message: String(err?.message ?? err) });

@@ -95,4 +95,6 @@ export interface NodeConfig {
   sessionDir: string;
   /** Durable mode, set for a head (and a private cluster); a node that joins takes the head's when it registers. */
   durable?: boolean;
+  /** For a head: where its web dashboard listens (head/dashboard.ts DashboardOptions; none: no dashboard). */
+  dashboard?: { host: string; port?: number };
 }

@@ -19,6 +19,15 @@ export function runsWith(pid: number, text: string): boolean {
   }
 }
 
+/** The title of process `pid` as `ps` shows it (its command line, which process.title rewrites); null without /proc. */
+export function processTitle(pid: number): string | null {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ");
+  } catch {
+    return null;
+  }
+}
+
 /** Whether `pid` has exited and is not yet reaped (throws without /proc, or once it is gone). */
 function zombie(pid: number | string): boolean {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");

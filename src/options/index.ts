@@ -67,6 +67,12 @@ export interface InitOptions extends ResourceOptions {
    * `InfeasibleError` (`"error"`).
    */
   onInfeasible?: "warn" | "error";
+  /** Whether a private cluster's head serves the web dashboard (default true, as Ray's include_dashboard). */
+  includeDashboard?: boolean;
+  /** The dashboard's port: default 8265 (or the next free one after it); 0 picks a free one. */
+  dashboardPort?: number;
+  /** The interface the dashboard listens on: default 127.0.0.1 (this machine only); 0.0.0.0 for every one. */
+  dashboardHost?: string;
 }
 
 const EMPTY = Object.freeze({});

@@ -12,6 +12,7 @@ import {
   IsPositive,
   IsString,
   Matches,
+  Max,
   Min,
   ValidateBy,
   ValidateIf,
@@ -206,6 +207,10 @@ export class InitOptionsSchema extends ResourceFields implements InitOptions {
   @Bool durable?: boolean;
   @rule(`"warn" or "error"`, (o) => IsIn(["warn", "error"], o))
   onInfeasible?: "warn" | "error";
+  @Bool includeDashboard?: boolean;
+  @rule("an integer from 0 to 65535 (0 picks a free port)", IsInt, (o) => Min(0, o), (o) => Max(65535, o))
+  dashboardPort?: number;
+  @NonEmptyString dashboardHost?: string;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import { brokerAddress } from "../transport";
 import { nodeResources } from "../node/resources";
 import { startNode } from "../api/cluster";
 import { clusterDir } from "../core/paths";
+import { dashboardOptions } from "../head/dashboard";
 
 export interface NodeOptions {
   numCpus?: number;
@@ -20,6 +21,8 @@ export interface NodeOptions {
   memory?: number;
   objectStoreMemory?: number;
   resources?: Record<string, number>;
+  /** The head's dashboard port (default: a free one). */
+  dashboardPort?: number;
 }
 
 export class Cluster {
@@ -66,6 +69,8 @@ export class Cluster {
       address: this.address, cluster: this.cluster, nodeId, isHead, private: true,
       sessionDir: path.join(this.sessionDir, `node_${nodeId.slice(0, 12)}`),
       resources: nodeResources({ numCpus: o.numCpus ?? 1, numGpus: o.numGpus ?? 0, memory: o.memory, objectStoreMemory: o.objectStoreMemory, resources: o.resources }),
+      // A test cluster's dashboard takes a free port, never one another cluster may want.
+      dashboard: isHead ? dashboardOptions({ dashboardPort: 0, ...o }) : undefined,
     });
     this.nodes.set(nodeId, proc);
     return nodeId;

@@ -71,6 +71,8 @@ export interface NodeInfo {
   storePath: string;
   metricsPort: number;
   resources: Resources;
+  /** The head's web dashboard (head/dashboard.ts), when it serves one. */
+  dashboardUrl?: string;
 }
 
 /** One entry of `nodes()`: Ray's fields. */
@@ -83,6 +85,8 @@ export interface NodeSummary {
   MetricsExportPort: number;
   Resources: Resources;
   IsHead: boolean;
+  /** The head's only, when it serves a dashboard. */
+  DashboardURL?: string;
 }
 
 /** A node's report to the head: what is free, and which tasks run there with their delivery acked. */
@@ -166,10 +170,21 @@ export interface HeadRequests {
   "resources.available": [None, Resources];
 }
 
+/** A worker process of a node, as the dashboard's machine view shows it. */
+export interface WorkerRow {
+  pid: number;
+  /** STARTING (not ready yet), IDLE, BUSY (a task or a lease) or ACTOR (hosting one). */
+  state: "STARTING" | "IDLE" | "BUSY" | "ACTOR";
+  /** Its process title as `ps` shows it (`warren::<task name>`); null where it cannot be read. */
+  title: string | null;
+  actor_id: string | null;
+}
+
 /** Request kind -> [payload, reply], for requests to one node. */
 export interface NodeRequests {
   /** A chunk of a stored object (objects cross nodes in chunks well under max_message_size). */
   "object.fetch": [{ id: string; offset: number; length: number }, { chunk: Uint8Array }];
+  "node.workers": [None, WorkerRow[]];
 }
 
 export type HeadRequest = keyof HeadRequests;

@@ -58,7 +58,7 @@ test("an ES module with top-level await and no main guard: tasks, an actor and i
     "await warren.shutdown();",
   ].join("\n"));
   const r = await run([path.join(installed, "dist", "src", "cli", "main.js"), "run", "app.mts"]);
-  expect(r.stderr).toBe("");
+  expect(r.stderr).toMatch(/^Started a local warren cluster\. View the dashboard at http:\/\/127\.0\.0\.1:\d+\n$/); // and nothing else
   expect(r.stdout.trim().split("\n")).toEqual(["3", "5", "true 5"]);
 });
 
@@ -76,7 +76,7 @@ test("a CommonJS program in plain JavaScript, no guard", async () => {
     "(async () => { await warren.init({ numCpus: 1 }); console.log(await warren.get([1, 2, 3].map((n) => square.remote(n)))); await warren.shutdown(); })();",
   ].join("\n"));
   const r = await run(["app.js"]);
-  expect(r.stderr).toBe("");
+  expect(r.stderr).toMatch(/^Started a local warren cluster\. View the dashboard at http:\/\/127\.0\.0\.1:\d+\n$/); // and nothing else
   expect(r.stdout.trim()).toBe("[ 1, 4, 9 ]");
 });
 
