@@ -12,6 +12,8 @@ export { Actor, actor, method, getActor, kill, exitActor } from "./actor";
 export { ActorHandle, ActorMethod } from "../core/actor-handle";
 export { nodes, clusterResources, availableResources, state } from "./state";
 export type { NodeSummary, ListOptions, Filters, TaskRow, Gathered } from "./state";
+export { timeline } from "./timeline";
+export type { TraceEvent } from "./timeline";
 export type { ActorMethods } from "../core/actor-handle";
 
 type Values<T extends readonly unknown[]> = { -readonly [K in keyof T]: T[K] extends ObjectRef<infer V> ? V : never };

@@ -1,19 +1,23 @@
 /**
  * Cluster state as Ray shows it. Nodes, resources and actors come from the head's registry.
- * Tasks and objects come from their owners, where their lifecycle machines live: a query is
- * broadcast to every process, and the answers are merged (a worker's view of the task it runs
- * overrides the owner's "submitted"). It waits for the processes known to be alive (the head
- * names nodes and drivers, each node its workers), at most a moment; a list missing someone's
- * rows says whom in `unanswered`. Nothing is recorded per task on the hot path; tasks of
- * processes that have exited are not listed.
+ * Tasks come from two places, merged by one rule (wire/task-events.ts mergeTask): the processes
+ * alive now, where their records live (a query is broadcast to every process; a worker's view of
+ * the task it runs overrides the owner's "submitted"), and the head's history of task events,
+ * which every process sends in batches (core/task-events.ts), so tasks of drivers and workers
+ * that have exited are listed too, with where, when they started and ended, and how they failed
+ * (bounded: head/events.ts). A live row wins over the history's; a field it lacks (the node of a
+ * task its owner saw finish) comes from the history. Newest first. Objects come from their owners
+ * only. A list waits for the processes known to be alive (the head names nodes and drivers, each
+ * node its workers), at most a moment; a list missing someone's rows says whom in `unanswered`.
+ * A task's events reach the head within about a second (CORE_DEFAULTS.taskEventsMs).
  */
 import { OptionsError } from "../errors";
 import type { Resources } from "../scheduling/shape";
 import type { JobRow, NodeSummary } from "../wire/head";
-import type { TaskInfo } from "../core/task-manager";
+import { type OwnerRow, type RunRow, type TaskEntry, type TaskRow, mergeTask } from "../wire/task-events";
 import { currentRuntime } from "../core/current";
 
-export type { JobRow, NodeSummary };
+export type { JobRow, NodeSummary, TaskRow };
 
 /** One entry per node ever seen, dead ones with `Alive: false` and empty `Resources`. */
 export function nodes(): Promise<NodeSummary[]> {
@@ -48,10 +52,8 @@ export interface ListOptions {
 /** A list of tasks or objects: `unanswered` names the processes whose rows are missing from it. */
 export type Gathered<T> = T[] & { unanswered?: string[] };
 
-export type TaskRow = TaskInfo & { state: string; attempt_number: number; node_id: string | null; worker_pid: number | null };
-
 const BASIC_COLUMNS: Record<string, string[]> = {
-  tasks: ["task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type", "func_or_class_name", "parent_task_id", "node_id", "error_type"],
+  tasks: ["task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type", "func_or_class_name", "parent_task_id", "node_id", "error_type", "start_time_ms", "end_time_ms"],
   actors: ["actor_id", "class_name", "state", "name", "pid", "ray_namespace", "node_id"],
   objects: ["object_id", "object_size", "task_status", "reference_type", "owner_pid"],
   nodes: ["node_id", "node_ip", "is_head_node", "state", "node_name", "resources_total"],
@@ -59,14 +61,29 @@ const BASIC_COLUMNS: Record<string, string[]> = {
 };
 
 async function listTasks(options: ListOptions = {}): Promise<Gathered<TaskRow>> {
-  const { rows, unanswered } = await currentRuntime().rpc.gather<Record<string, unknown>>("tasks");
-  const running = new Map(rows.filter((r) => r.running).map((r) => [r.task_id as string, r]));
-  const tasks = rows.filter((r) => !r.running).map((r) => {
-    const live = running.get(r.task_id as string);
-    const final = r.state === "FINISHED" || r.state === "FAILED";
-    return { ...r, state: live && !final ? live.state : r.state, node_id: live?.node_id ?? null, worker_pid: live?.worker_pid ?? null } as TaskRow;
-  });
-  return withUnanswered(select("tasks", tasks.sort((a, b) => a.start_time_ms - b.start_time_ms), options), unanswered);
+  const rt = currentRuntime();
+  const [{ rows, unanswered }, history] = await Promise.all([
+    rt.rpc.gather<OwnerRow | (RunRow & { running: true })>("tasks"),
+    // An unanswered head is named by the gather already.
+    rt.rpc.head("task.history", { limit: Number.MAX_SAFE_INTEGER }).then((h) => h.entries, () => [] as TaskEntry[]),
+  ]);
+  const tasks = new Map<string, TaskEntry>(history.map((e) => [(e.task ?? e.run)!.task_id, e]));
+  for (const r of rows) {
+    const e = tasks.get(r.task_id) ?? {};
+    if ("running" in r) e.run = r;
+    else e.task = r;
+    tasks.set(r.task_id, e);
+  }
+  const merged = [...tasks.values()].map((e) => wholeMs(mergeTask(e.task, e.run)));
+  const when = (t: TaskRow) => t.creation_time_ms ?? t.start_time_ms ?? 0;
+  return withUnanswered(select("tasks", merged.sort((a, b) => when(b) - when(a)), options), unanswered);
+}
+
+/** Ray's times are whole milliseconds (runs are timed finer, for the timeline). */
+function wholeMs(t: TaskRow): TaskRow {
+  if (t.start_time_ms !== null) t.start_time_ms = Math.floor(t.start_time_ms);
+  if (t.end_time_ms !== null) t.end_time_ms = Math.floor(t.end_time_ms);
+  return t;
 }
 
 async function listActors(options: ListOptions = {}): Promise<Record<string, unknown>[]> {

@@ -10,7 +10,7 @@ import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { ActorDiedError, NodeDiedError, WarrenError } from "../errors";
 import { encodeError } from "../serialization";
-import { type Topology, consumeQueue, resubscribe, secondsFromEnv } from "../transport";
+import { type Topology, consumeQueue, countFromEnv, resubscribe, secondsFromEnv } from "../transport";
 import { queueAbsent, queueInfo } from "../transport/queues";
 import { mayRetry } from "../scheduling/retry";
 import { Kind, RpcReply } from "../wire/kinds";
@@ -18,6 +18,7 @@ import { ownerOf } from "../wire/ids";
 import type { Handlers, HeadRequest, HeadRequests, InfeasibleNotice, JobEnded, ShapeDemand } from "../wire/head";
 import { HeadRegistry } from "./registry";
 import { RegistryStore } from "./store";
+import { TaskHistory } from "./events";
 
 /** The head's timings; each is the one place its value is set. */
 export const HEAD_DEFAULTS = {
@@ -48,7 +49,17 @@ export const HEAD_DEFAULTS = {
    * RAY_maximum_gcs_destroyed_actor_cached_count. WARREN_DEAD_ACTORS_KEPT sets it for a cluster's head.
    * @default 100000
    */
-  deadActorsKept: Number(process.env.WARREN_DEAD_ACTORS_KEPT ?? 100_000),
+  deadActorsKept: countFromEnv("WARREN_DEAD_ACTORS_KEPT", 100_000),
+  /**
+   * Tasks the head's history keeps (head/events.ts), per job and in all, the oldest dropped
+   * first: Ray's 10,000 per job and task_events_max_num_task_in_gcs. WARREN_TASKS_KEPT_PER_JOB
+   * and WARREN_TASKS_KEPT set them for a cluster's head.
+   * @default 10000 per job, 100000 in all
+   */
+  tasksKeptPerJob: countFromEnv("WARREN_TASKS_KEPT_PER_JOB", 10_000),
+  tasksKept: countFromEnv("WARREN_TASKS_KEPT", 100_000),
+  /** At most this many tasks in one answer of the history (well under the broker's max_message_size). */
+  historyPage: 10_000,
 };
 
 export interface HeadContext {
@@ -73,6 +84,7 @@ export class HeadServer {
   /** What the registry it started on knew: undefined for a new cluster. */
   readonly restored?: { nodes: number; actors: number; durable: boolean };
   private readonly store: RegistryStore;
+  private readonly history = new TaskHistory(HEAD_DEFAULTS.tasksKeptPerJob, HEAD_DEFAULTS.tasksKept);
   /** Until when the checks of nodes and owners wait, after the connection came back. */
   private graceUntil = 0;
   private readonly handlers: Handlers<HeadRequests>;
@@ -102,6 +114,8 @@ export class HeadServer {
       "cluster.info": durable,
       "actor.kill": (p) => this.kill(p.id, p.noRestart, p.why),
       "job.end": (p) => this.endJob(p.jobId, "SUCCEEDED", "the driver called shutdown()"),
+      "task.events": (p) => this.history.record(p),
+      "task.history": (p) => this.history.page(Math.min(p.limit, HEAD_DEFAULTS.historyPage), p.before),
     };
   }
 

@@ -8,6 +8,7 @@ import type { EncodedError } from "../serialization";
 import type { Resources } from "../scheduling/shape";
 import type { ActorEvent, ActorState } from "../lifecycle/actor";
 import type { HandleInfo } from "./descriptors";
+import type { TaskEntry, TaskEventBatch } from "./task-events";
 
 /** An actor's creation message, kept by the head to restart the actor if its node dies. */
 export interface ActorCreationMessage {
@@ -156,6 +157,13 @@ export interface HeadRequests {
   "shape.demand": [None, ShapeDemand[]];
   "resources.total": [None, Resources];
   "resources.available": [None, Resources];
+  /** A process's task events (core/task-events.ts); no answer. */
+  "task.events": [TaskEventBatch, void];
+  /**
+   * The kept history (head/events.ts), newest first: at most `limit` tasks first recorded before
+   * `before` (none: from the newest); `next` is the `before` of the following page, if any.
+   */
+  "task.history": [{ limit: number; before?: number }, { entries: TaskEntry[]; next?: number }];
 }
 
 /** Request kind -> [payload, reply], for requests to one node. */
