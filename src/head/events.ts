@@ -11,7 +11,7 @@
  * started again starts an empty one (its registry, head/store.ts, is what must survive).
  */
 import { BoundedMap } from "../bounded";
-import type { RunRow, TaskEntry, TaskEventBatch } from "../wire/task-events";
+import { type RunRow, type TaskEntry, type TaskEventBatch, mergeTask } from "../wire/task-events";
 
 /** A kept task, with the order it was first heard in. */
 interface Kept extends TaskEntry {
@@ -106,6 +106,19 @@ export class TaskHistory {
     if (known !== undefined) return known;
     this.strings.set(s, s);
     return s;
+  }
+
+  /**
+   * A job ended: its tasks that had not ended never will (their owner is gone, or stopped them),
+   * so they are FAILED from now on, as in Ray. A row heard later (a driver's last batch) says better.
+   */
+  jobEnded(job: string, why: string): void {
+    const now = Date.now();
+    for (const k of this.jobs.get(job)?.newest() ?? []) {
+      const state = mergeTask(k.task, k.run).state;
+      if (!k.task || state === "FINISHED" || state === "FAILED") continue;
+      k.task = { ...k.task, state: "FAILED", end_time_ms: now, error_type: "TaskCancelledError", error_message: `its job ${job} ended: ${why}` };
+    }
   }
 
   /** Newest first, at most `limit` tasks first heard before `before`; `next` for the page after. */

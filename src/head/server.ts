@@ -266,6 +266,7 @@ export class HeadServer {
    */
   private endJob(jobId: string, status: "SUCCEEDED" | "FAILED", message: string): void {
     if (!this.registry.endJob(jobId, status, message)) return;
+    this.history.jobEnded(jobId, message);
     const { ch, topo } = this.ctx;
     const ended: JobEnded = { jobId };
     ch.publish(topo.control, "all.job-ended", v8.serialize(ended), { type: Kind.jobEnded });

@@ -4,10 +4,11 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import * as warren from "warren";
 import { Cluster, waitForCondition } from "warren/testing";
+import { firstLine } from "../helpers";
 
 const ROOT = path.join(__dirname, "..", "..");
 const DRIVER = path.join(__dirname, "..", "fixtures", "events_driver.ts");
@@ -80,6 +81,20 @@ test("the head keeps at most WARREN_TASKS_KEPT_PER_JOB tasks of a job, the newes
   expect(rows).toHaveLength(KEPT_PER_JOB);
   // The first job's tasks are untouched by this one's bound.
   expect(await warren.state.listTasks({ filters: { job_id: first.jobId } })).toHaveLength(4);
+});
+
+test("a SIGKILLed driver's queued and running tasks are FAILED once the head ends its job", async () => {
+  const d = spawn(process.execPath, ["-r", "tsx/cjs", DRIVER, cluster.address, cluster.cluster, "5", "hang"], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"] });
+  const { jobId, tasks } = JSON.parse(await firstLine(d)) as { jobId: string; tasks: string[] };
+  d.kill("SIGKILL");
+  let rows: warren.TaskRow[] = [];
+  await waitForCondition(async () => {
+    rows = await warren.state.listTasks({ filters: { job_id: jobId }, detail: true });
+    return rows.length === 5 && rows.every((r) => r.state === "FAILED");
+  }, 15);
+  expect(rows.map((r) => r.task_id).sort()).toEqual([...tasks].sort());
+  for (const r of rows) expect(r).toMatchObject({ error_type: "TaskCancelledError", error_message: `its job ${jobId} ended: the driver exited without shutdown()` });
+  expect(rows.filter((r) => r.start_time_ms !== null)).toHaveLength(2); // the two that had a CPU ran
 });
 
 test("warren.timeline() and `warren timeline -o` write Chrome trace events of the runs", async () => {

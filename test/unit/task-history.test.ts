@@ -101,3 +101,18 @@ test("the bounds come from the environment, validated", () => {
     expect(() => countFromEnv("WARREN_TASKS_KEPT_PER_JOB", 10_000, { WARREN_TASKS_KEPT_PER_JOB: bad })).toThrow(`WARREN_TASKS_KEPT_PER_JOB must be a whole number above 0 (got "${bad}")`);
   }
 });
+
+test("a job's end fails its unfinished tasks; its finished ones, and rows heard later, stand", () => {
+  const h = new TaskHistory(10, 100);
+  h.record(batch([owner("done", "j"), owner("queued", "j", "PENDING_NODE_ASSIGNMENT"), owner("running", "j", "SUBMITTED_TO_WORKER"), owner("other", "k", "PENDING_NODE_ASSIGNMENT")], [run("running", "j", 10, null)]));
+  h.jobEnded("j", "the driver exited without shutdown()");
+  const rows = new Map(h.page(10).entries.map((e) => [e.task!.task_id, mergeTask(e.task, e.run)]));
+  expect(rows.get("done")!.state).toBe("FINISHED");
+  expect(rows.get("other")!.state).toBe("PENDING_NODE_ASSIGNMENT");
+  for (const id of ["queued", "running"]) {
+    expect(rows.get(id)).toMatchObject({ state: "FAILED", error_type: "TaskCancelledError", error_message: "its job j ended: the driver exited without shutdown()" });
+    expect(rows.get(id)!.end_time_ms).toBeGreaterThan(0);
+  }
+  h.record(batch([owner("queued", "j")]));
+  expect(mergeTask(h.page(10).entries.find((e) => e.task!.task_id === "queued")!.task, undefined).state).toBe("FINISHED");
+});
