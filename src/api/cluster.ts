@@ -204,6 +204,8 @@ export async function shutdown(): Promise<void> {
   const rt = currentRuntime();
   // The head would see the end by this driver's inbox, gone; said, it is a success and is at once.
   // Not while the broker is away (the request would wait in the outbox): the head then sees it gone.
+  // Its task events first: what is still unfinished then, the head marks failed with the job.
+  rt.events.flush();
   if (job && rt.link.up) await rt.rpc.head("job.end", { jobId: job }).catch(() => undefined);
   job = undefined;
   await rt.close();

@@ -12,8 +12,10 @@ export { Actor, actor, method, getActor, kill, exitActor } from "./actor";
 export { ActorHandle, ActorMethod } from "../core/actor-handle";
 export { nodes, clusterResources, availableResources, state } from "./state";
 export type { NodeSummary, ListOptions, Filters, Predicate, TaskRow, Gathered, JobRow } from "./state";
-export type { TaskInfo } from "../wire/kinds";
+export type { TaskInfo } from "../wire/task-events";
 export type { Resources } from "../scheduling/shape";
+export { timeline } from "./timeline";
+export type { TraceEvent } from "./timeline";
 export type { ActorMethods } from "../core/actor-handle";
 
 type Values<T extends readonly unknown[]> = { -readonly [K in keyof T]: T[K] extends ObjectRef<infer V> ? V : never };

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * cli: the `warren` command (Ray's `ray start/stop/status/list/summary`). Each command group is a
- * module: nodes.ts (start, stop), query.ts (status, list, summary), broker.ts (broker start, stop,
+ * cli: the `warren` command (Ray's `ray start/stop/status/list/summary/timeline`). Each command group is a
+ * module: nodes.ts (start, stop), query.ts (status, list, summary, timeline), broker.ts (broker start, stop,
  * status), run-program.ts (run); format.ts prints. Exit codes: 0 done, 1 failed, 2 bad usage (unknown command or
  * option, bad value).
  */
@@ -20,7 +20,7 @@ import { MAX_CLUSTER_NODES } from "./rabbitmq-cluster";
 import { start, stop } from "./nodes";
 import { cleanup } from "./cleanup";
 import { runProgram } from "./run-program";
-import { Format, Kind, list, status, summary } from "./query";
+import { Format, Kind, list, status, summary, timeline } from "./query";
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 /** What the action that ran returned. */
@@ -198,6 +198,14 @@ function program(): Command {
       .addArgument(new Argument("<resource>", "what to summarize").choices(["tasks", "actors", "objects"]))
       .addOption(format()),
   ).action(run((kind: "tasks" | "actors" | "objects", o) => summary(target(o), kind, o.format as Format)));
+
+  queryOptions(
+    prog
+      .command("timeline")
+      .description("write the cluster's task runs as Chrome trace events, for Perfetto or chrome://tracing (like `ray timeline`)")
+      .requiredOption("-o, --output <file>", "the JSON file to write")
+      .addHelpText("after", "\nExample:\n  warren timeline --cluster prod -o trace.json   # then open trace.json in https://ui.perfetto.dev"),
+  ).action(run((o) => timeline(target(o), o.output)));
 
   prog
     .command("run")

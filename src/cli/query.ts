@@ -1,5 +1,7 @@
-/** `warren status`, `warren list` and `warren summary`: questions to a running cluster. */
+/** `warren status`, `warren list`, `warren summary` and `warren timeline`: questions to a running cluster. */
+import * as path from "node:path";
 import * as warren from "../api/state";
+import { timeline as traceOf } from "../api/timeline";
 import { currentRuntime } from "../core/current";
 import { parseShape } from "../scheduling/shape";
 import type { Filters, Gathered } from "../api/state";
@@ -123,5 +125,13 @@ export async function summary(t: Target, kind: "tasks" | "actors" | "objects", f
     ...(typeof r.total_size === "number" ? { total_size: bytes(r.total_size) } : {}),
   }));
   console.log([banner(title), section("Stats:"), stats(totals), "", section(`Table (group by ${groupBy}):`), shown.length ? table(shown) : "(none)"].join("\n"));
+  return 0;
+}
+
+/** `warren timeline -o FILE`: the cluster's task runs as Chrome trace events (Ray's `ray timeline`). */
+export async function timeline(t: Target, file: string): Promise<number> {
+  const events = await withCluster(t, () => traceOf(file));
+  const runs = events.filter((e) => e.ph === "X").length;
+  console.log(`wrote ${runs} task runs of cluster "${t.cluster}" to ${path.resolve(file)}; open it in https://ui.perfetto.dev or chrome://tracing`);
   return 0;
 }

@@ -4,6 +4,7 @@
  * lives in AsyncLocalStorage). Nested submissions take their job and namespace from it.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { EncodedError } from "../serialization";
 
 export interface RuntimeConfig {
   address: string;
@@ -34,6 +35,10 @@ export interface TaskContext {
   /** The GPUs assigned to it (its worker's CUDA_VISIBLE_DEVICES) and the resources it holds. */
   gpuIds: number[];
   resources: Record<string, number>;
+  /** Its run, for task events (core/task-events.ts): when it started and ended (ms since the epoch, with fractions), and why it failed. */
+  startMs?: number;
+  endMs?: number;
+  error?: EncodedError;
 }
 
 export const taskContext = new AsyncLocalStorage<TaskContext>();

@@ -43,4 +43,11 @@ export const CORE_DEFAULTS = {
    * @default 10000
    */
   stateRows: 10_000,
+  /**
+   * How long task events wait in a process before they go to the head in one message (Ray's
+   * RAY_task_events_report_interval_ms), and how many changed tasks send them sooner.
+   * @default 1000 ms, 1000 tasks
+   */
+  taskEventsMs: 1000,
+  taskEventsBatch: 1000,
 } as const;

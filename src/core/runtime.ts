@@ -34,6 +34,7 @@ import { Objects } from "./objects";
 import { SyncRpc } from "./rpc";
 import { Submitter } from "./submitter";
 import { TaskManager } from "./task-manager";
+import { TaskEvents } from "./task-events";
 import { onInfeasible } from "./infeasible";
 import type { Route, TaskTemplate } from "./template";
 
@@ -49,6 +50,8 @@ export class Runtime {
   readonly topo: Topology;
   readonly inbox: string;
   readonly tasks: TaskManager;
+  /** This process's task events, sent to the head in batches. */
+  readonly events: TaskEvents;
   readonly objects: Objects;
   readonly submitter: Submitter;
   readonly resolver: FutureResolver;
@@ -80,6 +83,7 @@ export class Runtime {
     this.inbox = this.topo.inbox(config.ownerId);
     this.rpc = new RpcClient(() => this.ch, this.topo, this.inbox, () => this.link.settling());
     this.rpcSync = new SyncRpc(config.address, config.cluster, () => this.ensureOpen());
+    this.events = new TaskEvents(this);
     this.tasks = new TaskManager(this);
     this.objects = new Objects(this);
     this.submitter = new Submitter(this);
@@ -310,6 +314,7 @@ export class Runtime {
     this.rpcSync.close();
     this.rpc.failAll(new WarrenError("warren was shut down before this request was answered"));
     await this.objects.close();
+    this.events.close();
     // Closing the channel first waits for the broker to process what was sent on it (close-ok).
     await this.ch.close().catch(() => undefined);
     await this.link.close();

@@ -2,17 +2,23 @@
  * Cluster state as Ray shows it, asked through any client that reaches the head and can gather
  * from every process: a driver's or the CLI's runtime (api/state.ts), or the head itself (its
  * dashboard, head/dashboard-views.ts). Nodes, resources, actors and jobs come from the head's
- * registry. Tasks and objects come from their owners, where their lifecycle machines live: a
- * query is broadcast to every process, and the answers are merged (a worker's view of the task
- * it runs overrides the owner's "submitted"). It waits for the processes known to be alive (the
- * head names nodes and drivers, each node its workers), at most a moment; a list missing
- * someone's rows says whom in `unanswered`. Nothing is recorded per task on the hot path; tasks
- * of processes that have exited are not listed.
+ * registry. Tasks come from two places, merged by one rule (wire/task-events.ts mergeTask): the
+ * processes alive now, where their records live (a query is broadcast to every process; a
+ * worker's view of the task it runs overrides the owner's "submitted"), and the head's history of
+ * task events, which every process sends in batches (core/task-events.ts), so tasks of drivers
+ * and workers that have exited are listed too, with where, when they started and ended, and how
+ * they failed (bounded: head/events.ts). A live row wins over the history's; a field it lacks
+ * (the node of a task its owner saw finish) comes from the history. Newest first. Objects come
+ * from their owners only. A list waits for the processes known to be alive (the head names nodes
+ * and drivers, each node its workers), at most a moment; a list missing someone's rows says whom
+ * in `unanswered`. A task's events reach the head within about a second (CORE_DEFAULTS.taskEventsMs).
  */
 import { OptionsError } from "../errors";
 import type { Resources } from "../scheduling/shape";
 import type { HeadRequest, HeadRequests, JobRow, NodeSummary, PayloadOf, ReplyOf } from "../wire/head";
-import type { TaskInfo } from "../wire/kinds";
+import { type OwnerRow, type RunRow, type TaskEntry, type TaskRow, mergeTask } from "../wire/task-events";
+
+export type { TaskRow };
 
 /** What the queries ask through: the head's requests, and a broadcast gathered from every process (transport/rpc.ts). */
 export interface StateClient {
@@ -35,8 +41,6 @@ export interface ListOptions {
 /** A list of tasks or objects: `unanswered` names the processes whose rows are missing from it. */
 export type Gathered<T> = T[] & { unanswered?: string[] };
 
-export type TaskRow = TaskInfo & { state: string; attempt_number: number; node_id: string | null; worker_pid: number | null };
-
 export type TaskSummary = {
   summary: Record<string, { func_or_class_name: string; type: string; state_counts: Record<string, number> }>;
   total_tasks: number;
@@ -44,7 +48,7 @@ export type TaskSummary = {
 };
 
 const BASIC_COLUMNS: Record<string, string[]> = {
-  tasks: ["task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type", "func_or_class_name", "parent_task_id", "node_id", "error_type"],
+  tasks: ["task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type", "func_or_class_name", "parent_task_id", "node_id", "error_type", "start_time_ms", "end_time_ms"],
   actors: ["actor_id", "class_name", "state", "name", "pid", "ray_namespace", "node_id"],
   objects: ["object_id", "object_size", "task_status", "reference_type", "owner_pid"],
   nodes: ["node_id", "node_ip", "is_head_node", "state", "node_name", "resources_total"],
@@ -66,14 +70,22 @@ export function stateQueries(client: () => StateClient) {
   const availableResources = (): Promise<Resources> => client().head("resources.available", {});
 
   async function listTasks(options: ListOptions = {}): Promise<Gathered<TaskRow>> {
-    const { rows, unanswered } = await client().gather<Record<string, unknown>>("tasks");
-    const running = new Map(rows.filter((r) => r.running).map((r) => [r.task_id as string, r]));
-    const tasks = rows.filter((r) => !r.running).map((r) => {
-      const live = running.get(r.task_id as string);
-      const final = r.state === "FINISHED" || r.state === "FAILED";
-      return { ...r, state: live && !final ? live.state : r.state, node_id: live?.node_id ?? null, worker_pid: live?.worker_pid ?? null } as TaskRow;
-    });
-    return withUnanswered(select("tasks", tasks.sort((a, b) => a.start_time_ms - b.start_time_ms), options), unanswered);
+    const c = client();
+    const [{ rows, unanswered }, history] = await Promise.all([
+      c.gather<OwnerRow | (RunRow & { running: true })>("tasks"),
+      // An unanswered head is named by the gather already.
+      c.head("task.history", { limit: Number.MAX_SAFE_INTEGER }).then((h) => h.entries, () => [] as TaskEntry[]),
+    ]);
+    const tasks = new Map<string, TaskEntry>(history.map((e) => [(e.task ?? e.run)!.task_id, e]));
+    for (const r of rows) {
+      const e = tasks.get(r.task_id) ?? {};
+      if ("running" in r) e.run = r;
+      else e.task = r;
+      tasks.set(r.task_id, e);
+    }
+    const merged = [...tasks.values()].map((e) => wholeMs(mergeTask(e.task, e.run)));
+    const when = (t: TaskRow) => t.creation_time_ms ?? t.start_time_ms ?? 0;
+    return withUnanswered(select("tasks", merged.sort((a, b) => when(b) - when(a)), options), unanswered);
   }
 
   async function listActors(options: ListOptions = {}): Promise<Record<string, unknown>[]> {
@@ -132,4 +144,11 @@ function select<T extends object>(kind: string, rows: T[], options: ListOptions)
   const kept = rows.filter((r) => preds.every(([k, op, v]) => (String((r as Record<string, unknown>)[k]) === String(v)) === (op === "=")));
   const cols = BASIC_COLUMNS[kind];
   return kept.slice(0, limit).map((r) => (detail ? r : (Object.fromEntries(cols.filter((c) => c in r).map((c) => [c, (r as Record<string, unknown>)[c]])) as T)));
+}
+
+/** Ray's times are whole milliseconds (runs are timed finer, for the timeline). */
+function wholeMs(t: TaskRow): TaskRow {
+  if (t.start_time_ms !== null) t.start_time_ms = Math.floor(t.start_time_ms);
+  if (t.end_time_ms !== null) t.end_time_ms = Math.floor(t.end_time_ms);
+  return t;
 }

@@ -17,7 +17,7 @@ import { encodeError, hasMarkers } from "../serialization";
 import { INITIAL_TASK_STATE, nextTaskState } from "../lifecycle/task";
 import { TaskContext, taskContext } from "./context";
 import { DECLARED, Route, TaskTemplate } from "./template";
-import type { TaskInfo } from "../wire/kinds";
+import type { TaskInfo } from "../wire/task-events";
 import type { Sent } from "./task-manager";
 import type { Runtime } from "./runtime";
 
@@ -62,7 +62,7 @@ export class Submitter {
       task_id: taskId, name: t.name, func_or_class_name: actor?.create ? t.fn.name : actor?.method ? `${t.fn.name}.${actor.method}` : t.fn.name,
       type: actor?.create ? "ACTOR_CREATION_TASK" : actor ? "ACTOR_TASK" : "NORMAL_TASK",
       job_id: ctx?.jobId ?? this.rt.config.jobId, actor_id: actor?.id ?? null, parent_task_id: ctx?.taskId ?? null,
-      required_resources: t.shape, start_time_ms: Date.now(), end_time_ms: null, error_type: null, error_message: null,
+      required_resources: t.shape, creation_time_ms: Date.now(), end_time_ms: null, error_type: null, error_message: null,
     };
     const out = () => returns.map((id) => objects.track(new ObjectRef(id)));
     if (!tasks.add(taskId, { state: INITIAL_TASK_STATE, returns, name: t.name, actorId: callee, info })) return out();

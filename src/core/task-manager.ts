@@ -13,8 +13,8 @@ import { NodeDiedError } from "../errors";
 import { EncodedError, encodeError } from "../serialization";
 import { mayRetry } from "../scheduling/retry";
 import { INITIAL_TASK_STATE, TaskState, nextTaskState } from "../lifecycle/task";
-import type { TaskInfo } from "../wire/kinds";
 import type { ResultMessage } from "../wire/messages";
+import { type OwnerRow, type TaskInfo, errorColumns } from "../wire/task-events";
 import { CORE_DEFAULTS } from "./defaults";
 import type { Runtime } from "./runtime";
 
@@ -68,6 +68,7 @@ export class TaskManager {
   /** Records a new task. A call to an actor known dead fails at once: returns false then. */
   add(taskId: string, rec: TaskRecord): boolean {
     this.tasks.set(taskId, rec);
+    this.rt.events.task(rec);
     const callee = rec.actorId;
     if (!callee) return true;
     const dead = this.deadActors.get(callee);
@@ -119,13 +120,11 @@ export class TaskManager {
     }
     // Completed in place: a copy per finished task was most of this function's cost.
     rec.info.end_time_ms = Date.now();
-    if (r.error) {
-      rec.info.error_type = r.error.name ?? null;
-      rec.info.error_message = r.error.message.split("\n")[0];
-    }
+    if (r.error) Object.assign(rec.info, errorColumns(r.error));
     rec.attempt = rec.sent?.attempt ?? 0;
     rec.sent = undefined;
     this.ended.set(r.task, rec);
+    this.rt.events.task(rec);
   }
 
   fail(taskId: string, error: EncodedError): void {
@@ -199,7 +198,9 @@ export class TaskManager {
     this.lineage.delete(taskId);
     const sent: Sent = { ...l.sent, attempt: attempt + 1 };
     for (const id of l.returns) this.rt.objects.owned.reset(id);
-    this.tasks.set(taskId, { state: nextTaskState(INITIAL_TASK_STATE, "ARGS_READY"), returns: l.returns, name: l.name, info: { ...l.info, end_time_ms: null }, sent });
+    const rec: TaskRecord = { state: nextTaskState(INITIAL_TASK_STATE, "ARGS_READY"), returns: l.returns, name: l.name, info: { ...l.info, end_time_ms: null }, sent };
+    this.tasks.set(taskId, rec);
+    this.rt.events.task(rec);
     this.rt.submitter.send(taskId, sent);
     return true;
   }
@@ -210,7 +211,12 @@ export class TaskManager {
   }
 
   /** Ray's task columns of every task this process knows, unfinished first. */
-  rows(): Record<string, unknown>[] {
-    return [...this.tasks.values(), ...this.ended.values()].map((r) => ({ ...r.info, state: r.state, attempt_number: r.attempt ?? r.sent?.attempt ?? 0 }));
+  rows(): OwnerRow[] {
+    return [...this.tasks.values(), ...this.ended.values()].map(rowOf);
   }
+}
+
+/** A task's row as its owner knows it now: for state queries and task events. */
+export function rowOf(r: TaskRecord): OwnerRow {
+  return { ...r.info, state: r.state, attempt_number: r.attempt ?? r.sent?.attempt ?? 0 };
 }

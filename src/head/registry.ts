@@ -54,7 +54,7 @@ export class HeadRegistry {
   }
 
   /** The requests answered from the registry alone (the head's server adds what needs the broker). */
-  readonly handlers: Omit<Handlers<HeadRequests>, "shape.demand" | "node.register" | "cluster.info" | "actor.kill" | "job.end"> = {
+  readonly handlers: Omit<Handlers<HeadRequests>, "shape.demand" | "node.register" | "cluster.info" | "actor.kill" | "job.end" | "task.events" | "task.history"> = {
     "actor.register": (p) => this.register(p),
     "actor.get": (p) => this.getNamed(p.name, p.namespace),
     "actor.event": (p) => this.onEvent(p.id, p.event, p.creation),

@@ -22,6 +22,7 @@ import { HeadRegistry } from "./registry";
 import { RegistryStore } from "./store";
 import { type Dashboard, type DashboardOptions, serveDashboard } from "./dashboard";
 import { dashboardRoutes } from "./dashboard-views";
+import { TaskHistory } from "./events";
 
 /** The head's timings; each is the one place its value is set. */
 export const HEAD_DEFAULTS = {
@@ -53,6 +54,16 @@ export const HEAD_DEFAULTS = {
    * @default 100000
    */
   deadActorsKept: countFromEnv("WARREN_DEAD_ACTORS_KEPT", 100_000),
+  /**
+   * Tasks the head's history keeps (head/events.ts), per job and in all, the oldest dropped
+   * first: Ray's 10,000 per job and task_events_max_num_task_in_gcs. WARREN_TASKS_KEPT_PER_JOB
+   * and WARREN_TASKS_KEPT set them for a cluster's head.
+   * @default 10000 per job, 100000 in all
+   */
+  tasksKeptPerJob: countFromEnv("WARREN_TASKS_KEPT_PER_JOB", 10_000),
+  tasksKept: countFromEnv("WARREN_TASKS_KEPT", 100_000),
+  /** At most this many tasks in one answer of the history (well under the broker's max_message_size). */
+  historyPage: 10_000,
 };
 
 export interface HeadContext {
@@ -79,6 +90,7 @@ export class HeadServer {
   /** What the registry it started on knew: undefined for a new cluster. */
   readonly restored?: { nodes: number; actors: number; durable: boolean };
   private readonly store: RegistryStore;
+  private readonly history = new TaskHistory(HEAD_DEFAULTS.tasksKeptPerJob, HEAD_DEFAULTS.tasksKept);
   /** Until when the checks of nodes and owners wait, after the connection came back. */
   private graceUntil = 0;
   private readonly handlers: Handlers<HeadRequests>;
@@ -109,6 +121,8 @@ export class HeadServer {
       "cluster.info": durable,
       "actor.kill": (p) => this.kill(p.id, p.noRestart, p.why),
       "job.end": (p) => this.endJob(p.jobId, "SUCCEEDED", "the driver called shutdown()"),
+      "task.events": (p) => this.history.record(p),
+      "task.history": (p) => this.history.page(Math.min(p.limit, HEAD_DEFAULTS.historyPage), p.before),
     };
   }
 
@@ -282,6 +296,7 @@ export class HeadServer {
    */
   private endJob(jobId: string, status: "SUCCEEDED" | "FAILED", message: string): void {
     if (!this.registry.endJob(jobId, status, message)) return;
+    this.history.jobEnded(jobId, message);
     const { ch, topo } = this.ctx;
     const ended: JobEnded = { jobId };
     ch.publish(topo.control, "all.job-ended", v8.serialize(ended), { type: Kind.jobEnded });

@@ -84,12 +84,12 @@ export function secondsFromEnv(name: string, defaultMs: number, env: NodeJS.Proc
   return s * 1000;
 }
 
-/** A count set by an environment variable (a whole number above 0), or `dflt` when it is unset. */
-export function countFromEnv(name: string, dflt: number, env: NodeJS.ProcessEnv = process.env): number {
+/** A count set by the environment variable `name` (a whole number above 0), else `fallback`. */
+export function countFromEnv(name: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
   const raw = env[name];
-  if (raw === undefined || raw === "") return dflt;
+  if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new WarrenError(`${name} must be a whole number above 0 (got "${raw}")`);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new WarrenError(`${name} must be a whole number above 0 (got "${raw}"); unset it for the default, ${fallback}`);
   return n;
 }
 

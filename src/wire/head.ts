@@ -7,6 +7,7 @@
 import type { EncodedError } from "../serialization";
 import type { Resources } from "../scheduling/shape";
 import type { HandleInfo } from "./descriptors";
+import type { TaskEntry, TaskEventBatch } from "./task-events";
 
 /** An actor's states (lifecycle/actor.ts is the machine the head keeps them in). */
 export type ActorState = "PENDING_CREATION" | "ALIVE" | "RESTARTING" | "DEAD";
@@ -168,6 +169,13 @@ export interface HeadRequests {
   "shape.demand": [None, ShapeDemand[]];
   "resources.total": [None, Resources];
   "resources.available": [None, Resources];
+  /** A process's task events (core/task-events.ts); no answer. */
+  "task.events": [TaskEventBatch, void];
+  /**
+   * The kept history (head/events.ts), newest first: at most `limit` tasks first recorded before
+   * `before` (none: from the newest); `next` is the `before` of the following page, if any.
+   */
+  "task.history": [{ limit: number; before?: number }, { entries: TaskEntry[]; next?: number }];
 }
 
 /** A worker process of a node, as the dashboard's machine view shows it. */

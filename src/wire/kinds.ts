@@ -41,19 +41,3 @@ export interface StateAnswer {
   /** The head answered (it is in this node daemon). */
   head?: boolean;
 }
-
-/** What the state API shows of a task besides its state (Ray's columns). */
-export interface TaskInfo {
-  task_id: string;
-  name: string;
-  func_or_class_name: string;
-  type: "NORMAL_TASK" | "ACTOR_TASK" | "ACTOR_CREATION_TASK";
-  job_id: string;
-  actor_id: string | null;
-  parent_task_id: string | null;
-  required_resources: string;
-  start_time_ms: number;
-  end_time_ms: number | null;
-  error_type: string | null;
-  error_message: string | null;
-}

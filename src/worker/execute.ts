@@ -17,6 +17,7 @@ import { publishSmall } from "../transport/frames";
 import { load } from "../core/functions";
 import { currentRuntime } from "../core/current";
 import { TaskContext, taskContext } from "../core/context";
+import { nowMs } from "../core/task-events";
 import { ResultMessage, TaskSpec, encodeResults } from "../wire/messages";
 import { flushOutput } from "./output";
 
@@ -33,9 +34,22 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 /**
  * Runs one task or actor call in its context: resolves its ref arguments, calls, and encodes the
- * return values or the error. Shared by tasks and actor methods.
+ * return values or the error, noting its run's start and end in the task events. Shared by tasks
+ * and actor methods.
  */
 export function execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): MaybePromise<ResultMessage> {
+  const events = currentRuntime().events;
+  ctx.startMs = nowMs();
+  events.run(ctx);
+  return andThen(run(spec, ctx, call), (r) => {
+    ctx.endMs = nowMs();
+    ctx.error = r.error;
+    events.run(ctx);
+    return r;
+  });
+}
+
+function run(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): MaybePromise<ResultMessage> {
   const failed = (err: unknown): ResultMessage => {
     const stack = err instanceof Error ? err.stack ?? String(err) : String(err);
     return { task: spec.id, error: encodeError(new TaskError(spec.name, process.pid, currentRuntime().config.nodeId, stack, err)) };

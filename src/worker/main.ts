@@ -11,6 +11,7 @@ import { encodeError } from "../serialization";
 import { newOwnerId } from "../wire/ids";
 import { resolve } from "../core/functions";
 import { Runtime } from "../core/runtime";
+import { runOf } from "../core/task-events";
 import type { TaskContext } from "../core/context";
 import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messages";
 import { ActorHost } from "./actor-host";
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
     restore: openLeaseChannel,
   });
   rt.runningRows = () => [...running.values()].map((c) => ({
-    task_id: c.taskId, state: blocked > 0 ? "RUNNING_IN_GET" : "RUNNING", node_id: config.nodeId, worker_pid: process.pid, running: true,
+    ...runOf(c, blocked > 0 ? "RUNNING_IN_GET" : "RUNNING"), node_id: config.nodeId, worker_id: rt.config.ownerId, worker_pid: process.pid, running: true,
   }));
   forwardOutput();
   process.on("message", (m: NodeToWorker) => {
@@ -103,8 +104,15 @@ async function main(): Promise<void> {
       leaseCh.ack(leased.delivery);
     }
   });
-  process.on("disconnect", () => process.exit(0));
+  process.on("disconnect", () => void leave());
   send({ t: "ready", pid: process.pid, ownerId: rt.config.ownerId });
+}
+
+/** Its node is gone: the last task events go out (a channel's close waits for what was sent on it), then the worker ends. */
+async function leave(): Promise<void> {
+  rt.events.close();
+  await Promise.race([rt.ch.close(), new Promise((r) => setTimeout(r, 1000))]).catch(() => undefined);
+  process.exit(0);
 }
 
 async function openLeaseChannel(): Promise<void> {

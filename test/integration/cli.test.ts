@@ -85,7 +85,7 @@ afterAll(async () => {
 });
 
 describe("usage", () => {
-  test.each([[[]], [["start"]], [["stop"]], [["status"]], [["list"]], [["summary"]]])("warren %p --help", async (cmd) => {
+  test.each([[[]], [["start"]], [["stop"]], [["status"]], [["list"]], [["summary"]], [["timeline"]]])("warren %p --help", async (cmd) => {
     const r = await warren(...cmd, "--help");
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`Usage: warren${cmd.length ? ` ${cmd[0]}` : ""}`);
@@ -94,7 +94,7 @@ describe("usage", () => {
 
   test("the top-level help names every command", async () => {
     const r = await warren("--help");
-    for (const c of ["start", "stop", "cleanup", "status", "list", "summary"]) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, "m"));
+    for (const c of ["start", "stop", "cleanup", "status", "list", "summary", "timeline"]) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, "m"));
   });
 
   test.each([
@@ -247,7 +247,7 @@ describe("a cluster started with warren start", () => {
     const tasks = await warren("summary", "tasks", "--cluster", cluster);
     expect(tasks.code).toBe(0);
     expect(tasks.stdout).toMatch(/total_tasks: 2/);
-    expect(tasks.stdout).toMatch(/^0 +square +FINISHED: 1, PENDING_NODE_ASSIGNMENT: 1 +NORMAL_TASK$/m);
+    expect(tasks.stdout).toMatch(/^0 +square +(FINISHED: 1, PENDING_NODE_ASSIGNMENT: 1|PENDING_NODE_ASSIGNMENT: 1, FINISHED: 1) +NORMAL_TASK$/m);
     const json = JSON.parse((await warren("summary", "tasks", "--cluster", cluster, "--format", "json")).stdout);
     expect(json).toMatchObject({ total_tasks: 2, summary: [{ func_or_class_name: "square", type: "NORMAL_TASK", state_counts: { FINISHED: 1, PENDING_NODE_ASSIGNMENT: 1 } }] });
     const actors = await warren("summary", "actors", "--cluster", cluster);

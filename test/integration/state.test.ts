@@ -55,7 +55,7 @@ test("filters, limit and columns", async () => {
   await warren.get(Array.from({ length: 5 }, (_, i) => add.remote(i, i)));
   const some = await warren.state.listTasks({ filters: [["func_or_class_name", "=", "add"]], limit: 3 });
   expect(some).toHaveLength(3);
-  expect(Object.keys(some[0]).sort()).toEqual(["actor_id", "attempt_number", "error_type", "func_or_class_name", "job_id", "name", "node_id", "parent_task_id", "state", "task_id", "type"].sort());
+  expect(Object.keys(some[0]).sort()).toEqual(["actor_id", "attempt_number", "end_time_ms", "error_type", "func_or_class_name", "job_id", "name", "node_id", "parent_task_id", "start_time_ms", "state", "task_id", "type"].sort());
   const notAdd = await warren.state.listTasks({ filters: [["func_or_class_name", "!=", "add"]], limit: 1000 });
   expect(notAdd.every((t) => t.func_or_class_name !== "add")).toBe(true);
   await expect(warren.state.listTasks({ filters: [["state", "~", "x"]] as never })).rejects.toThrow(warren.OptionsError);
