@@ -1,10 +1,13 @@
 // The work the outage tests run through a broker outage, and what they count: every value of a
 // stream of sync tasks, a pipelined batch and a task running across the outage; actor calls,
 // executed exactly once (a counter's final value and the values it returned); an object put before.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import * as warren from "warren";
 import { waitForCondition } from "warren/testing";
 import { Counter } from "./fixtures/actors";
-import { add, sleep } from "./fixtures/tasks";
+import { add, sleep, tally } from "./fixtures/tasks";
 
 const MiB = 1 << 20;
 
@@ -16,12 +19,15 @@ interface Counted {
   actorValues: number[];
   actorFinal: number;
   object: number;
+  /** Of the queued batch (tasks of 10 ms, most still queued at the outage): how many ran more than once. */
+  queuedRanTwice: number;
 }
 
 const SYNC = 40;
 const PIPELINED = 200;
 const ACTOR_SYNC = 40;
 const ACTOR_PIPELINED = 100;
+const QUEUED = 100;
 
 /** Runs the work; `outage` is called once it is under way, and the work goes on through it. */
 export async function countThrough(outage: () => Promise<void>): Promise<Counted> {
@@ -43,10 +49,14 @@ export async function countThrough(outage: () => Promise<void>): Promise<Counted
   // Out when the broker goes: a batch, a task that runs across the outage, a batch of calls.
   const batch = warren.get(Array.from({ length: PIPELINED }, (_, i) => add.remote(i, 2)));
   const slow = warren.get(sleep.remote(2));
+  const marks = fs.mkdtempSync(path.join(os.tmpdir(), "warren-outage-"));
+  const queued = warren.get(Array.from({ length: QUEUED }, (_, i) => tally.remote(path.join(marks, String(i)), i, 10)));
   const actorBatch = warren.get(Array.from({ length: ACTOR_PIPELINED }, () => counter.increment.remote()));
   await outage();
-  const [sync, values, batched, slept, actorBatched] = await Promise.all([syncTasks, actorSync, batch, slow, actorBatch]);
+  const [sync, values, batched, slept, actorBatched, ranQueued] = await Promise.all([syncTasks, actorSync, batch, slow, actorBatch, queued]);
   const bytes = (await warren.get(object)) as Buffer;
+  const runs = ranQueued.map((i) => fs.readFileSync(path.join(marks, String(i)), "utf8").length);
+  fs.rmSync(marks, { recursive: true, force: true });
   return {
     syncTasks: sync,
     pipelined: batched.filter((v, i) => v === i + 2).length,
@@ -54,6 +64,7 @@ export async function countThrough(outage: () => Promise<void>): Promise<Counted
     actorValues: [...values, ...actorBatched].sort((a, b) => a - b),
     actorFinal: await warren.get(counter.get_.remote()),
     object: bytes.length === 2 * MiB && bytes.every((b) => b === 7) ? bytes.length : -1,
+    queuedRanTwice: ranQueued.every((v, i) => v === i) ? runs.filter((n) => n > 1).length : -1,
   };
 }
 
@@ -66,5 +77,6 @@ export function expectNothingLost(c: Counted): void {
   expect(c.actorValues).toEqual(Array.from({ length: calls }, (_, i) => i + 1));
   expect(c.actorFinal).toBe(calls);
   expect(c.object).toBe(2 * MiB);
+  expect(c.queuedRanTwice).toBeGreaterThanOrEqual(0); // every queued task came back with its value
 }
 

@@ -66,6 +66,8 @@ export class Runtime {
   private lost?: Error;
   /** Set by a worker: the tasks it runs, for state queries (a leased task's node does not see it). */
   runningRows?: () => Record<string, unknown>[];
+  /** Set by a worker in durable mode: an owner back from an outage asks for these tasks' results again. */
+  onResultsWanted?: (tasks: string[]) => void;
   /** Set by an actor's worker: what exitActor() does. */
   onExitActor?: () => void;
 
@@ -135,13 +137,13 @@ export class Runtime {
     }
   }
 
-  /** The tasks that were out when the connection went, sent again once it is back. */
-  private lostTasks: string[] = [];
+  /** The tasks that were out when the connection went, sent again once it is back, and those whose results alone are asked for again. */
+  private lostTasks: { resend: string[]; askResults: string[] } = { resend: [], askResults: [] };
 
   private down(): void {
     this.ch = this.link.outbox.channel;
     if (this.confirmCh) this.confirmCh = this.link.outbox.channel as amqp.ConfirmChannel;
-    this.lostTasks = this.tasks.sentUnfinished();
+    this.lostTasks = this.tasks.lostWithConnection(this.topo.durable);
     this.rpc.connectionLost();
     this.objects.connectionLost();
     for (const l of this.listeners) l.down();
@@ -160,8 +162,12 @@ export class Runtime {
     if (!again) return ch;
     await this.submitter.redeclareShapes();
     for (const l of this.listeners) await l.restore(conn);
-    this.tasks.resend(this.lostTasks);
-    this.lostTasks = [];
+    const { resend, askResults } = this.lostTasks;
+    this.tasks.resend(resend);
+    // Workers keep their latest results in durable mode (worker/recent-results.ts): those sent to
+    // the inbox that died are sent again, now that it is back. Duplicates are dropped by task id.
+    if (askResults.length) ch.publish(this.topo.control, "all.results-wanted", v8.serialize({ tasks: askResults }), { type: Kind.resultsWanted });
+    this.lostTasks = { resend: [], askResults: [] };
     this.rpc.resendLost();
     this.objects.resendLost();
     return ch;
@@ -174,6 +180,7 @@ export class Runtime {
     if (config.role === "driver" && config.logToDriver) await ch.bindQueue(inbox, topo.logs, config.jobId);
     await ch.bindQueue(inbox, topo.control, "all.actor-dead");
     await ch.bindQueue(inbox, topo.control, "all.state");
+    if (config.role === "worker" && topo.durable) await ch.bindQueue(inbox, topo.control, "all.results-wanted");
     await ch.bindQueue(inbox, topo.control, "all.node-dead");
     await ch.bindQueue(inbox, topo.control, "all.infeasible");
     const again = () => this.closed || resubscribe(`inbox ${inbox}`, () => this.subscribeInbox(), (reason) => this.channelLost(reason));
@@ -245,6 +252,7 @@ export class Runtime {
       case Kind.nodeDead: return this.rpc.nodeDied(v8.deserialize(msg.content).nodeId);
       case Kind.infeasible: return onInfeasible(this, v8.deserialize(msg.content));
       case Kind.stateQuery: return this.answerState(msg);
+      case Kind.resultsWanted: return this.onResultsWanted?.(v8.deserialize(msg.content).tasks);
       case Kind.reply: return this.rpc.settle(msg);
       case Kind.objectReply: return this.objects.onReply(v8.deserialize(msg.content));
     }

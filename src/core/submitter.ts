@@ -106,8 +106,10 @@ export class Submitter {
     const confirmed = this.rt.confirmCh;
     if (confirmed) {
       // Durable mode: persistent, and confirmed; one the broker could not keep is sent again.
+      m.confirmed = false;
       confirmed.publish(m.exchange, m.key, m.body, { ...props, headers, persistent: true }, (err) => {
         if (err) sendAgainSoon(() => this.rt.tasks.resend([taskId]));
+        else m.confirmed = true;
       });
       return;
     }

@@ -28,6 +28,8 @@ export interface Sent {
   attempt: number;
   maxRetries: number;
   headers?: Record<string, unknown>;
+  /** Durable mode: the broker confirmed it has it (a quorum queue keeps it through broker failures). */
+  confirmed?: boolean;
 }
 
 export interface TaskRecord {
@@ -136,11 +138,24 @@ export class TaskManager {
     return [...this.tasks].filter(([, rec]) => rec.sent?.exchange === exchange && rec.sent.key === shape);
   }
 
-  /** The ids of the unfinished tasks whose message was published: what a lost connection may have lost. */
-  sentUnfinished(): string[] {
-    const ids: string[] = [];
-    for (const [id, rec] of this.tasks) if (rec.sent) ids.push(id);
-    return ids;
+  /**
+   * What a lost connection may have lost of the unfinished tasks published: `resend`, the ones to
+   * publish again; `askResults`, the ones whose result alone may be lost, so only their result is
+   * asked for again (core/runtime.ts). Without durable mode every one is sent again: the broker
+   * may have lost its message. In durable mode a task the broker confirmed is kept by its quorum
+   * queue until a node takes it, so sending it again would run it twice; its result, if it was
+   * in this process's inbox (which died with the connection), is asked of the worker that ran it.
+   * Actor calls are always sent again: the actor host drops those it ran and answers again.
+   */
+  lostWithConnection(durable: boolean): { resend: string[]; askResults: string[] } {
+    const resend: string[] = [];
+    const askResults: string[] = [];
+    for (const [id, rec] of this.tasks) {
+      if (!rec.sent) continue;
+      if (durable && rec.sent.confirmed && rec.sent.exchange === this.rt.topo.tasks) askResults.push(id);
+      else resend.push(id);
+    }
+    return { resend, askResults };
   }
 
   /**

@@ -18,6 +18,8 @@ export const Kind = {
   nodeDead: "node-dead",
   tasksLost: "tasks-lost",
   stateQuery: "state",
+  /** An owner back from an outage in durable mode asks workers for the results of these tasks again. */
+  resultsWanted: "results-wanted",
   fetchObject: "object.fetch",
   nodeWorkers: "node.workers",
   freeObject: "object.free",

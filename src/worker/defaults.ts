@@ -24,6 +24,12 @@ export const WORKER_DEFAULTS = {
    * @default { leaseIdleMs: 50, fastPrefetch: 128 }
    */
   durableLease: { leaseIdleMs: 50, fastPrefetch: 128 },
+  /**
+   * In durable mode, the latest results a worker keeps to send again to an owner back from a
+   * broker outage (recent-results.ts): at most this many, and this many bytes of inline values.
+   * @default { count: 10000, bytes: 32 MiB }
+   */
+  recentResults: { count: 10_000, bytes: 32 * 1024 * 1024 },
   /** @default 0.5 */
   fastAverageMs: 0.5,
   /** @default 1 */

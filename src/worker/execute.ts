@@ -20,6 +20,8 @@ import { TaskContext, taskContext } from "../core/context";
 import { nowMs } from "../core/task-events";
 import { ResultMessage, TaskSpec, encodeResults } from "../wire/messages";
 import { flushOutput } from "./output";
+import { RecentResults } from "./recent-results";
+import { WORKER_DEFAULTS } from "./defaults";
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -114,6 +116,18 @@ function storeReturns(spec: TaskSpec, value: unknown): MaybePromise<StoredObject
  */
 const outgoing = new Map<string, ResultMessage[]>();
 export function publishResult(result: ResultMessage): void {
+  if (currentRuntime().topo.durable) recentResults.keep(result);
+  sendResult(result);
+}
+
+/** In durable mode, the results sent lately, sent again when their owner asks (an outage took its inbox). */
+const recentResults = new RecentResults(WORKER_DEFAULTS.recentResults);
+
+export function sendResultsAgain(tasks: string[]): void {
+  for (const result of recentResults.of(tasks)) sendResult(result);
+}
+
+function sendResult(result: ResultMessage): void {
   const inbox = currentRuntime().topo.inbox(ownerOf(result.task));
   const batch = outgoing.get(inbox);
   if (batch) return void batch.push(result);

@@ -16,7 +16,7 @@ import type { TaskContext } from "../core/context";
 import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messages";
 import { ActorHost } from "./actor-host";
 import { Lease, leaseWindow } from "./lease";
-import { MaybePromise, andThen, execute, publishResult, showTitle } from "./execute";
+import { MaybePromise, andThen, execute, publishResult, showTitle, sendResultsAgain } from "./execute";
 import { IdleAfter } from "./idle";
 import { forwardOutput } from "./output";
 import { RecentDeaths, mayRetry, nextAttempt, onRedelivery, publishAgain } from "../scheduling/retry";
@@ -89,6 +89,7 @@ async function main(): Promise<void> {
     },
     restore: openLeaseChannel,
   });
+  rt.onResultsWanted = sendResultsAgain;
   rt.runningRows = () => [...running.values()].map((c) => ({
     ...runOf(c, blocked > 0 ? "RUNNING_IN_GET" : "RUNNING"), node_id: config.nodeId, worker_id: rt.config.ownerId, worker_pid: process.pid, running: true,
   }));
