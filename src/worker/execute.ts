@@ -19,6 +19,7 @@ import { currentRuntime } from "../core/current";
 import { TaskContext, taskContext } from "../core/context";
 import { ResultMessage, TaskSpec, encodeResults } from "../wire/messages";
 import { flushOutput } from "./output";
+import { taskEnded, taskStarted } from "./tally";
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -33,9 +34,17 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 /**
  * Runs one task or actor call in its context: resolves its ref arguments, calls, and encodes the
- * return values or the error. Shared by tasks and actor methods.
+ * return values or the error. Shared by tasks and actor methods; counted in the worker's tally.
  */
 export function execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): MaybePromise<ResultMessage> {
+  taskStarted(spec.name);
+  return andThen(run(spec, ctx, call), (result) => {
+    taskEnded(spec.name, result.error !== undefined);
+    return result;
+  });
+}
+
+function run(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): MaybePromise<ResultMessage> {
   const failed = (err: unknown): ResultMessage => {
     const stack = err instanceof Error ? err.stack ?? String(err) : String(err);
     return { task: spec.id, error: encodeError(new TaskError(spec.name, process.pid, currentRuntime().config.nodeId, stack, err)) };
