@@ -129,7 +129,7 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
   } else {
     registered = rt.rpc.head("actor.register", registration);
   }
-  const declared = rt.whenUp((ch) => rt.topo.declareMailbox(ch, info.id)).then(() => {
+  const declared = rt.whenUp((ch) => rt.topo.declareMailbox(ch, info)).then(() => {
     rt.mailboxes.delete(info.id);
   });
   rt.mailboxes.set(info.id, declared);
@@ -146,7 +146,7 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
       exchange: rt.topo.tasks,
       key: shape,
       after: Promise.all([registered, declared, rt.submitter.ensureShape(shape)]).then(() => undefined),
-      headers: { actor: info.id, maxRestarts: o.maxRestarts ?? 0, restarts: 0, held: shapeKey(held) },
+      headers: { actor: info.id, actorClass: info.className, maxRestarts: o.maxRestarts ?? 0, restarts: 0, held: shapeKey(held) },
     },
   );
   return new ActorHandleCore(info);

@@ -7,7 +7,7 @@ import { ChildProcess, fork } from "node:child_process";
 import { NodeDiedError, OptionsError, WarrenError } from "../errors";
 import { redactAddress } from "../address";
 import { InitOptions, validateInitOptions } from "../options";
-import { Topology, brokerAddress, connectBroker } from "../transport";
+import { Topology, brokerAddress, connectBroker, connectionName } from "../transport";
 import { queueAbsent } from "../transport/queues";
 import { newOwnerId } from "../wire/ids";
 import { nodeResources } from "../node/resources";
@@ -96,7 +96,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
  * process's store too), like `ray.init(address=...)`.
  */
 async function join(cluster: string, base: Omit<RuntimeConfig, "cluster" | "nodeId" | "storePath">, durable?: boolean): Promise<ClusterInfo> {
-  await mustExist(base.address, cluster);
+  await mustExist(base.address, cluster, base.ownerId);
   const rt = await Runtime.start({ ...base, cluster, nodeId: "", storePath: "" });
   try {
     const nodes = await rt.rpc.head("node.list", {}).catch((err) => {
@@ -129,9 +129,9 @@ async function join(cluster: string, base: Omit<RuntimeConfig, "cluster" | "node
 export async function attach(options: { address?: string; cluster: string }): Promise<ClusterInfo> {
   if (hasRuntime()) throw new WarrenError("warren is already initialized in this process");
   const address = brokerAddress(options.address);
-  await mustExist(address, options.cluster);
   const ownerId = newOwnerId();
-  const rt = await Runtime.start({ address, cluster: options.cluster, ownerId, namespace: ownerId, jobId: ownerId, role: "driver", logToDriver: false, nodeId: "", storePath: "" });
+  await mustExist(address, options.cluster, ownerId);
+  const rt = await Runtime.start({ address, cluster: options.cluster, ownerId, namespace: ownerId, jobId: ownerId, role: "cli", logToDriver: false, nodeId: "", storePath: "" });
   try {
     await rt.rpc.head("node.list", {});
   } catch (err) {
@@ -147,8 +147,8 @@ function dashboardOf(nodes: NodeSummary[]): string | undefined {
 }
 
 /** Fails clearly, before declaring anything on the broker, if no head of `cluster` runs there. */
-async function mustExist(address: string, cluster: string): Promise<void> {
-  const conn = await connectBroker(address, "warren probe");
+async function mustExist(address: string, cluster: string, ownerId: string): Promise<void> {
+  const conn = await connectBroker(address, connectionName(cluster, "probe", ownerId));
   try {
     if (await queueAbsent(conn, new Topology(cluster).head)) {
       throw new WarrenError(`no cluster "${cluster}" answers on ${redactAddress(address)}: start one with \`warren start --head --cluster ${cluster}\``);

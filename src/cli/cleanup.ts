@@ -4,7 +4,7 @@
  */
 import { redactAddress } from "../address";
 import { deadHere, leftoversOf, removeLeftovers } from "../core/leftovers";
-import { connectBroker } from "../transport";
+import { connectBroker, connectionName } from "../transport";
 
 export async function cleanup(o: { address: string; cluster?: string; dryRun: boolean }): Promise<number> {
   const dead = deadHere({ only: o.cluster });
@@ -14,7 +14,7 @@ export async function cleanup(o: { address: string; cluster?: string; dryRun: bo
       : "No dead clusters left anything on this machine (a folder changed in the last minute is left alone: name its cluster with --cluster).");
     return 0;
   }
-  const conn = await connectBroker(o.address, "warren cleanup");
+  const conn = await connectBroker(o.address, connectionName(o.cluster ?? "", "cli", "cleanup"));
   let removed = 0;
   try {
     for (const cluster of dead) {

@@ -17,7 +17,7 @@ import type { NodeConfig } from "../node/options";
 import type { DashboardOptions } from "../head/dashboard";
 import { RegistryStore } from "../head/store";
 import type { Resources } from "../scheduling/shape";
-import { DEFAULT_ADDRESS, Topology, connectBroker } from "../transport";
+import { DEFAULT_ADDRESS, Topology, connectBroker, connectionName } from "../transport";
 import { NodeRecord, liveRecords, nodeAlive, removeRecord, within, writeRecord } from "./common";
 import { describeResources } from "../scheduling/text";
 
@@ -235,7 +235,7 @@ async function clusterQueues(r: NodeRecord): Promise<string[] | undefined> {
       Promise.all([currentRuntime().rpc.head("shape.list", {}), currentRuntime().rpc.head("actor.list", {})]),
       5, "the head",
     );
-    return [...shapes.map((s) => topo.shapeQueue(s)), ...actors.map((a) => topo.mailbox(a.actor_id))];
+    return [...shapes.map((s) => topo.shapeQueue(s)), ...actors.map((a) => topo.mailbox({ id: a.actor_id, className: a.class_name }))];
   } catch {
     return undefined;
   } finally {
@@ -245,7 +245,7 @@ async function clusterQueues(r: NodeRecord): Promise<string[] | undefined> {
 
 /** Removes what a stopped cluster left on the broker (its task queues, mailboxes and exchanges). */
 async function removeFromBroker(r: NodeRecord, queues: string[]): Promise<void> {
-  const conn = await connectBroker(r.address, "warren stop");
+  const conn = await connectBroker(r.address, connectionName(r.cluster, "cli", "stop"));
   try {
     const ch = await conn.createChannel();
     ch.on("error", () => undefined);

@@ -25,7 +25,7 @@
 import type * as amqp from "amqplib";
 import { currentRuntime } from "../core/current";
 import { OptionsError, WarrenError, type FieldProblem } from "../errors";
-import { brokerAddress, connectBroker } from "../transport";
+import { brokerAddress, connectBroker, connectionName } from "../transport";
 import { LockTimeoutError, checkAcquirable } from "./errors";
 import { checkTimeout, deadlineOf, type LockOptions } from "./file-lock";
 
@@ -95,7 +95,7 @@ export class ClusterLock {
       const deadline = deadlineOf(this.timeout);
       let prefix: string;
       if (this.own) {
-        conn = await connectBroker(this.own.address, `warren lock ${this.name}`);
+        conn = await connectBroker(this.own.address, connectionName(this.own.cluster, "lock", this.name));
         owned = true;
         prefix = `warren.${this.own.cluster}`;
       } else {

@@ -56,7 +56,7 @@ export class ActorMethod<A extends unknown[], R, N extends number = 1> {
       retryExceptions: false,
       actor: { id: this.info.id, method: this.method },
     });
-    const refs = rt.submit(t, args, { exchange: "", key: rt.topo.mailbox(this.info.id), after: rt.mailboxes.get(this.info.id) });
+    const refs = rt.submit(t, args, { exchange: "", key: rt.topo.mailbox(this.info), after: rt.mailboxes.get(this.info.id) });
     return (t.numReturns === 1 ? refs[0] : t.numReturns === 0 ? undefined : refs) as ReturnRefs<R, N>;
   }
 

@@ -15,7 +15,8 @@ export interface RuntimeConfig {
   jobId: string;
   namespace: string;
   logToDriver: boolean;
-  role: "driver" | "worker";
+  /** A CLI command asking about a cluster (api/cluster.ts attach) is a driver that runs nothing. */
+  role: "driver" | "worker" | "cli";
   /** Durable mode (transport's Topology): a driver that joins a cluster learns it from the head. */
   durable?: boolean;
   /** init({ onInfeasible }): warn (the default) or fail with InfeasibleError. */

@@ -16,7 +16,7 @@ import * as fs from "node:fs";
 import type * as amqp from "amqplib";
 import { RegistryStore } from "../head/store";
 import { environments } from "../node/processes";
-import { Topology, connectBroker } from "../transport";
+import { Topology, connectBroker, connectionName } from "../transport";
 import { queueAbsent } from "../transport/queues";
 import { WARREN_HOME, clusterDir, registryFile } from "./paths";
 
@@ -65,7 +65,7 @@ export async function leftoversOf(cluster: string): Promise<Leftover> {
     const store = RegistryStore.open(file);
     const saved = store.load();
     await store.close();
-    queues.push(...saved.shapes.map((s) => topo.shapeQueue(s.shape)), ...saved.actors.map((a) => topo.mailbox(a.handle.id)));
+    queues.push(...saved.shapes.map((s) => topo.shapeQueue(s.shape)), ...saved.actors.map((a) => topo.mailbox(a.handle)));
   }
   return { cluster, dir: clusterDir(cluster), queues, exchanges: [topo.tasks, topo.control, topo.logs] };
 }
@@ -93,7 +93,7 @@ export async function sweepDeadPrivateClusters(address: string): Promise<void> {
   try {
     const dead = deadHere({ privateOnly: true });
     if (dead.length === 0) return;
-    const conn = await connectBroker(address, "warren sweep");
+    const conn = await connectBroker(address, connectionName("", "sweep", ""));
     try {
       for (const cluster of dead) await removeLeftovers(conn, await leftoversOf(cluster));
     } finally {

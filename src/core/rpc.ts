@@ -13,26 +13,26 @@ import type { RpcReply } from "../wire/kinds";
 import type { HeadRequest, HeadRequests, PayloadOf, ReplyOf } from "../wire/head";
 import { compiled } from "./paths";
 
-type ThreadCall = (address: string, cluster: string, kind: string, payload: unknown) => RpcReply;
+type ThreadCall = (address: string, cluster: string, name: string, kind: string, payload: unknown) => RpcReply;
 
 export class SyncRpc {
   private call?: ThreadCall;
 
-  /** `ensureOpen` throws if the runtime is closed or its cluster lost. */
-  constructor(private readonly address: string, private readonly cluster: string, private readonly ensureOpen: () => void) {}
+  /** `name` names the thread's connection when it opens; `ensureOpen` throws if the runtime is closed or its cluster lost. */
+  constructor(private readonly address: string, private readonly cluster: string, private readonly name: () => string, private readonly ensureOpen: () => void) {}
 
   head<K extends HeadRequest>(kind: K, payload: PayloadOf<HeadRequests, K>): ReplyOf<HeadRequests, K> {
     this.ensureOpen();
     // Past the thread's own limits (connecting, then the request), so that its error, naming the head, comes first.
     const timeout = TRANSPORT_DEFAULTS.connectTimeoutMs + requestTimeoutMs() + 5000;
     this.call ??= createSyncFn(compiled(path.join(__dirname, "sync-rpc-thread.js")), { timeout });
-    const r = this.call(this.address, this.cluster, kind, payload);
+    const r = this.call(this.address, this.cluster, this.name(), kind, payload);
     if (!r.ok) throw decodeError(r.error);
     return r.value as ReplyOf<HeadRequests, K>;
   }
 
   /** Closes the thread's connection, if it was ever opened. */
   close(): void {
-    this.call?.(this.address, this.cluster, CLOSE_SYNC_RPC, null);
+    this.call?.(this.address, this.cluster, this.name(), CLOSE_SYNC_RPC, null);
   }
 }

@@ -20,7 +20,7 @@ import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { ActorDiedError, TaskCancelledError, WarrenError } from "../errors";
 import { EncodedError, encodeError } from "../serialization";
-import { Topology, consumeQueue, resubscribe } from "../transport";
+import { Topology, connectionName, consumeQueue, resubscribe } from "../transport";
 import { BrokerLink, sendAgainSoon } from "../transport/link";
 import { RpcClient } from "../transport/rpc";
 import type { ObjectRef } from "../objects/ref";
@@ -84,7 +84,7 @@ export class Runtime {
     this.topo = new Topology(config.cluster, config.durable ?? false);
     this.inbox = this.topo.inbox(config.ownerId);
     this.rpc = new RpcClient(() => this.ch, this.topo, this.inbox, () => this.link.settling());
-    this.rpcSync = new SyncRpc(config.address, config.cluster, () => this.ensureOpen());
+    this.rpcSync = new SyncRpc(config.address, config.cluster, () => connectionName(config.cluster, "sync-rpc", config.ownerId, config.nodeId), () => this.ensureOpen());
     this.events = new TaskEvents(this);
     this.tasks = new TaskManager(this);
     this.objects = new Objects(this);
@@ -94,7 +94,7 @@ export class Runtime {
 
   static async start(config: RuntimeConfig): Promise<Runtime> {
     const rt = new Runtime(config);
-    rt.link = await BrokerLink.open(config.address, `warren ${config.role} ${config.ownerId}`, {
+    rt.link = await BrokerLink.open(config.address, connectionName(config.cluster, config.role, config.ownerId, config.nodeId), {
       restore: (link, again) => rt.restore(link, again),
       down: () => rt.down(),
       lost: (err) => rt.channelLost(err),
@@ -262,11 +262,11 @@ export class Runtime {
   private onReturned(msg: amqp.Message): void {
     if (msg.properties.type === Kind.objectRequest) return this.objects.onRequestReturned(msg);
     if (this.rpc.returned(msg)) return;
-    const mailbox = this.topo.mailbox("");
-    if (msg.fields.routingKey.startsWith(mailbox)) {
+    const actorId = this.topo.mailboxActor(msg.fields.routingKey);
+    if (actorId !== undefined) {
       // Back from an outage a moment ago: the actor may not have declared its mailbox again yet.
       if (this.link.settling()) return sendAgainSoon(() => this.tasks.resend([msg.properties.messageId]));
-      void this.failDeadActorCall(msg.fields.routingKey.slice(mailbox.length), msg.properties.messageId, msg.properties.type);
+      void this.failDeadActorCall(actorId, msg.properties.messageId, msg.properties.type);
     }
   }
 

@@ -15,9 +15,9 @@ const REPLY_TO = "amq.rabbitmq.reply-to";
 let client: Promise<RpcClient> | undefined;
 let conn: amqp.ChannelModel | undefined;
 
-function open(address: string, cluster: string): Promise<RpcClient> {
+function open(address: string, cluster: string, name: string): Promise<RpcClient> {
   return (client ??= (async () => {
-    conn = await connectBroker(address, "warren sync-rpc");
+    conn = await connectBroker(address, name);
     // A broker restart ends this connection: the next request connects again.
     conn.on("close", () => (client = conn = undefined));
     const ch = await conn.createChannel();
@@ -28,13 +28,13 @@ function open(address: string, cluster: string): Promise<RpcClient> {
   })());
 }
 
-runAsWorker(async (address: string, cluster: string, kind: HeadRequest | typeof CLOSE_SYNC_RPC, payload: never): Promise<RpcReply | undefined> => {
+runAsWorker(async (address: string, cluster: string, name: string, kind: HeadRequest | typeof CLOSE_SYNC_RPC, payload: never): Promise<RpcReply | undefined> => {
   if (kind === CLOSE_SYNC_RPC) {
     await conn?.close().catch(() => undefined);
     client = conn = undefined;
     return undefined;
   }
-  const rpc = await open(address, cluster);
+  const rpc = await open(address, cluster, name);
   try {
     return { ok: true, value: await rpc.head(kind, payload) };
   } catch (err) {

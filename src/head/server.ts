@@ -18,6 +18,7 @@ import { ownerOf } from "../wire/ids";
 import type { Handlers, HeadRequest, HeadRequests, InfeasibleNotice, JobEnded, PayloadOf, ReplyOf, ShapeDemand } from "../wire/head";
 import type { RpcClient } from "../transport/rpc";
 import { stateQueries } from "../core/state";
+import type { ActorName } from "../wire/descriptors";
 import { HeadRegistry } from "./registry";
 import { RegistryStore } from "./store";
 import { type Dashboard, type DashboardOptions, serveDashboard } from "./dashboard";
@@ -80,7 +81,7 @@ export interface HeadContext {
   /** Where the registry is kept (core/paths.ts registryFile), so that a head started again on it knows the cluster. */
   registryFile: string;
   /** Buries an actor: records its death, answers the calls left in its mailbox, tells everyone. */
-  actorDead(actorId: string, error: Error): Promise<void>;
+  actorDead(actor: ActorName, error: Error): Promise<void>;
   /** The head can no longer take requests (its node then exits). */
   lost(reason: Error): void;
 }
@@ -245,7 +246,7 @@ export class HeadServer {
     const over = state === "ALIVE" ? this.registry.incarnationOver(id, !noRestart) : undefined;
     this.ctx.ch.publish(this.ctx.topo.control, "all.kill-actor", v8.serialize({ id, noRestart, why }), { type: Kind.killActor });
     if (over) return over;
-    if (state !== undefined && noRestart) await this.ctx.actorDead(id, new ActorDiedError(`the actor ${id} was killed before it started: ${why}`));
+    if (state !== undefined && noRestart) await this.ctx.actorDead({ id, className: this.registry.info(id)?.className ?? "" }, new ActorDiedError(`the actor ${id} was killed before it started: ${why}`));
   }
 
   /** What waits in each shape's queue, and whether any alive node could ever run it (for `warren status`). */
@@ -326,7 +327,7 @@ export class HeadServer {
         this.registry.onEvent(a.handle.id, { type: "RESTARTING" });
         ch.publish(topo.tasks, creation.routingKey, creation.body, { messageId: creation.messageId, type: creation.type, headers: { ...h, restarts: restarts + 1 }, persistent: topo.durable });
       } else {
-        void this.ctx.actorDead(a.handle.id, new NodeDiedError(`the actor ${a.handle.className} (${a.handle.id}) died with its node ${nodeId} and has used its ${maxRestarts} restart(s) (maxRestarts)`));
+        void this.ctx.actorDead(a.handle, new NodeDiedError(`the actor ${a.handle.className} (${a.handle.id}) died with its node ${nodeId} and has used its ${maxRestarts} restart(s) (maxRestarts)`));
       }
     }
   }
@@ -338,7 +339,7 @@ export class HeadServer {
     if (!ch) return;
     ch.on("error", () => undefined);
     for (const shape of this.registry.shapes.keys()) await ch.deleteQueue(topo.shapeQueue(shape)).catch(() => undefined);
-    for (const a of this.registry.list()) await ch.deleteQueue(topo.mailbox(a.handle.id)).catch(() => undefined);
+    for (const a of this.registry.list()) await ch.deleteQueue(topo.mailbox(a.handle)).catch(() => undefined);
     await topo.remove(ch).catch(() => undefined);
   }
 }

@@ -23,6 +23,7 @@ import { drainQueue } from "../transport/queues";
 import type { RpcClient } from "../transport/rpc";
 import type { ActorEvent } from "../wire/head";
 import type { ActorCreationMessage } from "../wire/head";
+import type { ActorName } from "../wire/descriptors";
 import { Kind } from "../wire/kinds";
 import type { ResultMessage } from "../wire/messages";
 import type { TaskChannel } from "./deliveries";
@@ -30,8 +31,7 @@ import type { GpuPool } from "./gpus";
 import type { NodeOptions } from "./options";
 import type { Worker, WorkerPool } from "./worker-pool";
 
-export interface HostedActor {
-  id: string;
+export interface HostedActor extends ActorName {
   /** The creation delivery, published again to restart the actor. */
   creation: amqp.ConsumeMessage;
   held: Resources;
@@ -56,8 +56,30 @@ export interface ActorsDeps {
   replyToOwner(taskId: string, r: ResultMessage): void;
 }
 
+/** How many of a class's actors are in a state, for the node's metrics. */
+export interface ActorCount {
+  className: string;
+  state: "PENDING_CREATION" | "ALIVE" | "DEAD";
+  count: number;
+}
+
 export class Actors {
+  /** Actors this node has buried, by class. */
+  private readonly buried = new Map<string, number>();
+
   constructor(private readonly deps: ActorsDeps) {}
+
+  /** This node's actors by class: being created or alive on its workers, and those it has buried. */
+  counts(): ActorCount[] {
+    const rows = new Map<string, ActorCount>();
+    const add = (className: string, state: ActorCount["state"], n: number) => {
+      const key = `${state} ${className}`;
+      rows.set(key, { className, state, count: (rows.get(key)?.count ?? 0) + n });
+    };
+    for (const w of this.deps.pool.all) if (w.actor) add(w.actor.className, w.actor.alive ? "ALIVE" : "PENDING_CREATION", 1);
+    for (const [className, n] of this.buried) add(className, "DEAD", n);
+    return [...rows.values()];
+  }
 
   /**
    * A worker's actor is constructed and consumes its mailbox: its creation is done. The actor now
@@ -119,7 +141,7 @@ export class Actors {
       : undefined);
     if (!a.alive && w.task) tasks.ackTask(w.task);
     if (final) {
-      void this.dead(a.id, final);
+      void this.dead(a, final);
     } else {
       this.event(a.id, { type: "RESTARTING" });
       tasks.republish(a.creation, { ...h, restarts: restarts + 1 });
@@ -143,11 +165,13 @@ export class Actors {
    * every process: a call the broker routed to the mailbox just as it was deleted is dropped
    * without a trace, so its caller learns of the death from this broadcast instead.
    */
-  async dead(actorId: string, error: Error): Promise<void> {
+  async dead(actor: ActorName, error: Error): Promise<void> {
     const { conn, ch, topo } = this.deps;
+    const actorId = actor.id;
+    this.buried.set(actor.className, (this.buried.get(actor.className) ?? 0) + 1);
     const encoded = encodeError(error);
     this.event(actorId, { type: "DEAD", cause: encoded });
-    await drainQueue(conn, topo.mailbox(actorId), (m) =>
+    await drainQueue(conn, topo.mailbox(actor), (m) =>
       this.deps.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encoded }), topo.durable,
     ).catch((err) => console.error(`warren node: could not answer the calls left to dead actor ${actorId}:`, err));
     ch.publish(topo.control, "all.actor-dead", v8.serialize({ id: actorId, cause: encoded }), { type: Kind.actorDead });

@@ -24,7 +24,7 @@ import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import * as os from "node:os";
 import { WarrenError } from "../errors";
-import { Topology, consumeQueue, resubscribe } from "../transport";
+import { Topology, connectionName, consumeQueue, resubscribe } from "../transport";
 import { BrokerLink } from "../transport/link";
 import { Kind, RpcReply } from "../wire/kinds";
 import { ownerOf } from "../wire/ids";
@@ -34,7 +34,7 @@ import { Ledger, Resources, compileDemand } from "../scheduling/shape";
 import { ChannelOps, ShapeConsumer } from "./consumer";
 import { GpuPool, gpuIds } from "./gpus";
 import { RecentDeaths, mayRetry, onRedelivery, workerCrashed } from "../scheduling/retry";
-import { MetricsServer, serveMetrics } from "./metrics";
+import { MetricsServer, nodeSource, serveMetrics } from "./metrics";
 import { HeadServer } from "../head/server";
 import { registryFile } from "../core/paths";
 import { RpcClient } from "../transport/rpc";
@@ -113,18 +113,14 @@ export class NodeDaemon {
       });
       await this.head.openDashboard(this.config.dashboard);
     }
-    this.link = await BrokerLink.open(this.config.address, `warren node ${this.config.nodeId}`, {
+    this.link = await BrokerLink.open(this.config.address, connectionName(this.config.cluster, this.config.isHead ? "head" : "node", this.config.nodeId, this.config.nodeId), {
       restore: (link, again) => this.restore(link, again),
       down: () => this.down(),
       lost: (err) => this.exitLost(err),
     });
     this.head?.startChecks();
-    this.metrics = await serveMetrics({
-      nodeId: this.config.nodeId,
-      resources: () => ({ total: this.config.resources, available: this.free.toResources() }),
-      workers: () => this.pool.all.size,
-      tasksRunning: () => this.pool.busy,
-    });
+    const { nodeId, resources: total } = this.config;
+    this.metrics = await serveMetrics(nodeSource({ nodeId, total, free: this.free, pool: this.pool, actors: this.actors, store: this.store, link: this.link }));
     await this.register();
     this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatMs));
     // Ray prestarts a worker per CPU so the first tasks do not wait for a process to boot.
@@ -445,7 +441,7 @@ export class NodeDaemon {
     const r = onRedelivery(m);
     this.tasks.ack(m);
     if (r.publish) return this.tasks.republish(m, r.headers);
-    if (r.actorId) return void this.actors.dead(r.actorId, r.error());
+    if (r.actor) return void this.actors.dead(r.actor, r.error());
     void this.deaths.of(this.topo.shapeQueue(m.fields.routingKey)).then((died) => {
       this.replyToOwner(m.properties.messageId, { task: m.properties.messageId, error: encodeError(r.error(died)) });
     });

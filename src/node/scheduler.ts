@@ -23,6 +23,7 @@ import { ActorDiedError } from "../errors";
 import { BoundedSet } from "../bounded";
 import { Demand, Ledger, Resources, compileDemand, fits, parseShape } from "../scheduling/shape";
 import type { Peer } from "../wire/head";
+import { type ActorName, creationActor } from "../wire/descriptors";
 import { readHead } from "../wire/messages";
 import type { Delivery, Running, TaskChannel } from "./deliveries";
 import type { ShapeConsumer } from "./consumer";
@@ -60,7 +61,7 @@ export interface SchedulerDeps {
   /** A delivery the broker gave back after the consumer holding it died (scheduling/retry.ts). */
   onRedelivered(m: amqp.ConsumeMessage): void;
   /** Buries an actor whose creation is dropped here (the actors part). */
-  actorDead(actorId: string, error: Error): void;
+  actorDead(actor: ActorName, error: Error): void;
 }
 
 export class Scheduler {
@@ -148,11 +149,11 @@ export class Scheduler {
     let waitingForWorker = 0;
     for (let i = 0; i < this.pending.length; ) {
       const d = this.pending[i];
-      const h = d.msg.properties.headers ?? {};
-      if (this.cancelled.has(d.msg.properties.messageId) || (h.actor && this.killed.has(h.actor))) {
+      const actor = creationActor(d.msg.properties.headers);
+      if (this.cancelled.has(d.msg.properties.messageId) || (actor && this.killed.has(actor.id))) {
         this.pending.splice(i, 1);
         this.deps.channel.ack(d.msg);
-        if (h.actor) this.deps.actorDead(h.actor, new ActorDiedError(`the actor ${h.actor} was killed before it started`));
+        if (actor) this.deps.actorDead(actor, new ActorDiedError(`the actor ${actor.id} was killed before it started`));
         continue;
       }
       if (!free.fits(d.units)) { i++; continue; }

@@ -19,8 +19,9 @@ import * as path from "node:path";
 import { ChildProcess, fork } from "node:child_process";
 import { Demand, Ledger, Resources, compileDemand, parseShape } from "../scheduling/shape";
 import type { Topology } from "../transport";
-import type { NodeToWorker, WorkerConfig, WorkerToNode } from "../wire/ipc";
+import { type NodeToWorker, type TaskTally, TALLY_NAMES, TALLY_OTHER, type WorkerConfig, type WorkerToNode } from "../wire/ipc";
 import { readHead } from "../wire/messages";
+import { creationActor } from "../wire/descriptors";
 import type { HostedActor } from "./actors";
 import type { Running } from "./deliveries";
 import type { GpuPool } from "./gpus";
@@ -46,6 +47,8 @@ export interface Worker {
   lease?: { queue: string; units: Demand; demand: Resources; gpuIds: number[]; lent: boolean };
   /** A leased task running long, acked by the worker once the head knew (see the daemon's heartbeat). */
   longTask?: string;
+  /** What it has run, by task name, as it last said (worker/tally.ts). */
+  tally: TaskTally[];
 }
 
 /** What the pool tells the daemon. */
@@ -72,6 +75,8 @@ export class WorkerPool implements WorkerSlots {
   readonly all = new Set<Worker>();
   private readonly idleList: Worker[] = [];
   private startingCount = 0;
+  /** What the workers that exited had run, by task name. */
+  private readonly exitedTally = new Map<string, TaskTally>();
 
   constructor(private readonly deps: WorkerPoolDeps) {}
 
@@ -106,10 +111,10 @@ export class WorkerPool implements WorkerSlots {
     fs.closeSync(log);
     let rank = 0;
     while ([...this.all].some((o) => o.rank === rank)) rank++;
-    const w: Worker = { proc, ready: false, rank: Math.min(rank, options.leasePriority - 1) };
+    const w: Worker = { proc, ready: false, rank: Math.min(rank, options.leasePriority - 1), tally: [] };
     this.all.add(w);
     this.startingCount++;
-    proc.on("message", (m: WorkerToNode) => events.message(w, m));
+    proc.on("message", (m: WorkerToNode) => (m.t === "tally" ? (w.tally = m.tasks) : events.message(w, m)));
     proc.on("exit", (code, signal) => this.exited(w, code, signal));
   }
 
@@ -138,7 +143,7 @@ export class WorkerPool implements WorkerSlots {
     const h = t.msg.properties.headers ?? {};
     w.task = t;
     const held = h.actor ? parseShape(h.held) : t.demand;
-    if (h.actor) w.actor = { id: h.actor, creation: t.msg, held, heldUnits: compileDemand(held), gpuIds: t.gpuIds, alive: false };
+    if (h.actor) w.actor = { ...creationActor(h)!, creation: t.msg, held, heldUnits: compileDemand(held), gpuIds: t.gpuIds, alive: false };
     else w.lease = { queue: this.deps.topo.shapeQueue(t.shape), units: t.units, demand: t.demand, gpuIds: t.gpuIds, lent: false };
     const { leases, leasePriority } = this.deps.options;
     this.post(w, {
@@ -216,11 +221,30 @@ export class WorkerPool implements WorkerSlots {
     await Promise.all(exits);
   }
 
+  /** What this node's workers have run, by task name (those alive and those gone), for its metrics. */
+  tally(): TaskTally[] {
+    const sum = new Map<string, TaskTally>();
+    for (const t of this.exitedTally.values()) addTally(sum, t);
+    for (const w of this.all) for (const t of w.tally) addTally(sum, t);
+    return [...sum.values()];
+  }
+
   private exited(w: Worker, code: number | null, signal: string | null): void {
+    for (const t of w.tally) addTally(this.exitedTally, { ...t, running: 0 });
     this.all.delete(w);
     const i = this.idleList.indexOf(w);
     if (i >= 0) this.idleList.splice(i, 1);
     if (!w.ready) this.startingCount--;
     this.deps.events.exit(w, code, signal);
   }
+}
+
+/** Adds `t` into `into` under its name, or under TALLY_OTHER once `into` holds TALLY_NAMES names. */
+function addTally(into: Map<string, TaskTally>, t: TaskTally): void {
+  const name = into.has(t.name) || into.size < TALLY_NAMES ? t.name : TALLY_OTHER;
+  const sum = into.get(name) ?? { name, running: 0, finished: 0, failed: 0 };
+  sum.running += t.running;
+  sum.finished += t.finished;
+  sum.failed += t.failed;
+  into.set(name, sum);
 }

@@ -164,6 +164,20 @@ export class ObjectStore {
     return n;
   }
 
+  /** What the store holds now: its objects, and their bytes (LMDB's pages in use, plus the large values' files). */
+  stats(): { objects: number; bytes: number } {
+    this.db.resetReadTxn(); // see what other processes have committed since
+    const s = this.db.getStats() as { pageSize: number; entryCount: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+    let objects = s.entryCount;
+    let bytes = (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages) * s.pageSize;
+    for (const name of fs.readdirSync(this.largeDir)) {
+      if (name.startsWith(SPARE) || name.endsWith(".partial")) continue;
+      objects++;
+      bytes += fs.statSync(path.join(this.largeDir, name), { throwIfNoEntry: false })?.size ?? 0;
+    }
+    return { objects, bytes };
+  }
+
   close(): Promise<void> {
     return this.db.close();
   }

@@ -7,6 +7,7 @@ import type * as amqp from "amqplib";
 import { ActorDiedError, WorkerCrashedError } from "../errors";
 import { readHead } from "../wire/messages";
 import type { WorkerDeath } from "../wire/ipc";
+import { type ActorName, creationActor } from "../wire/descriptors";
 
 /** Publishes a copy of a delivery where it was first sent (its queue's tail), with `headers` (its own unless given). */
 export function publishAgain(ch: amqp.Channel, m: amqp.ConsumeMessage, headers: Record<string, unknown> = m.properties.headers ?? {}): void {
@@ -36,7 +37,7 @@ export function nextAttempt(h: Record<string, any> = {}): Record<string, unknown
 export type Redelivery =
   | { publish: true; headers: Record<string, unknown> }
   /** `error(died)`: why it failed, saying how its worker died where that is known (RecentDeaths). */
-  | { publish: false; error: (died?: WorkerDeath) => Error; actorId?: string };
+  | { publish: false; error: (died?: WorkerDeath) => Error; actor?: ActorName };
 
 /** The error of a task whose worker (or node) died once more than its maxRetries allow. */
 export function workerCrashed(name: string, attempt: number, maxRetries: number, died?: WorkerDeath): WorkerCrashedError {
@@ -99,7 +100,7 @@ export function onRedelivery(m: amqp.Message): Redelivery {
     if (mayRetry(restarts, h.maxRestarts)) return { publish: true, headers: { ...h, restarts: restarts + 1 } };
     return {
       publish: false,
-      actorId: h.actor,
+      actor: creationActor(h),
       error: () => new ActorDiedError(`the actor ${h.actor} died with the worker or node creating it, and has no restarts left (maxRestarts)`),
     };
   }

@@ -8,12 +8,13 @@
  * - `<p>.logs`    direct exchange; routing key = job id, bound to that job's driver inbox.
  * - `<p>.inbox.<ownerId>`  one long-lived queue per process that owns objects: results,
  *                 object requests from borrowers, and its job's worker output all land there.
- * - `<p>.node.<id>` a node's control queue; `<p>.mailbox.<actorId>` an actor's calls.
+ * - `<p>.node.<id>` a node's control queue; `<p>.mailbox.<Class>.<actorId>` an actor's calls.
  * - `<p>.head`    the head's requests (wire/head.ts), answered to the asker's inbox.
  */
 import * as amqp from "amqplib";
 import { BrokerAuthError, BrokerUnavailableError, WarrenError } from "../errors";
 import { brokerUrls } from "../address";
+import type { ActorName } from "../wire/descriptors";
 import { tuneFrames } from "./frames";
 
 export const DEFAULT_ADDRESS = "amqp://guest:guest@127.0.0.1:5672";
@@ -101,6 +102,18 @@ export function countFromEnv(name: string, fallback: number, env: NodeJS.Process
 export function brokerAddress(address?: string | readonly string[]): string {
   if (Array.isArray(address)) return address.join(",");
   return (address as string | undefined) ?? process.env.WARREN_ADDRESS ?? DEFAULT_ADDRESS;
+}
+
+/** What a process is to the broker: the role in its connections' names. */
+export type ConnectionRole = "driver" | "worker" | "node" | "head" | "cli" | "sync-rpc" | "lock" | "probe" | "sweep";
+
+/**
+ * A connection's name (clientProperties.connection_name, what the management UI lists):
+ * `warren <cluster> <role> <id> node=<nodeId> pid=<pid>`, `-` for what the process does not know.
+ * AMQP sends it once, when the connection opens: it cannot change later.
+ */
+export function connectionName(cluster: string, role: ConnectionRole, id: string, nodeId = ""): string {
+  return `warren ${cluster || "-"} ${role} ${id || "-"} node=${nodeId || "-"} pid=${process.pid}`;
 }
 
 /**
@@ -203,7 +216,17 @@ export class Topology {
   shapeQueue(shape: string) { return `${this.prefix}.shape.${shape}`; }
   inbox(ownerId: string) { return `${this.prefix}.inbox.${ownerId}`; }
   nodeQueue(nodeId: string) { return `${this.prefix}.node.${nodeId}`; }
-  mailbox(actorId: string) { return `${this.prefix}.mailbox.${actorId}`; }
+  /**
+   * An actor's mailbox, named by its class too so that the management UI shows whose it is. The
+   * class is cut to 64 characters, dots and spaces made `_`: the id after the last dot is the key.
+   */
+  mailbox(actor: ActorName) {
+    return `${this.prefix}.mailbox.${(actor.className || "anonymous").replace(/[.\s]/g, "_").slice(0, 64)}.${actor.id}`;
+  }
+  /** The actor id of a mailbox's name (a routing key on the default exchange), else undefined. */
+  mailboxActor(queue: string): string | undefined {
+    return queue.startsWith(`${this.prefix}.mailbox.`) ? queue.slice(queue.lastIndexOf(".") + 1) : undefined;
+  }
   get head() { return `${this.prefix}.head`; }
 
   /** A shape's queue, bound to the tasks exchange by its key; idempotent. */
@@ -214,8 +237,8 @@ export class Topology {
   }
 
   /** An actor's mailbox; idempotent. */
-  declareMailbox(ch: amqp.Channel, actorId: string): Promise<amqp.Replies.AssertQueue> {
-    return declareSharedQueue(ch, this.mailbox(actorId), this.durable);
+  declareMailbox(ch: amqp.Channel, actor: ActorName): Promise<amqp.Replies.AssertQueue> {
+    return declareSharedQueue(ch, this.mailbox(actor), this.durable);
   }
 
   /** Exchanges every process may publish to; idempotent. */

@@ -22,3 +22,11 @@ export interface HandleInfo {
   /** Each method's default numReturns, and its concurrency group if it has one. */
   methods: Record<string, { numReturns: number; group?: string }>;
 }
+
+/** What names an actor's mailbox (transport's Topology.mailbox): its id and its class. */
+export type ActorName = Pick<HandleInfo, "id" | "className">;
+
+/** The actor a creation message makes, from its headers `actor` and `actorClass` (api/actor.ts sets them). */
+export function creationActor(headers: Record<string, any> | undefined): ActorName | undefined {
+  return headers?.actor ? { id: headers.actor, className: headers.actorClass ?? "" } : undefined;
+}

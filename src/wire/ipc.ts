@@ -44,8 +44,25 @@ export type NodeToWorker =
   /** The head has heard the long leased task runs here: ack it now. */
   | { t: "ack-long"; task: string };
 
+/**
+ * Task names a tally keeps apart, at most; past them the rest count under TALLY_OTHER, so that a
+ * name made per call cannot grow a node's metrics without end.
+ */
+export const TALLY_NAMES = 1000;
+export const TALLY_OTHER = "_other";
+
+/** A worker's count of what it ran under one task name (worker/tally.ts), since it started. */
+export interface TaskTally {
+  name: string;
+  running: number;
+  finished: number;
+  failed: number;
+}
+
 export type WorkerToNode =
   | { t: "ready"; pid: number; ownerId: string }
+  /** What it ran, by task name: every name it has run, sent after a change (node/metrics.ts). */
+  | { t: "tally"; tasks: TaskTally[] }
   | { t: "done"; tag: number; retry: boolean }
   | { t: "blocked" }
   | { t: "unblocked" }

@@ -89,7 +89,7 @@ export class ActorHost {
   private async openChannel(): Promise<void> {
     const ch = await this.rt.conn.createChannel();
     this.rt.link.watch(ch, (err) => this.exiting || this.rt.channelLost(err), "the mailbox");
-    await this.rt.topo.declareMailbox(ch, this.create.handle.id);
+    await this.rt.topo.declareMailbox(ch, this.create.handle);
     // Calls already delivered count as sent to this incarnation (Ray's rule too), so a deeper
     // prefetch only trades how many fail on a crash for fewer round trips under load.
     await ch.prefetch(this.prefetch);
@@ -108,9 +108,9 @@ export class ActorHost {
 
   /** Consumes the mailbox; if the broker cancels that (the mailbox deleted under a live actor), declares it again and consumes anew. */
   private async consumeMailbox(): Promise<void> {
-    const mailbox = this.rt.topo.mailbox(this.create.handle.id);
+    const mailbox = this.rt.topo.mailbox(this.create.handle);
     const again = () => this.exiting || resubscribe(`mailbox ${mailbox}`, async () => {
-      await this.rt.topo.declareMailbox(this.ch, this.create.handle.id);
+      await this.rt.topo.declareMailbox(this.ch, this.create.handle);
       await this.consumeMailbox();
     }, (reason) => this.rt.channelLost(reason));
     await consumeQueue(this.ch, mailbox, (m) => this.onCall(m), again);

@@ -56,4 +56,9 @@ export const WORKER_DEFAULTS = {
    * @default 1024
    */
   actorResultsKept: 1024,
+  /**
+   * How often at most a worker tells its node what it ran (worker/tally.ts), for the node's metrics.
+   * @default 1000
+   */
+  tallyMs: 1000,
 } as const;

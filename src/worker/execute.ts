@@ -22,6 +22,7 @@ import { ResultMessage, TaskSpec, encodeResults } from "../wire/messages";
 import { flushOutput } from "./output";
 import { RecentResults } from "./recent-results";
 import { WORKER_DEFAULTS } from "./defaults";
+import { taskEnded, taskStarted } from "./tally";
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -36,17 +37,19 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 /**
  * Runs one task or actor call in its context: resolves its ref arguments, calls, and encodes the
- * return values or the error, noting its run's start and end in the task events. Shared by tasks
- * and actor methods.
+ * return values or the error, noting its run's start and end in the task events and in the
+ * worker's tally (metrics). Shared by tasks and actor methods.
  */
 export function execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): MaybePromise<ResultMessage> {
   const events = currentRuntime().events;
   ctx.startMs = nowMs();
   events.run(ctx);
+  taskStarted(spec.name);
   return andThen(run(spec, ctx, call), (r) => {
     ctx.endMs = nowMs();
     ctx.error = r.error;
     events.run(ctx);
+    taskEnded(spec.name, r.error !== undefined);
     return r;
   });
 }

@@ -19,6 +19,7 @@ import { Lease, leaseWindow } from "./lease";
 import { MaybePromise, andThen, execute, publishResult, showTitle, sendResultsAgain } from "./execute";
 import { IdleAfter } from "./idle";
 import { forwardOutput } from "./output";
+import { reportTally } from "./tally";
 import { RecentDeaths, mayRetry, nextAttempt, onRedelivery, publishAgain } from "../scheduling/retry";
 import type * as amqp from "amqplib";
 import { LONG_TASK_MS, type NodeToWorker, type WorkerConfig, type WorkerToNode } from "../wire/ipc";
@@ -94,6 +95,7 @@ async function main(): Promise<void> {
     ...runOf(c, blocked > 0 ? "RUNNING_IN_GET" : "RUNNING"), node_id: config.nodeId, worker_id: rt.config.ownerId, worker_pid: process.pid, running: true,
   }));
   forwardOutput();
+  reportTally(send);
   process.on("message", (m: NodeToWorker) => {
     if (m.t === "task") void runTask(m);
     else if (m.t === "cancel") void cancel(m.task, m.force, m.recursive);

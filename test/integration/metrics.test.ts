@@ -1,40 +1,24 @@
 // A node's Prometheus endpoint, started with a fake source and scraped over HTTP.
-import * as http from "node:http";
-import { serveMetrics, MetricsServer } from "../../src/node/metrics";
-
-function get(port: number, path: string): Promise<{ status: number; type: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: "127.0.0.1", port, path, agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c) => (body += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"]), body }));
-    }).on("error", reject);
-  });
-}
-
-/** The value of one sample line, e.g. `warren_node_workers{node_id="n1"} 3`. */
-function sample(body: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const line of body.split("\n")) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got = Object.fromEntries([...(m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
+import { serveMetrics, MetricsServer, MetricsSource } from "../../src/node/metrics";
+import { httpGet as get, sample } from "../helpers";
 
 const state = {
   total: { CPU: 4, GPU: 1, memory: 8 * 2 ** 30, Custom1: 2, "node:10.0.0.1": 1 } as Record<string, number>,
   available: { CPU: 1.5, GPU: 1, memory: 8 * 2 ** 30, Custom1: 2, "node:10.0.0.1": 1 } as Record<string, number>,
   workers: 3,
   running: 2,
+  reconnects: 0,
 };
-const source = {
+const source: MetricsSource = {
   nodeId: "n1",
   resources: () => ({ total: state.total, available: state.available }),
   workers: () => state.workers,
+  idleWorkers: () => 1,
   tasksRunning: () => state.running,
+  tasks: () => [{ name: "add", running: 1, finished: 7, failed: 2 }],
+  actors: () => [{ className: "Counter", state: "ALIVE", count: 2 }, { className: "Counter", state: "DEAD", count: 1 }],
+  store: () => ({ objects: 4, bytes: 12288 }),
+  reconnects: () => state.reconnects,
 };
 
 let server: MetricsServer;
@@ -67,6 +51,16 @@ test("the node's gauges read the source, every series labelled with node_id", as
   expect(sample(body, "warren_node_resources_available", { node_id: "n1", resource: "Custom1" })).toBe(2);
   expect(sample(body, "warren_node_workers", { node_id: "n1" })).toBe(3);
   expect(sample(body, "warren_node_tasks_running", { node_id: "n1" })).toBe(2);
+  expect(sample(body, "warren_node_workers_idle", { node_id: "n1" })).toBe(1);
+  expect(sample(body, "warren_tasks", { name: "add", state: "RUNNING" })).toBe(1);
+  expect(sample(body, "warren_tasks", { name: "add", state: "FINISHED" })).toBe(7);
+  expect(sample(body, "warren_tasks", { name: "add", state: "FAILED" })).toBe(2);
+  expect(sample(body, "warren_actors", { class: "Counter", state: "ALIVE" })).toBe(2);
+  expect(sample(body, "warren_actors", { class: "Counter", state: "DEAD" })).toBe(1);
+  expect(sample(body, "warren_object_store_objects", {})).toBe(4);
+  expect(sample(body, "warren_object_store_bytes", {})).toBe(12288);
+  expect(body).toContain("# TYPE warren_broker_reconnects_total counter");
+  expect(sample(body, "warren_broker_reconnects_total", {})).toBe(0);
   // prom-client's default process metrics, with the same label
   expect(sample(body, "process_cpu_user_seconds_total", { node_id: "n1" })).toBeGreaterThanOrEqual(0);
   expect(sample(body, "nodejs_heap_size_used_bytes", { node_id: "n1" })).toBeGreaterThan(0);
@@ -77,7 +71,9 @@ test("a scrape sees the values of that moment; a resource that went away is no l
   state.available = { CPU: 0, memory: 8 * 2 ** 30 };
   state.workers = 5;
   state.running = 4;
+  state.reconnects = 3;
   const { body } = await get(server.port, "/metrics");
+  expect(sample(body, "warren_broker_reconnects_total", {})).toBe(3);
   expect(sample(body, "warren_node_resources_available", { resource: "CPU" })).toBe(0);
   expect(sample(body, "warren_node_resources_available", { resource: "GPU" })).toBeUndefined();
   expect(sample(body, "warren_node_workers", {})).toBe(5);

@@ -60,7 +60,7 @@ test("queues deleted under a live cluster are declared and consumed again: tasks
   const counter = Counter.remote();
   expect(await warren.get(counter.increment.remote())).toBe(1);
   const shape = `${prefix}.shape.CPU:1`;
-  const mailbox = `${prefix}.mailbox.${counter.actorId}`;
+  const mailbox = `${prefix}.mailbox.Counter.${counter.actorId}`;
   const inbox = `${prefix}.inbox.${jobId}`;
   // The broker cancels every consumer of a deleted queue: the node's and the leases' (shape), the
   // actor's (mailbox), the driver's own (inbox, exclusive: only an operator can delete it).
@@ -85,5 +85,5 @@ test("in durable mode shape queues and mailboxes are quorum queues, inboxes stay
   expect(typeOf("inbox.")).toEqual(["classic false true"]);
   // A dead actor's mailbox, a quorum queue, is emptied and removed (no if-empty delete there).
   warren.kill(counter);
-  await waitForCondition(async () => !(await rabbitmqQueues("name")).some(([name]) => name === `${prefix}mailbox.${counter.actorId}`), 30);
+  await waitForCondition(async () => !(await rabbitmqQueues("name")).some(([name]) => name === `${prefix}mailbox.Counter.${counter.actorId}`), 30);
 }, 120_000);

@@ -128,7 +128,7 @@ function setup({ total, options = {}, idle = 0, gpus = [] }: Setup) {
       return feed;
     },
     onRedelivered: (m) => void redelivered.push(m.properties.messageId),
-    actorDead: (id, error) => void dead.push({ id, error }),
+    actorDead: (actor, error) => void dead.push({ id: actor.id, error }),
   });
   made.push(scheduler);
   const feed = async (shape: string): Promise<FakeFeed> => {
