@@ -12,9 +12,9 @@ import { BoundedMap } from "../bounded";
 import { NodeDiedError } from "../errors";
 import { EncodedError, encodeError } from "../serialization";
 import { mayRetry } from "../scheduling/retry";
-import { INITIAL_TASK_STATE, TaskState, nextTaskState } from "../lifecycle/task";
+import { INITIAL_TASK_STATE, nextTaskState } from "../lifecycle/task";
 import type { ResultMessage } from "../wire/messages";
-import { type OwnerRow, type TaskInfo, errorColumns } from "../wire/task-events";
+import { type OwnerRow, type TaskInfo, type TaskState, errorColumns } from "../wire/task-events";
 import { CORE_DEFAULTS } from "./defaults";
 import type { Runtime } from "./runtime";
 

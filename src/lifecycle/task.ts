@@ -3,6 +3,7 @@
  * a thing's state: the owner drives its tasks' machines from what it observes, and the state
  * API reads `snapshot.value`.
  */
+import type { TaskState } from "../wire/task-events";
 import { assign, setup, transition } from "xstate";
 
 export type TaskEvent =
@@ -44,9 +45,6 @@ export const taskMachine = setup({
   },
 });
 
-export type TaskState =
-  | "PENDING_ARGS_AVAIL" | "PENDING_NODE_ASSIGNMENT" | "SUBMITTED_TO_WORKER"
-  | "RUNNING" | "RUNNING_IN_GET" | "FINISHED" | "FAILED";
 
 const STATES: TaskState[] = [
   "PENDING_ARGS_AVAIL", "PENDING_NODE_ASSIGNMENT", "SUBMITTED_TO_WORKER", "RUNNING", "RUNNING_IN_GET", "FINISHED", "FAILED",

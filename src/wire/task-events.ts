@@ -6,7 +6,11 @@
  * one rule that makes a state-API row of them, in the head's history and in a live answer alike.
  */
 import type { EncodedError } from "../serialization";
-import type { TaskState } from "../lifecycle/task";
+
+/** A task's states (Ray's), moved by the task machine (lifecycle/task.ts). */
+export type TaskState =
+  | "PENDING_ARGS_AVAIL" | "PENDING_NODE_ASSIGNMENT" | "SUBMITTED_TO_WORKER"
+  | "RUNNING" | "RUNNING_IN_GET" | "FINISHED" | "FAILED";
 
 /** What the owner knows of a task besides its state (Ray's columns). */
 export interface TaskInfo {
