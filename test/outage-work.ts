@@ -19,7 +19,7 @@ interface Counted {
   actorValues: number[];
   actorFinal: number;
   object: number;
-  /** Of the queued batch (tasks of 10 ms, most still queued at the outage): how many ran more than once. */
+  /** Of the queued batch (tasks of 20 ms, most still queued at the outage): how many ran more than once. */
   queuedRanTwice: number;
 }
 
@@ -50,8 +50,10 @@ export async function countThrough(outage: () => Promise<void>): Promise<Counted
   const batch = warren.get(Array.from({ length: PIPELINED }, (_, i) => add.remote(i, 2)));
   const slow = warren.get(sleep.remote(2));
   const marks = fs.mkdtempSync(path.join(os.tmpdir(), "warren-outage-"));
-  const queued = warren.get(Array.from({ length: QUEUED }, (_, i) => tally.remote(path.join(marks, String(i)), i, 10)));
+  const queued = warren.get(Array.from({ length: QUEUED }, (_, i) => tally.remote(path.join(marks, String(i)), i, 20)));
   const actorBatch = warren.get(Array.from({ length: ACTOR_PIPELINED }, () => counter.increment.remote()));
+  // Once the first has started, the batch is published (and, in durable mode, confirmed): the rest wait in the queue.
+  await waitForCondition(() => fs.readdirSync(marks).length > 0, 30);
   await outage();
   const [sync, values, batched, slept, actorBatched, ranQueued] = await Promise.all([syncTasks, actorSync, batch, slow, actorBatch, queued]);
   const bytes = (await warren.get(object)) as Buffer;

@@ -30,7 +30,8 @@ test("the first node SIGKILLed and brought back: every value comes back, every a
   });
   expectNothingLost(counted);
   // Queued tasks stay in their quorum queue and are not sent again: only those running (or run
-  // and not yet acked by their lease) at the outage may run twice, not the ~90 still queued.
+  // and not yet acked by their lease) at the outage may run twice, not the ~95 still queued (70 of
+  // them ran twice when the owner sent every unfinished task again).
   expect(counted.queuedRanTwice).toBeLessThanOrEqual(6);
   // The driver says which node it lost and which one it reached, without the password.
   const lines = said.mock.calls.map((c) => String(c[0]));
