@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import * as warren from "warren";
 import { waitForCondition } from "warren/testing";
 import * as l from "../fixtures/logging";
@@ -77,6 +77,20 @@ describe("a private cluster's logs", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`(Talker pid=${pid}) ${line}\n`);
     await warren.kill(talker);
+  });
+
+  test("`warren logs --follow` prints lines printed after it started", async () => {
+    const follower = spawn(process.execPath, [CLI, "logs", "--cluster", info.cluster, "--tail", "1", "--follow"]);
+    let seen = "";
+    follower.stdout.on("data", (c) => (seen += c));
+    try {
+      await waitForCondition(() => seen.includes("(node pid="), 15); // the first answer came
+      const line = unique("followed");
+      const { pid } = await warren.get(l.say.remote(line));
+      await waitForCondition(() => seen.includes(`(say pid=${pid}) ${line}\n`), 10);
+    } finally {
+      follower.kill();
+    }
   });
 
   test("bad input is a clear usage error", async () => {
