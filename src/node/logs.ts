@@ -71,7 +71,7 @@ export class NodeLogs {
   /** A worker exited: how, with its last lines, which also go to the drivers of the jobs whose tasks printed them. */
   died(file: string, pid: number, how: string): WorkerDeath {
     console.log(`worker pid=${pid} exited (${how})`);
-    const lines = tail(withBackups(file, this.deps.rotation.backups), CRASH_LINES, () => true);
+    const { lines } = tail(withBackups(file, this.deps.rotation.backups), CRASH_LINES, () => true);
     for (const run of runs(lines)) {
       const s = run[0].source;
       if (!s?.job) continue;
@@ -98,22 +98,22 @@ export class NodeLogs {
   private read(r: LogsRequest): LogFileLines[] {
     const keep = (s: Source) => (!r.task || s.task === r.task) && (!r.actor || s.actor === r.actor);
     const files: Array<{ file: string; pid: number; first: Source }> = [];
-    if (!r.task && !r.actor && r.pid === undefined) files.push({ file: this.nodeLog, pid: process.pid, first: { stream: "stdout", name: "node" } });
+    if (!r.task && !r.actor) files.push({ file: this.nodeLog, pid: process.pid, first: { stream: "stdout", name: "node" } });
     const workers = fs.readdirSync(this.dir).flatMap((name) => {
       const m = WORKER_FILE.exec(name);
-      return m && (r.pid === undefined || Number(m[1]) === r.pid) ? [{ file: path.join(this.dir, name), pid: Number(m[1]), first: { stream: "stdout" as const } }] : [];
+      return m ? [{ file: path.join(this.dir, name), pid: Number(m[1]), first: { stream: "stdout" as const } }] : [];
     });
     const mtime = (f: string) => fs.statSync(f, { throwIfNoEntry: false })?.mtimeMs ?? 0;
     files.push(...workers.sort((a, b) => mtime(a.file) - mtime(b.file)));
     return files.flatMap(({ file, pid, first }) => {
       if (!fs.existsSync(file)) return []; // gone since it was listed
       const since = r.follow?.[path.basename(file)];
-      const found = since || r.follow ? follow(file, this.deps.rotation.backups, since ?? { offset: 0, source: first }) : undefined;
-      const lines = found ? found.lines : tail(withBackups(file, this.deps.rotation.backups), r.tail, keep, first);
-      const last = found?.source ?? lines[lines.length - 1]?.source;
+      const read = r.follow
+        ? follow(file, this.deps.rotation.backups, r.follow[path.basename(file)] ?? { offset: 0, source: first })
+        : tail(withBackups(file, this.deps.rotation.backups), r.tail, keep, first);
       return [{
-        file: path.basename(file), pid, offset: found?.offset ?? fs.statSync(file).size, source: last,
-        lines: lines.filter((l) => l.source && keep(l.source)).map((l) => `(${l.source?.name ? `${l.source.name} ` : ""}pid=${pid}) ${l.text}`),
+        file: path.basename(file), pid, offset: read.offset, source: read.source,
+        lines: read.lines.filter((l) => l.source && keep(l.source)).map((l) => `(${l.source?.name ? `${l.source.name} ` : ""}pid=${pid}) ${l.text}`),
       }];
     });
   }
@@ -154,24 +154,32 @@ function readRange(files: string[], sizes: number[], from: number, to: number): 
   return Buffer.concat(chunks).toString();
 }
 
+/** Lines read from a file, the offset after them in the file, and the source there. */
+interface Read {
+  lines: Line[];
+  offset: number;
+  source?: Source;
+}
+
 /**
  * The last `want` lines that `keep` keeps of `files` (oldest first, one stream), reading back from
  * the end twice as far each time until they are found with their sources, or the start is reached.
  */
-function tail(files: string[], want: number, keep: (s: Source) => boolean, first: Source = { stream: "stdout" }): Line[] {
+function tail(files: string[], want: number, keep: (s: Source) => boolean, first: Source = { stream: "stdout" }): Read {
   const sizes = files.map((f) => fs.statSync(f, { throwIfNoEntry: false })?.size ?? 0);
   const total = sizes.reduce((a, b) => a + b, 0);
   for (let span = 64 * 1024; ; span *= 2) {
     const from = Math.max(0, total - span);
     let text = readRange(files, sizes, from, total);
     if (from > 0) text = text.slice(text.indexOf("\n") + 1); // a line cut in two
-    const kept = parse(text, from === 0 ? first : undefined).lines.filter((l) => l.source && keep(l.source));
-    if (kept.length >= want || from === 0) return kept.slice(-want);
+    const { lines, source } = parse(text, from === 0 ? first : undefined);
+    const kept = lines.filter((l) => l.source && keep(l.source));
+    if (kept.length >= want || from === 0) return { lines: kept.slice(-want), offset: sizes[sizes.length - 1], source };
   }
 }
 
 /** What is new in `file` since `pos` (from its newest backup first if it was rotated since), up to FOLLOW_BYTES. */
-function follow(file: string, backups: number, pos: LogPosition): { lines: Line[]; offset: number; source?: Source } {
+function follow(file: string, backups: number, pos: LogPosition): Read {
   const size = fs.statSync(file).size;
   let text = "";
   let offset = pos.offset;

@@ -174,12 +174,11 @@ export interface LogPosition {
   source?: LogSource;
 }
 
-/** `warren logs` asks a node: the last `tail` lines of its files (of one task, actor or worker pid), or what is new since `follow`. */
+/** `warren logs` asks a node: the last `tail` lines of its files (of one task or actor), or what is new since `follow`. */
 export interface LogsRequest {
   tail: number;
   task?: string;
   actor?: string;
-  pid?: number;
   /** By file name: where the last answer stopped. */
   follow?: Record<string, LogPosition>;
 }
