@@ -411,7 +411,7 @@ export class NodeDaemon {
     if (this.stopping) return;
     const how = signal ?? `exit code ${code}`;
     const death = this.logs.died(w.logFile, w.proc.pid!, how);
-    if (w.actor) this.actors.workerExit(w, w.actor, how);
+    if (w.actor) this.actors.workerExit(w, w.actor, death);
     else {
       // A leased task it held goes back to the queue by itself (the broker requeues it): whoever
       // gets it on this node hears how the worker died, to say so if it must fail the task.

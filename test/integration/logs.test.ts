@@ -122,6 +122,15 @@ describe("a private cluster's logs", () => {
     await waitForCondition(() => new RegExp(`\\(sayAndDie pid=\\d+\\) ${line}\\n`).test(out.text()), 10);
   });
 
+  test("an actor whose worker prints, then exits: its last line is in the ActorDiedError", async () => {
+    const talker = l.Talker.remote();
+    const line = unique("actor-last-words");
+    const err = await warren.get(talker.sayAndExit.remote(line)).catch((e) => e);
+    expect(err).toBeInstanceOf(warren.ActorDiedError);
+    expect(err.message).toMatch(new RegExp(`exited \\(exit code 5\\).*Its last output:\\n(.*\\n)*  ${line}`, "s"));
+    await waitForCondition(() => out.text().includes(`) ${line}\n`), 10);
+  });
+
   test("a dead worker's line that reached the driver already is not printed again", async () => {
     const line = unique("said-once");
     const marker = unique("after");
