@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { execFile, spawn } from "node:child_process";
 import * as warren from "warren";
-import { waitForCondition } from "warren/testing";
+import { Cluster, waitForCondition } from "warren/testing";
 import * as l from "../fixtures/logging";
 import { LATEST_SESSION, clusterDir } from "../../src/core/paths";
 
@@ -180,5 +180,29 @@ describe("rotation", () => {
   test("a bad limit is a clear error at init()", async () => {
     process.env.WARREN_LOG_MAX_BYTES = "16MiB";
     await expect(warren.init({ numCpus: 1 })).rejects.toThrow(/WARREN_LOG_MAX_BYTES must be a whole number of at least 1024 \(got "16MiB"\)/);
+  });
+});
+
+describe("several nodes", () => {
+  let c: Cluster;
+  beforeAll(async () => {
+    c = await Cluster.start({ head: { numCpus: 1 }, nodes: [{ numCpus: 1, resources: { Side: 1 } }] });
+    await warren.init({ address: c.address, cluster: c.cluster, logToDriver: false });
+  });
+  afterAll(async () => {
+    await warren.shutdown();
+    await c.shutdown();
+  });
+
+  test("`warren logs --node` shows the lines of the node the task ran on, and of no other", async () => {
+    const [head, side] = c.nodeIds;
+    const line = unique("on-the-side");
+    const { pid, taskId } = await warren.get(l.say.options({ resources: { Side: 1 } }).remote(line));
+    const onSide = await cli("logs", "--cluster", c.cluster, "--node", side);
+    expect(onSide.stdout).toContain(`(say pid=${pid}) ${line}\n`);
+    expect(onSide.stdout).toContain(`==> node ${side.slice(0, 12)} node.log <==`);
+    expect((await cli("logs", "--cluster", c.cluster, "--node", head)).stdout).not.toContain(line);
+    const everywhere = await cli("logs", "--cluster", c.cluster, "--task", taskId!);
+    expect(everywhere.stdout).toBe(`(say pid=${pid}) ${line}\n`);
   });
 });
