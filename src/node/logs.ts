@@ -107,7 +107,6 @@ export class NodeLogs {
     files.push(...workers.sort((a, b) => mtime(a.file) - mtime(b.file)));
     return files.flatMap(({ file, pid, first }) => {
       if (!fs.existsSync(file)) return []; // gone since it was listed
-      const since = r.follow?.[path.basename(file)];
       const read = r.follow
         ? follow(file, this.deps.rotation.backups, r.follow[path.basename(file)] ?? { offset: 0, source: first })
         : tail(withBackups(file, this.deps.rotation.backups), r.tail, keep, first);
