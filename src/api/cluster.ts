@@ -16,8 +16,9 @@ import type { NodeSummary } from "../wire/head";
 import { Runtime } from "../core/runtime";
 import { currentRuntime, hasRuntime } from "../core/current";
 import type { RuntimeConfig } from "../core/context";
-import { clusterDir, compiled } from "../core/paths";
+import { clusterDir, compiled, linkLatestSession } from "../core/paths";
 import { reachedInit } from "../core/functions";
+import { keepLogsOnly } from "../node/logs";
 import { sweepDeadPrivateClusters } from "../core/leftovers";
 import { dashboardOptions } from "../head/dashboard";
 
@@ -34,6 +35,8 @@ export interface ClusterInfo {
 }
 
 let head: ChildProcess | undefined;
+/** The private cluster init() started, whose folder shutdown() keeps as session_latest. */
+let privateCluster: string | undefined;
 
 export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   if (process.env.WARREN_WORKER) {
@@ -75,6 +78,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
     throw err;
   }
   const proc = head;
+  privateCluster = cluster;
   proc.once("exit", (code, signal) => {
     if (head !== proc) return; // shutdown() stopped it
     head = undefined;
@@ -217,6 +221,12 @@ export async function shutdown(): Promise<void> {
     const timer = setTimeout(() => h.kill("SIGKILL"), 10_000);
     await exited;
     clearTimeout(timer);
+  }
+  const kept = privateCluster;
+  privateCluster = undefined;
+  if (kept && fs.existsSync(clusterDir(kept))) {
+    keepLogsOnly(clusterDir(kept)); // already done by a node that stopped, not by one that died
+    linkLatestSession(kept);
   }
 }
 

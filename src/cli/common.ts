@@ -105,10 +105,10 @@ export function within<T>(p: Promise<T>, seconds: number, what: string): Promise
 }
 
 /**
- * Runs `fn` connected to the cluster (no local node needed), then disconnects. A cluster that does
- * not answer is a clear error naming it and how to start it.
+ * Runs `fn` connected to the cluster (no local node needed), within `seconds` (unbounded if
+ * Infinity), then disconnects. A cluster that does not answer is a clear error naming it and how to start it.
  */
-export async function withCluster<T>(t: Target, fn: () => Promise<T>): Promise<T> {
+export async function withCluster<T>(t: Target, fn: () => Promise<T>, seconds = 30): Promise<T> {
   try {
     await within(attach(t), 15, `the broker at ${redactAddress(t.address)}`);
   } catch (err) {
@@ -120,7 +120,7 @@ export async function withCluster<T>(t: Target, fn: () => Promise<T>): Promise<T
     );
   }
   try {
-    return await within(fn(), 30, `cluster "${t.cluster}"`);
+    return await (seconds === Infinity ? fn() : within(fn(), seconds, `cluster "${t.cluster}"`));
   } finally {
     await shutdown();
   }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * cli: the `warren` command (Ray's `ray start/stop/status/list/summary/timeline`). Each command group is a
- * module: nodes.ts (start, stop), query.ts (status, list, summary, timeline), broker.ts (broker start, stop,
+ * cli: the `warren` command (Ray's `ray start/stop/status/list/summary/timeline/logs`). Each command group is a
+ * module: nodes.ts (start, stop), query.ts (status, list, summary, timeline), logs.ts (logs), broker.ts (broker start, stop,
  * status), run-program.ts (run); format.ts prints. Exit codes: 0 done, 1 failed, 2 bad usage (unknown command or
  * option, bad value).
  */
@@ -21,6 +21,8 @@ import { start, stop } from "./nodes";
 import { cleanup } from "./cleanup";
 import { runProgram } from "./run-program";
 import { Format, Kind, list, status, summary, timeline } from "./query";
+import { logs } from "./logs";
+import { LATEST_SESSION } from "../core/paths";
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 /** What the action that ran returned. */
@@ -41,6 +43,17 @@ function count(value: string): number {
   const n = number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`must be an integer >= 0 (got ${value})`);
   return n;
+}
+
+function positive(value: string): number {
+  const n = count(value);
+  if (n < 1) throw new InvalidArgumentError(`must be an integer >= 1 (got ${value})`);
+  return n;
+}
+
+function nodeId(value: string): string {
+  if (!/^[0-9a-f]+$/.test(value)) throw new InvalidArgumentError(`must be a node id or the start of one, hex digits as \`warren list nodes\` shows (got ${JSON.stringify(value)})`);
+  return value;
 }
 
 function clusterSize(value: string): number {
@@ -206,6 +219,18 @@ function program(): Command {
       .requiredOption("-o, --output <file>", "the JSON file to write")
       .addHelpText("after", "\nExample:\n  warren timeline --cluster prod -o trace.json   # then open trace.json in https://ui.perfetto.dev"),
   ).action(run((o) => timeline(target(o), o.output)));
+
+  queryOptions(
+    prog
+      .command("logs")
+      .description("print the output of the cluster's nodes and workers, prefixed (name pid=N) as drivers print it (like `ray logs`)")
+      .option("--node <id>", "only this node (its id, or the start of it)", nodeId)
+      .option("--task <id>", "only what this task printed")
+      .option("--actor <id>", "only what this actor printed")
+      .option("--tail <n>", "the last n lines of each file", positive, 100)
+      .option("--follow", "then print new lines as they come, until interrupted")
+      .addHelpText("after", "\nA node's files are in its session folder (`warren start` prints it); a private cluster keeps its last\nsession's after shutdown in " + LATEST_SESSION + ".\nExamples:\n  warren logs --tail 20\n  warren logs --task 5f0c3a9e1b2d4c6f0000000000000001\n  warren logs --node 3f2a9c --follow"),
+  ).action(run((o) => logs(target(o), { node: o.node, task: o.task, actor: o.actor, tail: o.tail, follow: Boolean(o.follow) })));
 
   prog
     .command("run")

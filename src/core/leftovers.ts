@@ -13,12 +13,13 @@
  * `warren start --head` reloads).
  */
 import * as fs from "node:fs";
+import * as path from "node:path";
 import type * as amqp from "amqplib";
 import { RegistryStore } from "../head/store";
 import { environments } from "../node/processes";
 import { Topology, connectBroker, connectionName } from "../transport";
 import { queueAbsent } from "../transport/queues";
-import { WARREN_HOME, clusterDir, registryFile } from "./paths";
+import { LATEST_SESSION, WARREN_HOME, clusterDir, isPrivateCluster, latestSession, registryFile } from "./paths";
 
 export interface Leftover {
   cluster: string;
@@ -29,8 +30,6 @@ export interface Leftover {
 
 /** How long a folder must have been left unchanged before a sweep not asked for by name removes it. */
 const SETTLED_MS = 60_000;
-/** The names init() gives private clusters. */
-const PRIVATE = /^local-[0-9a-f]+$/;
 
 /**
  * The clusters with a folder on this machine and no process here: `only` by name, or all of them
@@ -39,7 +38,10 @@ const PRIVATE = /^local-[0-9a-f]+$/;
 export function deadHere(o: { only?: string; privateOnly?: boolean } = {}): string[] {
   let names: string[];
   try {
-    names = fs.readdirSync(WARREN_HOME).filter((n) => n.startsWith("session_")).map((n) => n.slice("session_".length));
+    const kept = latestSession(); // the last private session's logs stay until the next one replaces them
+    names = fs.readdirSync(WARREN_HOME)
+      .filter((n) => n.startsWith("session_") && n !== path.basename(LATEST_SESSION) && n !== kept)
+      .map((n) => n.slice("session_".length));
   } catch {
     return [];
   }
@@ -48,7 +50,7 @@ export function deadHere(o: { only?: string; privateOnly?: boolean } = {}): stri
   if (!envs) return [];
   return names.filter((cluster) => {
     if (o.only !== undefined && cluster !== o.only) return false;
-    if (o.privateOnly && !PRIVATE.test(cluster)) return false;
+    if (o.privateOnly && !isPrivateCluster(cluster)) return false;
     const changed = fs.statSync(clusterDir(cluster), { throwIfNoEntry: false })?.mtimeMs;
     if (o.only === undefined && (changed === undefined || now - changed < SETTLED_MS)) return false;
     const text = `"cluster":"${cluster}"`;

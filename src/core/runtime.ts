@@ -37,14 +37,7 @@ import { TaskManager } from "./task-manager";
 import { TaskEvents } from "./task-events";
 import { onInfeasible } from "./infeasible";
 import type { Route, TaskTemplate } from "./template";
-
-/** A line (or lines) of a worker's output, forwarded to its job's driver. */
-export interface LogEntry {
-  name: string;
-  pid: number;
-  stream: "stdout" | "stderr";
-  text: string;
-}
+import { type LogEntry, printLog } from "./driver-output";
 
 export class Runtime {
   readonly topo: Topology;
@@ -337,8 +330,3 @@ export interface LinkListener {
   restore(conn: amqp.ChannelModel): Promise<void>;
 }
 
-function printLog(e: LogEntry): void {
-  const out = e.stream === "stderr" ? process.stderr : process.stdout;
-  const lines = e.text.endsWith("\n") ? e.text.slice(0, -1).split("\n") : e.text.split("\n");
-  out.write(lines.map((l) => `(${e.name} pid=${e.pid}) ${l}\n`).join(""));
-}

@@ -16,7 +16,7 @@ import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { ActorDiedError } from "../errors";
 import { decodeError, encodeError, type EncodedError } from "../serialization";
-import { mayRetry } from "../scheduling/retry";
+import { lastOutput, mayRetry } from "../scheduling/retry";
 import type { Demand, Ledger, Resources } from "../scheduling/shape";
 import type { Topology } from "../transport";
 import { drainQueue } from "../transport/queues";
@@ -26,6 +26,7 @@ import type { ActorCreationMessage } from "../wire/head";
 import type { ActorName } from "../wire/descriptors";
 import { Kind } from "../wire/kinds";
 import type { ResultMessage } from "../wire/messages";
+import type { WorkerDeath } from "../wire/ipc";
 import type { TaskChannel } from "./deliveries";
 import type { GpuPool } from "./gpus";
 import type { NodeOptions } from "./options";
@@ -126,7 +127,7 @@ export class Actors {
   }
 
   /** An actor's worker is gone: restart the actor if it may, else it is dead for good. */
-  workerExit(w: Worker, a: HostedActor, how: string): void {
+  workerExit(w: Worker, a: HostedActor, death: WorkerDeath): void {
     const { free, gpus, pool, tasks } = this.deps;
     if (a.alive) {
       free.give(a.heldUnits);
@@ -137,7 +138,7 @@ export class Actors {
     const restarts: number = h.restarts ?? 0;
     const maxRestarts: number = h.maxRestarts ?? 0;
     const final = a.final ?? (!mayRetry(restarts, maxRestarts)
-      ? new ActorDiedError(`the actor ${a.id} died: its worker (pid=${w.proc.pid}) exited (${how}) and it has used its ${maxRestarts} restart(s) (maxRestarts)`)
+      ? new ActorDiedError(`the actor ${a.id} died: its worker (pid=${w.proc.pid}) exited (${death.how}) and it has used its ${maxRestarts} restart(s) (maxRestarts); its output: ${lastOutput(death)}`)
       : undefined);
     if (!a.alive && w.task) tasks.ackTask(w.task);
     if (final) {

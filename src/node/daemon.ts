@@ -40,7 +40,7 @@ import { registryFile } from "../core/paths";
 import { RpcClient } from "../transport/rpc";
 import type { JobEnded, NodeInfo } from "../wire/head";
 import { nodeIp } from "./resources";
-import { LONG_TASK_MS, type WorkerToNode } from "../wire/ipc";
+import { LONG_TASK_MS, type WorkerDeath, type WorkerToNode } from "../wire/ipc";
 import { ResultMessage, encodeResults, readHead } from "../wire/messages";
 import { type NodeConfig, type NodeOptions, nodeOptions } from "./options";
 import { type Running, TaskChannel } from "./deliveries";
@@ -49,6 +49,8 @@ import { HeldAtLoss } from "./held";
 import { type Worker, WorkerPool } from "./worker-pool";
 import { Actors } from "./actors";
 import { objectChunk, stateAnswer, workerRows } from "./answers";
+import { NodeLogs, keepLogsOnly } from "./logs";
+import { rotationFromEnv } from "../core/log-files";
 
 export class NodeDaemon {
   readonly topo: Topology;
@@ -57,6 +59,7 @@ export class NodeDaemon {
   private readonly free: Ledger;
   private readonly gpus: GpuPool;
   private readonly pool: WorkerPool;
+  private readonly logs: NodeLogs;
   /** Leased workers that died lately, by queue (scheduling/retry.ts). */
   private readonly deaths = new RecentDeaths();
   private scheduler!: Scheduler;
@@ -82,10 +85,11 @@ export class NodeDaemon {
     this.free = new Ledger(config.resources);
     this.gpus = new GpuPool(gpuIds(Math.floor(config.resources.GPU ?? 0)));
     this.storePath = path.join(config.sessionDir, "objects.lmdb");
+    this.logs = new NodeLogs({ sessionDir: config.sessionDir, rotation: rotationFromEnv(), topo: this.topo, ch: () => this.ch });
     this.pool = new WorkerPool({
       options: this.options,
       worker: { address: config.address, cluster: config.cluster, nodeId: config.nodeId, storePath: this.storePath, durable: false },
-      log: this.workersLog,
+      logs: this.logs,
       topo: this.topo,
       free: this.free,
       gpus: this.gpus,
@@ -321,6 +325,7 @@ export class NodeDaemon {
       case Kind.fetchObject: return this.answer(msg, objectChunk(this.store, this.config.nodeId, v8.deserialize(msg.content)));
       case Kind.nodeWorkers: return this.answer(msg, { ok: true, value: workerRows(this.pool) });
       case Kind.stateQuery: return this.answer(msg, { ok: true, value: stateAnswer(this.config.nodeId, this.pool, this.head) });
+      case Kind.readLogs: return this.logs.serve(msg);
       case Kind.freeObject: return this.store.remove(v8.deserialize(msg.content).id);
       case Kind.stop: return void this.stop();
     }
@@ -386,22 +391,22 @@ export class NodeDaemon {
   private onWorkerExit(w: Worker, code: number | null, signal: string | null): void {
     if (this.stopping) return;
     const how = signal ?? `exit code ${code}`;
-    if (w.actor) this.actors.workerExit(w, w.actor, how);
+    const death = this.logs.died(w.logFile, w.proc.pid!, how);
+    if (w.actor) this.actors.workerExit(w, w.actor, death);
     else {
       // A leased task it held goes back to the queue by itself (the broker requeues it): whoever
       // gets it on this node hears how the worker died, to say so if it must fail the task.
       if (w.lease) {
-        const death = { pid: w.proc.pid!, how, log: this.workersLog };
         this.deaths.note(w.lease.queue, death);
         for (const o of this.pool.all) if (o.ready && !o.actor) this.pool.post(o, { t: "worker-died", queue: w.lease.queue, death });
       }
-      if (w.task) this.onTaskWorkerExit(w, w.task, how);
+      if (w.task) this.onTaskWorkerExit(w.task, death);
       this.pool.release(w);
     }
     this.scheduler.schedule();
   }
 
-  private onTaskWorkerExit(w: Worker, t: Running, how: string): void {
+  private onTaskWorkerExit(t: Running, death: WorkerDeath): void {
     const attempt: number = t.msg.properties.headers?.attempt ?? 0;
     const { maxRetries } = readHead(t.msg.content);
     if (t.cancelled) {
@@ -409,7 +414,7 @@ export class NodeDaemon {
     } else if (mayRetry(attempt, maxRetries)) {
       this.tasks.republish(t.msg);
     } else {
-      const err = workerCrashed(t.msg.properties.type, attempt, maxRetries, { pid: w.proc.pid!, how, log: this.workersLog });
+      const err = workerCrashed(t.msg.properties.type, attempt, maxRetries, death);
       this.replyToOwner(t.msg.properties.messageId, { task: t.msg.properties.messageId, error: encodeError(err) });
     }
     this.tasks.ackTask(t);
@@ -451,11 +456,6 @@ export class NodeDaemon {
     this.ch.publish("", this.topo.inbox(ownerOf(taskId)), encodeResults([r]), { type: Kind.result });
   }
 
-  /** Where the workers' stdout and stderr go. */
-  private get workersLog(): string {
-    return path.join(this.config.sessionDir, "logs", "workers.log");
-  }
-
   /** Stops workers, closes the broker connection and store; a private node also removes all it made. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
@@ -468,7 +468,7 @@ export class NodeDaemon {
       await this.link?.close();
       await this.store.close();
       await this.metrics?.close();
-      if (this.config.private) fs.rmSync(this.config.sessionDir, { recursive: true, force: true });
+      if (this.config.private) keepLogsOnly(this.config.sessionDir);
       this.onStopped();
     })();
     return this.stopping;

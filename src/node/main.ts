@@ -2,8 +2,10 @@
  * Entry of a node daemon process: `WARREN_NODE` holds its NodeConfig as JSON. Started by
  * `init()` (a private cluster's head, as a child with an IPC channel) or by `warren start`.
  */
+import * as path from "node:path";
 import { NodeDaemon } from "./daemon";
 import type { NodeConfig } from "./options";
+import { rotationFromEnv, takeOverOutput } from "../core/log-files";
 
 const config: NodeConfig = JSON.parse(process.env.WARREN_NODE ?? "null");
 if (!config) {
@@ -11,6 +13,12 @@ if (!config) {
   process.exit(2);
 }
 process.title = `warren::node${config.isHead ? "(head)" : ""}`;
+try {
+  takeOverOutput(path.join(config.sessionDir, "node.log"), rotationFromEnv());
+} catch (err) {
+  console.error(`warren node: ${(err as Error).message}`);
+  process.exit(2);
+}
 const daemon = new NodeDaemon(config, () => process.exit(0));
 
 function stop(): void {
@@ -26,7 +34,10 @@ process.on("SIGINT", stop);
 if (config.private) process.on("disconnect", stop);
 
 daemon.start().then(
-  () => process.send?.({ t: "ready", nodeId: config.nodeId, storePath: daemon.storePath, restored: daemon.restored, dashboardUrl: daemon.info().dashboardUrl }),
+  () => {
+    console.log(`node ${config.nodeId} of cluster "${config.cluster}" started (pid=${process.pid}); its workers' output: ${path.join(config.sessionDir, "logs")}`);
+    process.send?.({ t: "ready", nodeId: config.nodeId, storePath: daemon.storePath, restored: daemon.restored, dashboardUrl: daemon.info().dashboardUrl });
+  },
   (err) => {
     console.error("warren node failed to start:", err);
     process.send?.({ t: "failed", message: String(err?.message ?? err) });

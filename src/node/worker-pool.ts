@@ -22,9 +22,11 @@ import type { Topology } from "../transport";
 import { type NodeToWorker, type TaskTally, TALLY_NAMES, TALLY_OTHER, type WorkerConfig, type WorkerToNode } from "../wire/ipc";
 import { readHead } from "../wire/messages";
 import { creationActor } from "../wire/descriptors";
+import { newOwnerId } from "../wire/ids";
 import type { HostedActor } from "./actors";
 import type { Running } from "./deliveries";
 import type { GpuPool } from "./gpus";
+import type { NodeLogs } from "./logs";
 import type { NodeOptions } from "./options";
 import type { WorkerSlots } from "./scheduler";
 
@@ -32,6 +34,8 @@ const WORKER_MAIN = path.join(__dirname, "..", "worker", "main.js");
 
 export interface Worker {
   proc: ChildProcess;
+  /** Its stdout and stderr (node/logs.ts). */
+  logFile: string;
   ready: boolean;
   /** Its runtime's owner id, once ready: the state API waits for its answer. */
   ownerId?: string;
@@ -60,10 +64,9 @@ export interface PoolEvents {
 
 export interface WorkerPoolDeps {
   options: Pick<NodeOptions, "leases" | "leasePriority">;
-  /** What each worker is started with. */
-  worker: WorkerConfig;
-  /** Where the workers' stdout and stderr go. */
-  log: string;
+  /** What each worker is started with (each is given its own id and log file). */
+  worker: Omit<WorkerConfig, "workerId" | "log">;
+  logs: NodeLogs;
   topo: Topology;
   free: Ledger;
   gpus: GpuPool;
@@ -81,7 +84,7 @@ export class WorkerPool implements WorkerSlots {
   constructor(private readonly deps: WorkerPoolDeps) {}
 
   /** What every worker started from now on is told (WARREN_WORKER). */
-  get workerConfig(): WorkerConfig {
+  get workerConfig(): WorkerPoolDeps["worker"] {
     return this.deps.worker;
   }
 
@@ -101,17 +104,19 @@ export class WorkerPool implements WorkerSlots {
   }
 
   spawn(): void {
-    const { log: logPath, options, events } = this.deps;
-    const log = fs.openSync(logPath, "a");
+    const { logs, options, events } = this.deps;
+    const workerId = newOwnerId();
+    const out = logs.openWorker(workerId);
+    const config: WorkerConfig = { ...this.deps.worker, workerId, log: { dir: logs.dir, ...logs.rotation } };
     const proc = fork(WORKER_MAIN, [], {
-      env: { ...process.env, WARREN_WORKER: JSON.stringify(this.deps.worker) },
+      env: { ...process.env, WARREN_WORKER: JSON.stringify(config) },
       serialization: "advanced",
-      stdio: ["ignore", log, log, "ipc"],
+      stdio: ["ignore", out.fd, out.fd, "ipc"],
     });
-    fs.closeSync(log);
+    fs.closeSync(out.fd);
     let rank = 0;
     while ([...this.all].some((o) => o.rank === rank)) rank++;
-    const w: Worker = { proc, ready: false, rank: Math.min(rank, options.leasePriority - 1), tally: [] };
+    const w: Worker = { proc, logFile: out.named(proc.pid ?? 0), ready: false, rank: Math.min(rank, options.leasePriority - 1), tally: [] };
     this.all.add(w);
     this.startingCount++;
     proc.on("message", (m: WorkerToNode) => (m.t === "tally" ? (w.tally = m.tasks) : events.message(w, m)));

@@ -44,8 +44,14 @@ export function workerCrashed(name: string, attempt: number, maxRetries: number,
   const who = died ? `the worker (pid=${died.pid}) running ${name} died (${died.how})` : `the worker or node running ${name} died`;
   return new WorkerCrashedError(
     `${who} ${attempt + 1} time(s); maxRetries is ${maxRetries}. Raise it with .options({ maxRetries })` +
-      (died ? `, or look for the cause in ${died.log}` : ""),
+      (died ? `, or look for the cause in ${lastOutput(died)}` : ""),
   );
+}
+
+/** A dead worker's log file, and its last lines there. */
+export function lastOutput(died: WorkerDeath): string {
+  const tail = died.tail.length ? `. Its last output:\n${died.tail.map((l) => `  ${l}`).join("\n")}` : "";
+  return `${died.log}${died.kept ? ` (kept after shutdown as ${died.kept})` : ""}${tail}`;
 }
 
 /**

@@ -188,11 +188,44 @@ export interface WorkerRow {
   actor_id: string | null;
 }
 
+/** Where a log file's lines come from (core/log-files.ts markers). */
+export interface LogSource {
+  stream: "stdout" | "stderr";
+  /** What the driver prints before them: the task's name, or the actor's class. */
+  name?: string;
+  job?: string;
+  task?: string;
+  actor?: string;
+}
+
+/** Where a reader of a log file stopped: the next byte, and the source there. */
+export interface LogPosition {
+  offset: number;
+  source?: LogSource;
+}
+
+/** `warren logs` asks a node: the last `tail` lines of its files (of one task or actor), or what is new since `follow`. */
+export interface LogsRequest {
+  tail: number;
+  task?: string;
+  actor?: string;
+  /** By file name: where the last answer stopped. */
+  follow?: Record<string, LogPosition>;
+}
+
+export interface LogFileLines extends LogPosition {
+  file: string;
+  pid: number;
+  /** Prefixed as the driver prints them: `(name pid=N) text`. */
+  lines: string[];
+}
+
 /** Request kind -> [payload, reply], for requests to one node. */
 export interface NodeRequests {
   /** A chunk of a stored object (objects cross nodes in chunks well under max_message_size). */
   "object.fetch": [{ id: string; offset: number; length: number }, { chunk: Uint8Array }];
   "node.workers": [None, WorkerRow[]];
+  "logs.read": [LogsRequest, LogFileLines[]];
 }
 
 export type HeadRequest = keyof HeadRequests;

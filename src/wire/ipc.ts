@@ -11,6 +11,10 @@ export interface WorkerDeath {
   how: string;
   /** Where its output went. */
   log: string;
+  /** Its last lines there. */
+  tail: string[];
+  /** Where that file stays after shutdown (a private cluster's session_latest). */
+  kept?: string;
 }
 
 /**
@@ -26,6 +30,10 @@ export interface WorkerConfig {
   storePath: string;
   /** The cluster's durable mode (a joining node learns it when it registers, before it starts workers). */
   durable: boolean;
+  /** This worker's id (its owner id), given by its node: its log file is named by it and its pid. */
+  workerId: string;
+  /** The folder of its log file, and the file's rotation (core/log-files.ts). */
+  log: { dir: string; maxBytes: number; backups: number };
 }
 
 export type NodeToWorker =

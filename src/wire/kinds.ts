@@ -25,6 +25,7 @@ export const Kind = {
   freeObject: "object.free",
   infeasible: "infeasible",
   jobEnded: "job-ended",
+  readLogs: "logs.read",
 } as const;
 
 /** The answer to a request (to the head, a node, or a process asked for its state). */

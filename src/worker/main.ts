@@ -8,7 +8,6 @@ import { BoundedSet } from "../bounded";
 import { register as registerTypeScript } from "tsx/cjs/api";
 import { WarrenError } from "../errors";
 import { encodeError } from "../serialization";
-import { newOwnerId } from "../wire/ids";
 import { resolve } from "../core/functions";
 import { Runtime } from "../core/runtime";
 import { runOf } from "../core/task-events";
@@ -59,7 +58,7 @@ async function main(): Promise<void> {
   rt = await Runtime.start({
     address: config.address,
     cluster: config.cluster,
-    ownerId: newOwnerId(),
+    ownerId: config.workerId,
     nodeId: config.nodeId,
     storePath: config.storePath,
     jobId: "",
@@ -94,7 +93,7 @@ async function main(): Promise<void> {
   rt.runningRows = () => [...running.values()].map((c) => ({
     ...runOf(c, blocked > 0 ? "RUNNING_IN_GET" : "RUNNING"), node_id: config.nodeId, worker_id: rt.config.ownerId, worker_pid: process.pid, running: true,
   }));
-  forwardOutput();
+  forwardOutput(config);
   reportTally(send);
   process.on("message", (m: NodeToWorker) => {
     if (m.t === "task") void runTask(m);

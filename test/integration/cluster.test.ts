@@ -61,7 +61,7 @@ test("init options are validated", async () => {
   await expect(warren.init({ numCpus: -2, address: "http://x" } as never)).rejects.toThrow(/numCpus.*address|address.*numCpus/s);
 });
 
-test("shutdown leaves no process, queue, exchange or LMDB file behind", async () => {
+test("shutdown leaves no process, queue, exchange or LMDB file behind, only its logs", async () => {
   const info = await warren.init({ numCpus: 2 });
   expect(warren.isInitialized()).toBe(true);
   await expect(warren.init()).rejects.toThrow(/already called/);
@@ -79,7 +79,9 @@ test("shutdown leaves no process, queue, exchange or LMDB file behind", async ()
   expect(await brokerHas("queue", `${prefix}.shape.CPU:1`)).toBe(false);
   expect(await brokerHas("queue", `${prefix}.inbox.${info.jobId}`)).toBe(false);
   for (const ex of ["tasks", "control", "logs"]) expect(await brokerHas("exchange", `${prefix}.${ex}`)).toBe(false);
-  expect(fs.existsSync(sessionDir)).toBe(false);
+  // Its logs stay, as Ray's session_latest, until the next private cluster's replace them.
+  expect(fs.readdirSync(sessionDir).sort()).toEqual(["logs", "node.log"]);
+  expect(fs.readlinkSync(path.join(os.tmpdir(), "warren", "session_latest"))).toBe(`session_${info.cluster}`);
   expect(() => add.remote(1, 2)).toThrow(/init/);
 });
 
