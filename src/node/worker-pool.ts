@@ -98,6 +98,7 @@ export class WorkerPool implements WorkerSlots {
     const log = fs.openSync(logPath, "a");
     const proc = fork(WORKER_MAIN, [], {
       env: { ...process.env, WARREN_WORKER: JSON.stringify(this.deps.worker) },
+      execArgv: [...process.execArgv, "--expose-gc"], // to release borrowed refs (core/objects.ts reportHeld)
       serialization: "advanced",
       stdio: ["ignore", log, log, "ipc"],
     });

@@ -9,6 +9,7 @@ export const Kind = {
   log: "log",
   objectRequest: "objreq",
   objectReply: "objrep",
+  objectRelease: "objrel",
   shape: "shape",
   cancel: "cancel",
   stop: "stop",

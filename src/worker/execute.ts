@@ -33,18 +33,25 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 /**
  * Runs one task or actor call in its context: resolves its ref arguments, calls, and encodes the
- * return values or the error. Shared by tasks and actor methods.
+ * return values or the error, with the borrowed refs it still holds (core/objects.ts). Shared by
+ * tasks and actor methods.
  */
 export function execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): MaybePromise<ResultMessage> {
+  let loans: string[] | undefined;
+  const ended = (result: ResultMessage): ResultMessage => {
+    if (loans) currentRuntime().objects.reportHeld(result, loans);
+    return result;
+  };
   const failed = (err: unknown): ResultMessage => {
     const stack = err instanceof Error ? err.stack ?? String(err) : String(err);
-    return { task: spec.id, error: encodeError(new TaskError(spec.name, process.pid, currentRuntime().config.nodeId, stack, err)) };
+    return ended({ task: spec.id, error: encodeError(new TaskError(spec.name, process.pid, currentRuntime().config.nodeId, stack, err)) });
   };
-  const answer = (value: unknown) => andThen(storeReturns(spec, value), (returns): ResultMessage => ({ task: spec.id, returns }));
+  const answer = (value: unknown) => andThen(storeReturns(spec, value), (returns) => ended({ task: spec.id, returns }));
   try {
     // Load the defining module first: it may register revivals its arguments need (warren/actors' Queue).
     resolve(spec.fn);
     const args = spec.markers ? (revive(spec.args) as unknown[]) : spec.args;
+    if (spec.markers) loans = currentRuntime().objects.borrowArgs(args, spec.id, spec.refArgs);
     const value = taskContext.run(ctx, () => (spec.refArgs.length === 0 ? call(args) : resolveArgs(spec, args).then(call)));
     if (!isThenable(value)) {
       const result = answer(value);

@@ -221,7 +221,7 @@ async function becomeActor(spec: TaskSpec, create: ActorCreation, gpuIds: number
   }
   host = new ActorHost(rt, instance!, create, { gpuIds, resources }, send);
   await host.start();
-  publishResult({ task: spec.id, returns: [] });
+  publishResult({ ...result, returns: [] }); // with the refs its constructor was given that it keeps
   send({ t: "actor-alive", pid: process.pid });
 }
 
