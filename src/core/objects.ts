@@ -190,6 +190,11 @@ export class Objects {
     this.gcSoon.unref();
   }
 
+  /** A call ended with refs it was lent held here, but its result is not sent (it runs again): the owner hears of them alone. */
+  tellHeld(held: Held): void {
+    this.rt.ch.publish("", this.rt.topo.inbox(ownerOf(held.ids[0])), v8.serialize(held), { type: Kind.objectHeld });
+  }
+
   /** A borrowed ref was collected: releases go out after this round of finalizers, one message per owner. */
   private loanDropped(id: string): void {
     this.borrowed.drop(id);

@@ -245,6 +245,7 @@ export class Runtime {
       case Kind.reply: return this.rpc.settle(msg);
       case Kind.objectReply: return this.objects.onReply(v8.deserialize(msg.content));
       case Kind.objectRelease: return this.objects.onRelease(v8.deserialize(msg.content));
+      case Kind.objectHeld: return this.objects.lent(v8.deserialize(msg.content));
     }
   }
 

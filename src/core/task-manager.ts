@@ -119,7 +119,11 @@ export class TaskManager {
 
   onResult(r: ResultMessage): void {
     const rec = this.tasks.get(r.task);
-    if (!rec) return; // cancelled, or a late duplicate after a retry
+    if (!rec) {
+      // Cancelled, or a late duplicate after a retry; whoever ran it may still hold what it was lent.
+      if (r.held) this.rt.objects.lent(r.held);
+      return;
+    }
     this.tasks.delete(r.task);
     if (rec.actorId) {
       const calls = this.actorCalls.get(rec.actorId);

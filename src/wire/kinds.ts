@@ -10,6 +10,7 @@ export const Kind = {
   objectRequest: "objreq",
   objectReply: "objrep",
   objectRelease: "objrel",
+  objectHeld: "objheld",
   shape: "shape",
   cancel: "cancel",
   stop: "stop",

@@ -191,6 +191,7 @@ function runSpec(spec: TaskSpec, gpuIds: number[], resources: Record<string, num
     running.delete(spec.id);
     idleTitle.touch();
     const retry = result.error !== undefined && spec.retryExceptions && !ctx.canceled && mayRetry(attempt, spec.maxRetries);
+    if (retry && result.held) rt.objects.tellHeld(result.held);
     return { result, retry };
   });
 }

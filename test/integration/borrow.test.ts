@@ -7,7 +7,7 @@ import { SignalActor } from "warren/actors";
 import { waitForCondition } from "warren/testing";
 import { currentRuntime } from "../../src/core/current";
 import { CORE_DEFAULTS } from "../../src/core/defaults";
-import { Keeper, size, sizeOfFirst } from "../fixtures/borrow";
+import { Keeper, copy, size, sizeOfFirst } from "../fixtures/borrow";
 
 v8.setFlagsFromString("--expose-gc");
 const gc = vm.runInNewContext("gc") as () => void;
@@ -54,19 +54,21 @@ test(`${TASKS} tasks each given a stored put ref leave the owner table and the s
 
 test("an actor that keeps a borrowed ref in its state can get it after its owner dropped its own, and its release frees it", async () => {
   let x: warren.ObjectRef<Buffer> | undefined = warren.put(Buffer.alloc(VALUE, 7));
+  let z: warren.ObjectRef<Buffer> | undefined = warren.put(Buffer.alloc(VALUE, 6));
   const id = x.hex();
   const keeper = Keeper.remote();
+  const born = Keeper.remote([z]); // kept by its constructor
   expect(await warren.get(keeper.keep.remote([x]))).toBe(true);
-  x = undefined;
+  x = z = undefined;
   await collect();
   await warren.get(Array.from({ length: 1000 }, (_, i) => size.remote(Buffer.alloc(i % 7))));
   await collect();
   expect(owned().rows().find((r) => r.object_id === id)).toMatchObject({ borrowers: 1 });
-  expect(await warren.get(keeper.keptSize.remote())).toBe(VALUE);
+  expect(await warren.get([keeper.keptSize.remote(), born.keptSize.remote()])).toEqual([VALUE, VALUE]);
   await warren.get(keeper.forget.remote());
   // Released once the actor's worker collects it (a GC of its own within a few seconds).
   await waitForCondition(() => !owned().has(id), 30);
-  await warren.kill(keeper);
+  await Promise.all([warren.kill(keeper), warren.kill(born)]);
 }, 120_000);
 
 test("a borrowed ref passed on to a further task stays readable after the owner and the borrower dropped it", async () => {
@@ -87,3 +89,29 @@ test("a borrowed ref passed on to a further task stays readable after the owner 
   expect(await warren.get(inner)).toBe(VALUE);
   await Promise.all([warren.kill(relay), warren.kill(signal)]);
 }, 120_000);
+
+/**
+ * A put and a task that copies it into a stored result, and a put given to nobody (its freeing
+ * shows that this process's finalizers ran); the puts' refs die with this function's frame.
+ */
+function copyOfPut(): { xId: string; witness: string; copied: warren.ObjectRef<Uint8Array>[] } {
+  const x = warren.put(Buffer.alloc(VALUE, 5));
+  return { xId: x.hex(), witness: warren.put(1).hex(), copied: [copy.remote(x)] };
+}
+
+test("a task's argument stays while the task's stored result may have to be made again (lineage), and goes with that result", async () => {
+  const { xId, witness, copied } = copyOfPut();
+  const copiedId = copied[0].hex();
+  await warren.wait(copied);
+  expect(owned().peek(copiedId)).toMatchObject({ node: expect.any(String) }); // stored, so kept as lineage
+  await waitForCondition(async () => {
+    await collect();
+    return !owned().has(witness);
+  });
+  expect(owned().has(xId)).toBe(true);
+  copied.pop();
+  await waitForCondition(async () => {
+    await collect();
+    return !owned().has(xId) && !owned().has(copiedId);
+  }, 30);
+});
