@@ -20,7 +20,9 @@ test("a loan is held while a ref of it lives, and released once, after its last 
 test("a loan received again before its release goes out is not released", () => {
   const t = new BorrowTable();
   t.add("x", "o");
+  expect(t.outstanding).toBe(true);
   t.drop("x");
+  expect(t.outstanding).toBe(false); // nothing left to wait for a GC for
   t.add("x", "o"); // another call gave it again; its result will report it held
   expect(t.held(["x"])).toEqual(["x"]);
   expect(t.takeReleases()).toEqual(new Map());
@@ -34,6 +36,7 @@ test("a loan passed on into a message is held for good, never released", () => {
   expect(t.passOn("x")).toBe(true);
   expect(t.passOn("not-a-loan")).toBe(false);
   t.drop("x");
+  expect(t.outstanding).toBe(false);
   expect(t.held(["x"])).toEqual(["x"]);
   expect(t.takeReleases()).toEqual(new Map());
   expect(t.size).toBe(1);
