@@ -25,7 +25,8 @@ class Ring<K> {
 export class BoundedMap<K, V> extends Map<K, V> {
   private readonly ring: Ring<K>;
 
-  constructor(limit: number) {
+  /** `evicted` hears of each entry pushed out, for what is kept along with the map. */
+  constructor(limit: number, private readonly evicted?: (key: K, value: V) => void) {
     super();
     this.ring = new Ring(limit);
   }
@@ -33,7 +34,11 @@ export class BoundedMap<K, V> extends Map<K, V> {
   override set(key: K, value: V): this {
     if (!this.has(key)) {
       const old = this.ring.push(key);
-      if (old !== undefined) this.delete(old);
+      if (old !== undefined && this.has(old)) {
+        const gone = this.get(old)!;
+        this.delete(old);
+        this.evicted?.(old, gone);
+      }
     }
     return super.set(key, value);
   }

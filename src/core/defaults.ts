@@ -50,4 +50,15 @@ export const CORE_DEFAULTS = {
    */
   taskEventsMs: 1000,
   taskEventsBatch: 1000,
+  /**
+   * A worker that reported holding borrowed refs as a call ended runs a full GC this long after
+   * (once, however many calls report meanwhile), and again at doubling intervals up to
+   * borrowGcMaxMs while it still holds some, so that refs its code dropped are found collected
+   * and released to their owners even if nothing else makes it collect. Workers run with
+   * --expose-gc; elsewhere this does nothing.
+   * @default 1000
+   */
+  borrowGcMs: 1000,
+  /** @default 60000 */
+  borrowGcMaxMs: 60_000,
 } as const;

@@ -4,22 +4,29 @@
  * borrowers who ask through its inbox, asks owners for the objects it borrows, and reads a
  * value from where it is: inline, this node's LMDB store, or another node's, fetched in chunks.
  *
- * Invariants: a stored value is committed to LMDB before anyone hears of it; an object whose ref
- * escaped into a message is freed only with its owner; a ref dropped before any message carried
- * it is freed at once (FinalizationRegistry), in the store of whichever node holds it.
+ * Invariants: a stored value is committed to LMDB before anyone hears of it. An owned object is
+ * freed, in the store of whichever node holds it, once nothing can reach it (objects/owner.ts):
+ * its ObjectRefs here collected (FinalizationRegistry), every task given it in its arguments
+ * ended (and its lineage dropped), and every borrower released it. A borrower is a process that
+ * ran such a task and reported, in its result, still holding refs it received nested in the
+ * arguments (objects/borrowed.ts); it releases them once they are collected there, and never
+ * releases one it passed on into a message of its own. A ref put inside a value (a put, a return
+ * value) is escaped: freed only with its owner.
  */
 import * as v8 from "node:v8";
 import type * as amqp from "amqplib";
 import { ObjectLostError } from "../errors";
 import { byteLength, decode, decodeError, encode, encodeError, findInstances, hasMarkers, joined } from "../serialization";
-import { ObjectRef } from "../objects/ref";
+import { ObjectRef, onRevived } from "../objects/ref";
 import { ObjectStore } from "../objects/store";
 import { OwnerTable } from "../objects/owner";
+import { BorrowTable } from "../objects/borrowed";
 import { Kind } from "../wire/kinds";
 import { sendAgainSoon } from "../transport/link";
-import { objectId } from "../wire/ids";
-import type { StoredObject } from "../wire/messages";
+import { objectId, ownerOf } from "../wire/ids";
+import type { Held, ResultMessage, StoredObject } from "../wire/messages";
 import { ActorHandleCore } from "./actor-handle";
+import { currentRuntime, hasRuntime } from "./current";
 import { CORE_DEFAULTS } from "./defaults";
 import type { Runtime } from "./runtime";
 
@@ -35,24 +42,32 @@ interface Request {
 
 export class Objects {
   readonly owned = new OwnerTable();
+  /** Refs of other processes' objects lent to this one in a call's arguments. */
+  readonly borrowed = new BorrowTable();
   /** Objects asked of their owners and not yet answered, one request per object at a time. */
   private readonly requests = new Map<string, Request>();
   /** The requests out when the connection went. */
   private lostRequests: string[] = [];
-  private readonly freer = new FinalizationRegistry<string>((id) => this.freePrivate(id));
+  private readonly freer = new FinalizationRegistry<string>((id) => this.freed(id, this.owned.dropLocal(id)));
+  private readonly loanFreer = new FinalizationRegistry<string>((id) => this.loanDropped(id));
+  private releaseSoon?: NodeJS.Immediate;
+  private gcSoon?: NodeJS.Timeout;
+  private gcDelay = 0;
   private store?: ObjectStore;
 
   constructor(private readonly rt: Runtime) {}
 
-  /** A ref handed to user code: freed when it is collected, if no message ever carried it. */
+  /** A ref of an object this process owns, handed to user code: counted until it is collected. */
   track(ref: ObjectRef): ObjectRef {
-    this.freer.register(ref, ref.hex());
+    if (this.owned.addLocal(ref.hex())) this.freer.register(ref, ref.hex());
     return ref;
   }
 
-  private freePrivate(id: string): void {
-    const value = this.owned.releaseIfPrivate(id);
-    if (value && "node" in value && !this.rt.isClosed) this.freeStored(id, value.node);
+  /** The last reason to keep an owned object went (`value` false: it is kept still): free it. */
+  private freed(id: string, value: StoredObject | undefined | false): void {
+    if (value === false || this.rt.isClosed) return;
+    if (value && "node" in value) this.freeStored(id, value.node);
+    this.rt.tasks.returnFreed(id);
   }
 
   /** Removes a stored object from the node that holds it. */
@@ -88,11 +103,18 @@ export class Objects {
   }
 
   /**
-   * Marks refs inside a value as escaped (another process may hold them now) and returns the
-   * mailboxes of actor handles in it that this process is still declaring.
+   * Refs inside a value that goes into a message. With `pins` (a task's arguments), the objects
+   * this process owns are pinned until the task ends and their ids added to `pins`; otherwise
+   * (a put, a return value) they are escaped. Borrowed ones are passed on. Returns the mailboxes
+   * of actor handles in it that this process is still declaring.
    */
-  escape(value: unknown): Promise<void>[] {
-    for (const r of findInstances(value, ObjectRef)) this.owned.markEscaped(r.hex());
+  escape(value: unknown, pins?: string[]): Promise<void>[] {
+    for (const r of findInstances(value, ObjectRef)) {
+      const id = r.hex();
+      if (!this.owned.has(id)) this.borrowed.passOn(id);
+      else if (!pins) this.owned.markEscaped(id);
+      else if (this.owned.pin(id)) pins.push(id);
+    }
     const waits: Promise<void>[] = [];
     for (const h of findInstances(value, ActorHandleCore)) {
       const p = this.rt.mailboxes.get(h.actorId);
@@ -101,7 +123,92 @@ export class Objects {
     return waits;
   }
 
-  // ---- borrowing -------------------------------------------------------------------------
+  /** A task's arguments' pins, taken back as it ends (its lineage dropped). */
+  unpin(ids: string[]): void {
+    for (const id of ids) this.freed(id, this.owned.unpin(id));
+  }
+
+  /** A task that may still run elsewhere is given up on (cancelled): whoever runs it may keep its arguments' refs. */
+  keepForGood(ids: string[]): void {
+    for (const id of ids) this.owned.markEscaped(id);
+  }
+
+  /** A task's result says its worker still holds these refs it was given. */
+  lent(held: Held): void {
+    for (const id of held.ids) this.owned.addBorrower(id, held.by);
+  }
+
+  /** A borrower released refs it had reported holding. */
+  onRelease(held: Held): void {
+    for (const id of held.ids) this.freed(id, this.owned.release(id, held.by));
+  }
+
+  /**
+   * A call's arguments, revived for user code: the refs nested in them that their owner, the
+   * caller, lent this process, counted until collected. Top-level ref arguments are not: user
+   * code gets their values, never the refs. Returns the ids, for `reportHeld`.
+   */
+  borrowArgs(args: unknown[], taskId: string, refArgs: number[]): string[] | undefined {
+    const lender = ownerOf(taskId);
+    if (lender === this.rt.config.ownerId) return undefined; // its own refs are counted by `track`
+    let ids: string[] | undefined;
+    for (let i = 0; i < args.length; i++) {
+      if (refArgs.includes(i)) continue;
+      for (const ref of findInstances(args[i], ObjectRef)) {
+        if (ref.ownerId !== lender) continue; // passed on by the caller, who keeps it for good
+        const id = ref.hex();
+        this.borrowed.add(id, lender);
+        this.loanFreer.register(ref, id);
+        (ids ??= []).push(id);
+      }
+    }
+    return ids;
+  }
+
+  /** Adds to a call's result the refs of `loans` this process may still hold. */
+  reportHeld(result: ResultMessage, loans: string[]): void {
+    const ids = this.borrowed.held(loans);
+    if (ids.length === 0) return;
+    result.held = { by: this.rt.config.ownerId, ids };
+    this.collectIn(CORE_DEFAULTS.borrowGcMs);
+  }
+
+  /**
+   * A full GC in `ms` (workers run with --expose-gc; elsewhere nothing), then again at doubling
+   * intervals while loans are outstanding: a loan is released only once its refs are collected,
+   * and an idle worker would otherwise not collect at all.
+   */
+  private collectIn(ms: number): void {
+    if (!globalThis.gc || (this.gcSoon && this.gcDelay <= ms)) return;
+    clearTimeout(this.gcSoon);
+    this.gcDelay = ms;
+    this.gcSoon = setTimeout(() => {
+      this.gcSoon = undefined;
+      globalThis.gc?.();
+      if (this.borrowed.outstanding) this.collectIn(Math.min(2 * ms, CORE_DEFAULTS.borrowGcMaxMs));
+    }, ms);
+    this.gcSoon.unref();
+  }
+
+  /** A call ended with refs it was lent held here, but its result is not sent (it runs again): the owner hears of them alone. */
+  tellHeld(held: Held): void {
+    this.rt.ch.publish("", this.rt.topo.inbox(ownerOf(held.ids[0])), v8.serialize(held), { type: Kind.objectHeld });
+  }
+
+  /** A borrowed ref was collected: releases go out after this round of finalizers, one message per owner. */
+  private loanDropped(id: string): void {
+    this.borrowed.drop(id);
+    this.releaseSoon ??= setImmediate(() => {
+      this.releaseSoon = undefined;
+      if (this.rt.isClosed) return;
+      const by = this.rt.config.ownerId;
+      for (const [owner, ids] of this.borrowed.takeReleases()) {
+        this.rt.ch.publish("", this.rt.topo.inbox(owner), v8.serialize({ by, ids }), { type: Kind.objectRelease });
+      }
+    });
+  }
+
+  // ---- asking and answering ------------------------------------------------------------------
 
   /** A borrower asks where an object this process owns is: answered once it is ready. */
   onRequest(req: { id: string; replyTo: string }): void {
@@ -224,3 +331,9 @@ export class Objects {
     await this.store.close();
   }
 }
+
+// A ref of this process's own object revived from a message (a call to itself, a value it got
+// back) is one more live ref of it.
+onRevived((ref) => {
+  if (hasRuntime() && ref.ownerId === currentRuntime().config.ownerId) currentRuntime().objects.track(ref);
+});

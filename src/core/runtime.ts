@@ -6,8 +6,8 @@
  * - objects.ts        owns, stores, lends and borrows objects,
  * - future-resolver.ts  get and wait,
  * - transport/rpc.ts and rpc.ts  requests to the head and to nodes.
- * The inbox (one long-lived exclusive queue per process) takes results, object requests and
- * replies, replies to requests, this job's worker output, and the broadcasts every process hears
+ * The inbox (one long-lived exclusive queue per process) takes results, object requests,
+ * replies and releases, replies to requests, this job's worker output, and the broadcasts every process hears
  * (actor and node deaths, state queries); `onInbox` hands each to its part.
  *
  * The connection is a BrokerLink (transport/link.ts): when the broker goes away the runtime waits
@@ -213,6 +213,7 @@ export class Runtime {
     this.ensureOpen();
     const rec = this.tasks.get(taskId);
     if (!rec) return;
+    if (rec.sent && rec.pins) this.objects.keepForGood(rec.pins);
     this.tasks.fail(taskId, encodeError(why ?? new TaskCancelledError(`task ${rec.name} (${taskId}) was cancelled`)));
     this.ch.publish(this.topo.control, "all.cancel", v8.serialize({ task: taskId, force, recursive }), { type: Kind.cancel });
   }
@@ -248,6 +249,8 @@ export class Runtime {
       case Kind.resultsWanted: return this.onResultsWanted?.(v8.deserialize(msg.content).tasks);
       case Kind.reply: return this.rpc.settle(msg);
       case Kind.objectReply: return this.objects.onReply(v8.deserialize(msg.content));
+      case Kind.objectRelease: return this.objects.onRelease(v8.deserialize(msg.content));
+      case Kind.objectHeld: return this.objects.lent(v8.deserialize(msg.content));
     }
   }
 

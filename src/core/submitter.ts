@@ -18,7 +18,7 @@ import { INITIAL_TASK_STATE, nextTaskState } from "../lifecycle/task";
 import { TaskContext, taskContext } from "./context";
 import { DECLARED, Route, TaskTemplate } from "./template";
 import type { TaskInfo } from "../wire/task-events";
-import type { Sent } from "./task-manager";
+import type { Sent, TaskRecord } from "./task-manager";
 import type { Runtime } from "./runtime";
 
 export class Submitter {
@@ -65,9 +65,14 @@ export class Submitter {
       required_resources: t.shape, creation_time_ms: Date.now(), end_time_ms: null, error_type: null, error_message: null,
     };
     const out = () => returns.map((id) => objects.track(new ObjectRef(id)));
-    if (!tasks.add(taskId, { state: INITIAL_TASK_STATE, returns, name: t.name, actorId: callee, info })) return out();
+    const rec: TaskRecord = { state: INITIAL_TASK_STATE, returns, name: t.name, actorId: callee, info };
+    if (!tasks.add(taskId, rec)) return out();
     const waits: Promise<unknown>[] = [];
-    if (hasMarkers(argBytes)) waits.push(...objects.escape(args));
+    if (hasMarkers(argBytes)) {
+      const pins: string[] = [];
+      waits.push(...objects.escape(args, pins));
+      if (pins.length > 0) rec.pins = pins;
+    }
     for (const i of resolveLater) {
       waits.push(new Promise<void>((res) => owned.onReady((args[i] as ObjectRef).hex(), (v) => { refs!.resolved[i] = v; res(); })));
     }

@@ -15,6 +15,7 @@ import { mayRetry } from "../scheduling/retry";
 import { INITIAL_TASK_STATE, nextTaskState } from "../lifecycle/task";
 import type { ResultMessage } from "../wire/messages";
 import { type OwnerRow, type TaskInfo, type TaskState, errorColumns } from "../wire/task-events";
+import { taskOf } from "../wire/ids";
 import { CORE_DEFAULTS } from "./defaults";
 import type { Runtime } from "./runtime";
 
@@ -45,6 +46,8 @@ export interface TaskRecord {
   sent?: Sent;
   /** Once ended: which attempt it was (`sent` is dropped then, its body being most of a record). */
   attempt?: number;
+  /** Objects of this process in its arguments, pinned until it ends (objects.ts escape). */
+  pins?: string[];
 }
 
 interface Lineage {
@@ -52,12 +55,14 @@ interface Lineage {
   returns: string[];
   name: string;
   info: TaskInfo;
+  /** Its arguments' pins, kept while it may be run again. */
+  pins?: string[];
 }
 
 export class TaskManager {
   private readonly tasks = new Map<string, TaskRecord>();
-  /** Bounded, oldest dropped first. */
-  private readonly lineage = new BoundedMap<string, Lineage>(CORE_DEFAULTS.lineageKept);
+  /** Bounded, oldest dropped first (its arguments then unpinned). */
+  private readonly lineage = new BoundedMap<string, Lineage>(CORE_DEFAULTS.lineageKept, (_, l) => this.unpin(l.pins));
   /** Final states of recently ended tasks, oldest first, for state queries. */
   private readonly ended = new BoundedMap<string, TaskRecord>(CORE_DEFAULTS.endedKept);
   /** Unfinished calls per actor, failed at once if the actor's death is announced. */
@@ -102,7 +107,11 @@ export class TaskManager {
 
   onResult(r: ResultMessage): void {
     const rec = this.tasks.get(r.task);
-    if (!rec) return; // cancelled, or a late duplicate after a retry
+    if (!rec) {
+      // Cancelled, or a late duplicate after a retry; whoever ran it may still hold what it was lent.
+      if (r.held) this.rt.objects.lent(r.held);
+      return;
+    }
     this.tasks.delete(r.task);
     if (rec.actorId) {
       const calls = this.actorCalls.get(rec.actorId);
@@ -110,16 +119,18 @@ export class TaskManager {
       if (calls?.size === 0) this.actorCalls.delete(rec.actorId);
     }
     const objects = this.rt.objects;
+    if (r.held) objects.lent(r.held); // before the pins go: the borrowers now keep those objects
     if (r.error) {
       rec.state = nextTaskState(rec.state, "FAIL");
       for (const id of rec.returns) objects.settle(id, { error: r.error });
     } else {
       rec.state = nextTaskState(rec.state, "FINISH");
       rec.returns.forEach((id, i) => objects.settle(id, r.returns![i]));
-      if (rec.sent && r.returns!.some((v) => "node" in v)) {
-        this.lineage.set(r.task, { sent: rec.sent, returns: rec.returns, name: rec.name, info: rec.info });
-      }
     }
+    if (!r.error && rec.sent && r.returns!.some((v) => "node" in v)) {
+      this.lineage.set(r.task, { sent: rec.sent, returns: rec.returns, name: rec.name, info: rec.info, pins: rec.pins });
+    } else this.unpin(rec.pins);
+    rec.pins = undefined;
     // Completed in place: a copy per finished task was most of this function's cost.
     rec.info.end_time_ms = Date.now();
     if (r.error) Object.assign(rec.info, errorColumns(r.error));
@@ -213,11 +224,24 @@ export class TaskManager {
     this.lineage.delete(taskId);
     const sent: Sent = { ...l.sent, attempt: attempt + 1 };
     for (const id of l.returns) this.rt.objects.owned.reset(id);
-    const rec: TaskRecord = { state: nextTaskState(INITIAL_TASK_STATE, "ARGS_READY"), returns: l.returns, name: l.name, info: { ...l.info, end_time_ms: null }, sent };
+    const rec: TaskRecord = { state: nextTaskState(INITIAL_TASK_STATE, "ARGS_READY"), returns: l.returns, name: l.name, info: { ...l.info, end_time_ms: null }, sent, pins: l.pins };
     this.tasks.set(taskId, rec);
     this.rt.events.task(rec);
     this.rt.submitter.send(taskId, sent);
     return true;
+  }
+
+  /** An object this process owned was freed: once none of its task's returns is left, nobody needs that task's lineage. */
+  returnFreed(objectId: string): void {
+    const taskId = taskOf(objectId);
+    const l = this.lineage.get(taskId);
+    if (!l || l.returns.some((id) => this.rt.objects.owned.has(id))) return;
+    this.lineage.delete(taskId);
+    this.unpin(l.pins);
+  }
+
+  private unpin(pins: string[] | undefined): void {
+    if (pins) this.rt.objects.unpin(pins);
   }
 
   /** The state of a task this process submitted, from its lifecycle machine. */

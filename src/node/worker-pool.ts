@@ -110,6 +110,7 @@ export class WorkerPool implements WorkerSlots {
     const config: WorkerConfig = { ...this.deps.worker, workerId, log: { dir: logs.dir, ...logs.rotation } };
     const proc = fork(WORKER_MAIN, [], {
       env: { ...process.env, WARREN_WORKER: JSON.stringify(config) },
+      execArgv: [...process.execArgv, "--expose-gc"], // to release borrowed refs (core/objects.ts reportHeld)
       serialization: "advanced",
       stdio: ["ignore", out.fd, out.fd, "ipc"],
     });

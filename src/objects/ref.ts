@@ -57,4 +57,15 @@ export class ObjectRef<T = unknown> {
   }
 }
 
-registerRevival(REF_KEY, (id: string) => new ObjectRef(id));
+/** Told of every ObjectRef revived from a message: the runtime counts those of its own objects. */
+let revived: (ref: ObjectRef) => void = () => undefined;
+
+export function onRevived(fn: (ref: ObjectRef) => void): void {
+  revived = fn;
+}
+
+registerRevival(REF_KEY, (id: string) => {
+  const ref = new ObjectRef(id);
+  revived(ref);
+  return ref;
+});

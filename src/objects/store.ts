@@ -178,6 +178,12 @@ export class ObjectStore {
     return { objects, bytes };
   }
 
+  /** How many objects it holds (spare files are none). */
+  count(): number {
+    this.db.resetReadTxn(); // other processes may have written or removed since this one's last read
+    return this.db.getKeysCount() + fs.readdirSync(this.largeDir).filter((name) => !name.startsWith(SPARE)).length;
+  }
+
   close(): Promise<void> {
     return this.db.close();
   }

@@ -9,6 +9,8 @@ export const Kind = {
   log: "log",
   objectRequest: "objreq",
   objectReply: "objrep",
+  objectRelease: "objrel",
+  objectHeld: "objheld",
   shape: "shape",
   cancel: "cancel",
   stop: "stop",

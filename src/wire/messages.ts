@@ -13,7 +13,8 @@
  * - refs: when arguments are ObjectRefs, v8 bytes of { refArgs, resolved }; else empty.
  *
  * Results (one message carries every result a process has for one owner at the end of a tick):
- *   [u8 RESULTS_FORMAT] [u32 count] and per result: [u8 n] [task id] then either
+ *   [u8 RESULTS_FORMAT] [u32 count] and per result: [u8 n] [task id], optionally
+ *   [u8 HELD] [u8 n] [borrower id] [u32 count] [each object id: u8 n, its latin1 bytes], then either
  *   [u8 ERROR] [u32 n] [v8 bytes of the EncodedError], or [u8 RETURNS] [u32 count] and per value:
  *   [u8 INLINE] [u32 n] [its encoded bytes] | [u8 STORED] [u8 n] [node id] [f64 size] | [u8 ERROR] [u32 n] [v8 error]
  */
@@ -67,11 +68,18 @@ export interface TaskSpec extends TaskHead {
   markers: boolean;
 }
 
-/** What a task's owner hears back: its return values, or why it failed. */
+/** Refs that process `by` was lent and may still hold (in a result), or has dropped (a release). */
+export interface Held {
+  by: string;
+  ids: string[];
+}
+
+/** What a task's owner hears back: its return values, or why it failed, and the refs it was given that its worker still holds. */
 export interface ResultMessage {
   task: string;
   returns?: StoredObject[];
   error?: EncodedError;
+  held?: Held;
 }
 
 const TASK_FORMAT = 1;
@@ -80,6 +88,7 @@ const RETURNS = 0;
 const INLINE = 1;
 const STORED = 2;
 const ERROR = 3;
+const HELD = 4;
 const NO_ARGS = Buffer.alloc(0);
 
 /** The v8 bytes of a task's head, kept on its template for the calls that follow. */
@@ -162,6 +171,7 @@ export function encodeResults(results: ResultMessage[]): Buffer {
   // First the sizes (errors are serialized here, and kept), then one pass writing.
   for (const r of results) {
     size += 2 + r.task.length; // its id's length, the id, and ERROR or RETURNS
+    if (r.held) size += 2 + r.held.by.length + 4 + r.held.ids.reduce((n, id) => n + 1 + id.length, 0);
     if (r.error) size += errorBytes(r.error);
     else {
       size += 4;
@@ -179,6 +189,16 @@ export function encodeResults(results: ResultMessage[]): Buffer {
   for (const r of results) {
     at = out.writeUInt8(r.task.length, at);
     at += out.write(r.task, at, "latin1");
+    if (r.held) {
+      at = out.writeUInt8(HELD, at);
+      at = out.writeUInt8(r.held.by.length, at);
+      at += out.write(r.held.by, at, "latin1");
+      at = out.writeUInt32LE(r.held.ids.length, at);
+      for (const id of r.held.ids) {
+        at = out.writeUInt8(id.length, at);
+        at += out.write(id, at, "latin1");
+      }
+    }
     if (r.error) {
       at = out.writeUInt8(ERROR, at);
       bytes(parts[part++]);
@@ -214,28 +234,38 @@ export function decodeResults(buf: Buffer): ResultMessage[] {
     at += 4;
     return buf.subarray(at, (at += n));
   };
+  const latin1 = () => {
+    const n = buf[at++];
+    return buf.toString("latin1", at, (at += n));
+  };
   const results: ResultMessage[] = new Array(buf.readUInt32LE(at));
   at += 4;
   for (let i = 0; i < results.length; i++) {
-    const idLength = buf[at++];
-    const task = buf.toString("latin1", at, (at += idLength));
-    if (buf[at++] === ERROR) {
-      results[i] = { task, error: v8.deserialize(bytes()) };
-      continue;
+    const task = latin1();
+    let held: Held | undefined;
+    if (buf[at] === HELD) {
+      at++;
+      held = { by: latin1(), ids: new Array(buf.readUInt32LE(at)) };
+      at += 4;
+      for (let j = 0; j < held.ids.length; j++) held.ids[j] = latin1();
     }
+    if (buf[at++] === ERROR) results[i] = { task, error: v8.deserialize(bytes()) };
+    else results[i] = { task, returns: readReturns() };
+    if (held) results[i].held = held;
+  }
+  return results;
+
+  function readReturns(): StoredObject[] {
     const returns: StoredObject[] = new Array(buf.readUInt32LE(at));
     at += 4;
     for (let j = 0; j < returns.length; j++) {
       const kind = buf[at++];
       if (kind === INLINE) returns[j] = { inline: Buffer.from(bytes()) }; // a copy: the message's buffer is the socket's
       else if (kind === STORED) {
-        const nodeLength = buf[at++];
-        const node = buf.toString("latin1", at, (at += nodeLength));
-        returns[j] = { node, size: buf.readDoubleLE(at) };
+        returns[j] = { node: latin1(), size: buf.readDoubleLE(at) };
         at += 8;
       } else returns[j] = { error: v8.deserialize(bytes()) };
     }
-    results[i] = { task, returns };
+    return returns;
   }
-  return results;
 }

@@ -37,8 +37,9 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 /**
  * Runs one task or actor call in its context: resolves its ref arguments, calls, and encodes the
- * return values or the error, noting its run's start and end in the task events and in the
- * worker's tally (metrics). Shared by tasks and actor methods.
+ * return values or the error, with the borrowed refs it still holds (core/objects.ts), noting its
+ * run's start and end in the task events and in the worker's tally (metrics). Shared by tasks and
+ * actor methods.
  */
 export function execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): MaybePromise<ResultMessage> {
   const events = currentRuntime().events;
@@ -55,16 +56,22 @@ export function execute(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]
 }
 
 function run(spec: TaskSpec, ctx: TaskContext, call: (args: unknown[]) => unknown): MaybePromise<ResultMessage> {
+  let loans: string[] | undefined;
+  const ended = (result: ResultMessage): ResultMessage => {
+    if (loans) currentRuntime().objects.reportHeld(result, loans);
+    return result;
+  };
   const failed = (err: unknown): ResultMessage => {
     const stack = err instanceof Error ? err.stack ?? String(err) : String(err);
-    return { task: spec.id, error: encodeError(new TaskError(spec.name, process.pid, currentRuntime().config.nodeId, stack, err)) };
+    return ended({ task: spec.id, error: encodeError(new TaskError(spec.name, process.pid, currentRuntime().config.nodeId, stack, err)) });
   };
-  const answer = (value: unknown) => andThen(storeReturns(spec, value), (returns): ResultMessage => ({ task: spec.id, returns }));
+  const answer = (value: unknown) => andThen(storeReturns(spec, value), (returns) => ended({ task: spec.id, returns }));
   try {
     // Load the defining module first: it may register revivals its arguments need (warren/actors' Queue).
     const loading = load(spec.fn);
-    if (loading) return loading.then(() => execute(spec, ctx, call), failed);
+    if (loading) return loading.then(() => run(spec, ctx, call), failed);
     const args = spec.markers ? (revive(spec.args) as unknown[]) : spec.args;
+    if (spec.markers) loans = currentRuntime().objects.borrowArgs(args, spec.id, spec.refArgs);
     const value = taskContext.run(ctx, () => (spec.refArgs.length === 0 ? call(args) : resolveArgs(spec, args).then(call)));
     if (!isThenable(value)) {
       const result = answer(value);

@@ -201,6 +201,7 @@ function runSpec(spec: TaskSpec, gpuIds: number[], resources: Record<string, num
     running.delete(spec.id);
     idleTitle.touch();
     const retry = result.error !== undefined && spec.retryExceptions && !ctx.canceled && mayRetry(attempt, spec.maxRetries);
+    if (retry && result.held) rt.objects.tellHeld(result.held);
     return { result, retry };
   });
 }
@@ -231,7 +232,7 @@ async function becomeActor(spec: TaskSpec, create: ActorCreation, gpuIds: number
   }
   host = new ActorHost(rt, instance!, create, { gpuIds, resources }, send);
   await host.start();
-  publishResult({ task: spec.id, returns: [] });
+  publishResult({ ...result, returns: [] }); // with the refs its constructor was given that it keeps
   send({ t: "actor-alive", pid: process.pid });
 }
 

@@ -63,3 +63,13 @@ test("an inline value decoded from a result is a copy, not a view of the message
   msg.fill(0);
   expect([...(r.returns![0] as { inline: Buffer }).inline]).toEqual([7]);
 });
+
+test("a result names the borrowed refs its worker still holds, with or without an error", () => {
+  const held = { by: "b".repeat(16), ids: ["1".repeat(40), "2".repeat(40)] };
+  const results = [
+    { task: id, returns: [{ inline: Buffer.from([1]) }], held },
+    { task: id, error: { name: "Error", message: "m", stack: "", fields: {} }, held: { by: held.by, ids: [held.ids[0]] } },
+    { task: id, returns: [] },
+  ];
+  expect(decodeResults(encodeResults(results))).toStrictEqual(results);
+});

@@ -24,17 +24,35 @@ test("a late duplicate result does not overwrite the first", () => {
   expect((t.peek("a") as { inline: Buffer }).inline.toString()).toBe("1");
 });
 
-test("only objects no message carried and nobody waits for are freed early", () => {
+test("an object is forgotten once its last local ref, task pin and borrower are gone, never while one is left", () => {
   const t = new OwnerTable();
-  t.ready("private", { inline: Buffer.from("p") });
+  t.ready("a", { inline: Buffer.from("a") });
+  t.addLocal("a");
+  t.pin("a"); // a task carries it
+  expect(t.dropLocal("a")).toBe(false); // the driver dropped its ref; the task still runs
+  t.addBorrower("a", "w1"); // its worker reported keeping it, then the task ended
+  t.addBorrower("a", "w1");
+  expect(t.unpin("a")).toBe(false);
+  expect(t.release("a", "w2")).toBe(false); // not a borrower of it
+  expect(t.has("a")).toBe(true);
+  expect(t.release("a", "w1")).toEqual({ inline: Buffer.from("a") });
+  expect(t.has("a")).toBe(false);
+  expect(t.release("a", "w1")).toBe(false); // a late duplicate
+});
+
+test("an escaped object, or one awaited, is kept however its counts fall", () => {
+  const t = new OwnerTable();
   t.ready("sent", { inline: Buffer.from("s") });
+  t.addLocal("sent");
   t.markEscaped("sent");
+  expect(t.dropLocal("sent")).toBe(false);
   t.pending("awaited");
+  t.addLocal("awaited");
   const off = t.onReady("awaited", () => undefined) as () => void;
-  expect(t.releaseIfPrivate("private")).toEqual({ inline: Buffer.from("p") });
-  expect(t.releaseIfPrivate("sent")).toBe(false);
-  expect(t.releaseIfPrivate("awaited")).toBe(false);
+  expect(t.dropLocal("awaited")).toBe(false);
   off();
-  expect(t.releaseIfPrivate("awaited")).toBeUndefined();
-  expect(t.size).toBe(1);
+  t.pin("awaited");
+  expect(t.unpin("awaited")).toBeUndefined(); // pending: no value to free, but forgotten
+  expect([t.has("sent"), t.has("awaited")]).toEqual([true, false]);
+  expect(t.rows()[0]).toMatchObject({ object_id: "sent", reference_type: "CAPTURED_IN_OBJECT" });
 });
