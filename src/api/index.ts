@@ -11,7 +11,7 @@ export type { RemoteArgs, ReturnRefs } from "../core/template";
 export { Actor, actor, method, getActor, kill, exitActor } from "./actor";
 export { ActorHandle, ActorMethod } from "../core/actor-handle";
 export { nodes, clusterResources, availableResources, state } from "./state";
-export type { NodeSummary, ListOptions, Filters, Predicate, TaskRow, Gathered, JobRow } from "./state";
+export type { NodeSummary, ListOptions, Filters, Predicate, TaskRow, TaskSummary, Gathered, JobRow } from "./state";
 export type { TaskInfo } from "../wire/task-events";
 export type { Resources } from "../scheduling/shape";
 export { timeline } from "./timeline";

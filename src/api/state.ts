@@ -6,7 +6,7 @@ import { currentRuntime } from "../core/current";
 import { stateQueries } from "../core/state";
 
 export type { JobRow, NodeSummary } from "../wire/head";
-export type { Filters, Gathered, ListOptions, Predicate, TaskRow } from "../core/state";
+export type { Filters, Gathered, ListOptions, Predicate, TaskRow, TaskSummary } from "../core/state";
 
 const queries = stateQueries(() => currentRuntime().rpc);
 

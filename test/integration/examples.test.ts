@@ -92,7 +92,7 @@ test("cluster state: one alive head node with Ray's fields, its resources as the
   }
   expect(out).toMatch(/^    NodeID: '[0-9a-f]+',$/m);
   expect(out).toMatch(/^    Alive: true,$/m);
-  expect(out).toMatch(/^    IsHead: true$/m);
+  expect(out).toMatch(/^    IsHead: true,?$/m);
   expect(out).toMatch(/^    Resources: \{\n      CPU: \d+,/m);
   expect(out).toMatch(/^clusterResources\(\): \{\n  CPU: \d+,/m);
   expect(out).toMatch(/^availableResources\(\): \{\n  CPU: \d+,/m);

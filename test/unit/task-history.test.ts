@@ -2,7 +2,6 @@
 // all kept oldest-first, pages newest first; and the timeline made from it (api/timeline.ts).
 import { TaskHistory } from "../../src/head/events";
 import { traceEvents } from "../../src/api/timeline";
-import { countFromEnv } from "../../src/transport";
 import { mergeTask, type OwnerRow, type TaskEventBatch, type TaskRun } from "../../src/wire/task-events";
 
 function owner(id: string, job: string, state: OwnerRow["state"] = "FINISHED"): OwnerRow {
@@ -92,14 +91,6 @@ test("the timeline: one X event per ended run, pid per node, tid per worker, mic
   expect(xs[0].pid).not.toBe(xs[1].pid);
   const names = events.filter((e) => e.ph === "M").map((e) => e.args.name);
   expect(names).toEqual(expect.arrayContaining(["node n1", "node n2", "worker w1 pid=42", "worker w2 pid=7"]));
-});
-
-test("the bounds come from the environment, validated", () => {
-  expect(countFromEnv("WARREN_TASKS_KEPT_PER_JOB", 10_000, {})).toBe(10_000);
-  expect(countFromEnv("WARREN_TASKS_KEPT_PER_JOB", 10_000, { WARREN_TASKS_KEPT_PER_JOB: "25" })).toBe(25);
-  for (const bad of ["0", "-3", "2.5", "many"]) {
-    expect(() => countFromEnv("WARREN_TASKS_KEPT_PER_JOB", 10_000, { WARREN_TASKS_KEPT_PER_JOB: bad })).toThrow(`WARREN_TASKS_KEPT_PER_JOB must be a whole number above 0 (got "${bad}")`);
-  }
 });
 
 test("a job's end fails its unfinished tasks; its finished ones, and rows heard later, stand", () => {
