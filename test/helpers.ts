@@ -1,5 +1,6 @@
 // Black-box probes the integration tests use: broker queues and live processes.
 import { randomUUID } from "node:crypto";
+import * as http from "node:http";
 import type { ChildProcess } from "node:child_process";
 import * as amqp from "amqplib";
 import { processesWith as findProcesses } from "../src/node/processes";
@@ -79,4 +80,27 @@ export function firstLine(proc: ChildProcess): Promise<string> {
     });
     proc.once("exit", (code) => reject(new Error(`the process exited (${code}) before printing a line`)));
   });
+}
+
+/** A GET of 127.0.0.1:port/path. */
+export function httpGet(port: number, path: string): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: "127.0.0.1", port, path, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"]), body }));
+    }).on("error", reject);
+  });
+}
+
+/** The value of one sample line, e.g. `warren_node_workers{node_id="n1"} 3`. */
+export function sample(body: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const line of body.split("\n")) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = Object.fromEntries([...(m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
+  }
+  return undefined;
 }

@@ -48,7 +48,8 @@ import { Scheduler } from "./scheduler";
 import { HeldAtLoss } from "./held";
 import { type Worker, WorkerPool } from "./worker-pool";
 import { Actors } from "./actors";
-import { objectChunk, stateAnswer } from "./answers";
+import { stateAnswer } from "./answers";
+import { ObjectServer } from "./object-server";
 
 export class NodeDaemon {
   readonly topo: Topology;
@@ -72,6 +73,7 @@ export class NodeDaemon {
   /** The tasks this node held when its connection went, for the deliveries of them that come again. */
   private readonly held = new HeldAtLoss();
   private store!: ObjectStore;
+  private objects!: ObjectServer;
   private stopping?: Promise<void>;
   private readonly timers: NodeJS.Timeout[] = [];
   private rpc!: RpcClient;
@@ -96,6 +98,7 @@ export class NodeDaemon {
   async start(): Promise<void> {
     fs.mkdirSync(path.join(this.config.sessionDir, "logs"), { recursive: true });
     this.store = ObjectStore.open(this.storePath);
+    this.objects = await ObjectServer.listen(this.store, this.config.nodeId, this.config.private ? "127.0.0.1" : nodeIp(), this.config.objectManagerPort ?? 0);
     this.rpc = new RpcClient(() => this.ch, this.topo, this.topo.nodeQueue(this.config.nodeId), () => this.link.settling());
     this.compose();
     if (this.config.isHead) {
@@ -122,6 +125,7 @@ export class NodeDaemon {
       resources: () => ({ total: this.config.resources, available: this.free.toResources() }),
       workers: () => this.pool.all.size,
       tasksRunning: () => this.pool.busy,
+      objectBytesSent: () => this.objects.sent,
     });
     await this.register();
     this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatMs));
@@ -264,6 +268,7 @@ export class NodeDaemon {
       hostname: os.hostname(),
       storePath: this.storePath,
       metricsPort: this.metrics?.port ?? 0,
+      objectManager: this.objects.endpoint,
       resources: this.config.resources,
     };
   }
@@ -319,11 +324,19 @@ export class NodeDaemon {
       }
       case Kind.killActor: return this.onKillActor(v8.deserialize(msg.content));
       case Kind.jobEnded: return this.onJobEnded(v8.deserialize(msg.content));
-      case Kind.fetchObject: return this.answer(msg, objectChunk(this.store, this.config.nodeId, v8.deserialize(msg.content)));
+      case Kind.fetchObject: return this.answer(msg, this.objects.chunk(v8.deserialize(msg.content)));
+      case Kind.objectEndpoint: return this.answer(msg, { ok: true, value: this.objects.endpoint });
       case Kind.stateQuery: return this.answer(msg, { ok: true, value: stateAnswer(this.config.nodeId, this.pool, this.head) });
-      case Kind.freeObject: return this.store.remove(v8.deserialize(msg.content).id);
+      case Kind.freeObject: return this.freeObject(msg.content);
       case Kind.stop: return void this.stop();
     }
+  }
+
+  /** Frees an object here and the copies other nodes took of it. */
+  private freeObject(content: Buffer): void {
+    const { id } = v8.deserialize(content);
+    this.store.remove(id);
+    for (const node of this.objects.freed(id)) this.ch.publish(this.topo.control, `node.${node}`, content, { type: Kind.freeObject });
   }
 
   /** Answers a request on the control queue (the reply queue is the asker's). */
@@ -466,6 +479,7 @@ export class NodeDaemon {
       if (this.config.private) await this.head?.removeCluster();
       await this.head?.close();
       await this.link?.close();
+      await this.objects.close();
       await this.store.close();
       await this.metrics?.close();
       if (this.config.private) fs.rmSync(this.config.sessionDir, { recursive: true, force: true });

@@ -6,13 +6,15 @@
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 
 export interface MetricsSource {
   nodeId: string;
   resources(): { total: Record<string, number>; available: Record<string, number> };
   workers(): number;
   tasksRunning(): number;
+  /** Bytes of objects sent to other nodes so far, by path. */
+  objectBytesSent(): { direct: number; broker: number };
 }
 
 export interface MetricsServer {
@@ -52,6 +54,16 @@ export function nodeMetrics(source: MetricsSource): Registry {
     registers: [registry],
     collect() {
       this.set(source.tasksRunning());
+    },
+  });
+  new Counter({
+    name: "warren_object_sent_bytes_total",
+    help: "Bytes of stored objects sent to other nodes: direct (the object manager port) or broker (chunks, the fallback)",
+    labelNames: ["path"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [path, bytes] of Object.entries(source.objectBytesSent())) this.inc({ path }, bytes);
     },
   });
   return registry;

@@ -95,4 +95,6 @@ export interface NodeConfig {
   sessionDir: string;
   /** Durable mode, set for a head (and a private cluster); a node that joins takes the head's when it registers. */
   durable?: boolean;
+  /** The port it serves its objects to other nodes on (`warren start --object-manager-port`); unset: one the system picks. */
+  objectManagerPort?: number;
 }

@@ -17,6 +17,7 @@
 import { open, RootDatabase } from "lmdb";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { promisify } from "node:util";
 import { byteLength, joined } from "../serialization";
 
 /** Values from this size go to a file of their own beside the LMDB map. */
@@ -26,6 +27,21 @@ const SPARES_MAX = 1024 * 1024 * 1024;
 const SPARE = "spare-";
 /** Names spare files uniquely within this process. */
 let sparesMade = 0;
+
+/** See ObjectStore.writer. */
+export interface StoreWriter {
+  /** Writes `part` at offset `at`; a write into the map waits for commit. */
+  write(part: Buffer, at: number): Promise<void>;
+  /** Once every write is done: the value `whole` (all the parts) becomes readable. */
+  commit(whole: Buffer): Promise<void>;
+  abort(): void;
+}
+
+const writeAt = promisify(fs.write);
+
+async function writeAll(fd: number, part: Buffer, at: number): Promise<void> {
+  for (let done = 0; done < part.length; ) done += (await writeAt(fd, part, done, part.length - done, at + done)).bytesWritten;
+}
 
 export class ObjectStore {
   private readonly largeDir: string;
@@ -53,20 +69,59 @@ export class ObjectStore {
   /** Writes and commits before returning, so other processes can read it at once. */
   putSync(id: string, parts: Buffer[]): void {
     if (byteLength(parts) < FILE_MIN) return void this.db.putSync(id, joined(parts));
-    const file = this.file(id);
-    const partial = `${file}.${process.pid}.partial`;
-    const fd = fs.openSync(partial, this.takeSpare(partial) ? "r+" : "w");
+    const { fd, commit } = this.partial(id);
     try {
       let size = 0;
       for (const part of parts) {
         for (let at = 0; at < part.length; ) at += fs.writeSync(fd, part, at);
         size += part.length;
       }
-      fs.ftruncateSync(fd, size); // a spare may have been longer
-    } finally {
+      commit(size);
+    } catch (err) {
       fs.closeSync(fd);
+      throw err;
     }
-    fs.renameSync(partial, file); // readers see the whole value or none of it
+  }
+
+  /**
+   * A value of `size` bytes written in pieces as they arrive (from another node), committed at
+   * the end: readers see the whole value or none of it. A value for the map is put whole on commit.
+   */
+  writer(id: string, size: number): StoreWriter {
+    if (size < FILE_MIN) return { write: async () => undefined, commit: async (whole) => void this.db.putSync(id, whole), abort: () => undefined };
+    const { fd, commit, abort } = this.partial(id);
+    const writes: Promise<void>[] = [];
+    return {
+      write: (part, at) => {
+        const done = writeAll(fd, part, at);
+        writes.push(done);
+        return done;
+      },
+      commit: async () => {
+        await Promise.all(writes);
+        commit(size);
+      },
+      abort: () => void Promise.allSettled(writes).then(abort),
+    };
+  }
+
+  /** A file for value `id` to be written and then renamed into place (over a spare if there is one). */
+  private partial(id: string): { fd: number; commit(size: number): void; abort(): void } {
+    const file = this.file(id);
+    const partial = `${file}.${process.pid}.partial`;
+    const fd = fs.openSync(partial, this.takeSpare(partial) ? "r+" : "w");
+    return {
+      fd,
+      commit: (size) => {
+        fs.ftruncateSync(fd, size); // a spare may have been longer
+        fs.closeSync(fd);
+        fs.renameSync(partial, file);
+      },
+      abort: () => {
+        fs.closeSync(fd);
+        fs.rmSync(partial, { force: true });
+      },
+    };
   }
 
   /** Moves a spare file (any process's) to `to`; false if there is none. */
@@ -118,6 +173,18 @@ export class ObjectStore {
       return buf.subarray(0, fs.readSync(fd, buf, 0, length, offset));
     } finally {
       fs.closeSync(fd);
+    }
+  }
+
+  /** What a node sends another: a copy of a value in the map, or an open file (the caller closes it). */
+  source(id: string): { bytes: Buffer } | { fd: number; size: number } | undefined {
+    const small = this.mapped(id);
+    if (small) return { bytes: Buffer.from(small.subarray(0, small.length)) }; // lmdb's view reports its whole buffer to Buffer.from
+    try {
+      const fd = fs.openSync(this.file(id), "r");
+      return { fd, size: fs.fstatSync(fd).size };
+    } catch {
+      return undefined;
     }
   }
 

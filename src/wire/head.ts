@@ -70,6 +70,8 @@ export interface NodeInfo {
   hostname: string;
   storePath: string;
   metricsPort: number;
+  /** Where the node serves its objects to other nodes (node/object-server.ts). */
+  objectManager: { host: string; port: number };
   resources: Resources;
 }
 
@@ -81,6 +83,7 @@ export interface NodeSummary {
   NodeManagerHostname: string;
   ObjectStorePath: string;
   MetricsExportPort: number;
+  ObjectManagerPort: number;
   Resources: Resources;
   IsHead: boolean;
 }
@@ -168,8 +171,13 @@ export interface HeadRequests {
 
 /** Request kind -> [payload, reply], for requests to one node. */
 export interface NodeRequests {
-  /** A chunk of a stored object (objects cross nodes in chunks well under max_message_size). */
-  "object.fetch": [{ id: string; offset: number; length: number }, { chunk: Uint8Array }];
+  /**
+   * A chunk of a stored object, the fallback path (chunks well under max_message_size); `from`:
+   * the asker's node, which keeps a copy ("" for none).
+   */
+  "object.fetch": [{ id: string; offset: number; length: number; from: string }, { chunk: Uint8Array }];
+  /** Where the node streams its objects from (ObjectManagerPort). */
+  "object.endpoint": [Record<string, never>, { host: string; port: number }];
 }
 
 export type HeadRequest = keyof HeadRequests;

@@ -19,6 +19,7 @@ export const Kind = {
   tasksLost: "tasks-lost",
   stateQuery: "state",
   fetchObject: "object.fetch",
+  objectEndpoint: "object.endpoint",
   freeObject: "object.free",
   infeasible: "infeasible",
   jobEnded: "job-ended",

@@ -1,28 +1,6 @@
 // A node's Prometheus endpoint, started with a fake source and scraped over HTTP.
-import * as http from "node:http";
 import { serveMetrics, MetricsServer } from "../../src/node/metrics";
-
-function get(port: number, path: string): Promise<{ status: number; type: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: "127.0.0.1", port, path, agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c) => (body += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"]), body }));
-    }).on("error", reject);
-  });
-}
-
-/** The value of one sample line, e.g. `warren_node_workers{node_id="n1"} 3`. */
-function sample(body: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const line of body.split("\n")) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got = Object.fromEntries([...(m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
+import { httpGet as get, sample } from "../helpers";
 
 const state = {
   total: { CPU: 4, GPU: 1, memory: 8 * 2 ** 30, Custom1: 2, "node:10.0.0.1": 1 } as Record<string, number>,
@@ -35,6 +13,7 @@ const source = {
   resources: () => ({ total: state.total, available: state.available }),
   workers: () => state.workers,
   tasksRunning: () => state.running,
+  objectBytesSent: () => ({ direct: 3 * 2 ** 28, broker: 0 }),
 };
 
 let server: MetricsServer;
@@ -67,6 +46,8 @@ test("the node's gauges read the source, every series labelled with node_id", as
   expect(sample(body, "warren_node_resources_available", { node_id: "n1", resource: "Custom1" })).toBe(2);
   expect(sample(body, "warren_node_workers", { node_id: "n1" })).toBe(3);
   expect(sample(body, "warren_node_tasks_running", { node_id: "n1" })).toBe(2);
+  expect(sample(body, "warren_object_sent_bytes_total", { node_id: "n1", path: "direct" })).toBe(3 * 2 ** 28);
+  expect(sample(body, "warren_object_sent_bytes_total", { node_id: "n1", path: "broker" })).toBe(0);
   // prom-client's default process metrics, with the same label
   expect(sample(body, "process_cpu_user_seconds_total", { node_id: "n1" })).toBeGreaterThanOrEqual(0);
   expect(sample(body, "nodejs_heap_size_used_bytes", { node_id: "n1" })).toBeGreaterThan(0);
