@@ -42,6 +42,12 @@ function count(value: string): number {
   return n;
 }
 
+function port(value: string): number {
+  const n = count(value);
+  if (n > 65535) throw new InvalidArgumentError(`must be a TCP port, 0 to 65535 (got ${value})`);
+  return n;
+}
+
 function clusterSize(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || n < 1 || n > MAX_CLUSTER_NODES) {
@@ -118,6 +124,7 @@ function program(): Command {
     .option("--memory <bytes>", "memory tasks and actors may reserve (default: 70% of this machine's)", number)
     .option("--object-store-memory <bytes>", "object store size (default: 30% of this machine's memory)", number)
     .option("--resources <json>", "custom resources, a JSON object like '{\"Custom1\": 1}'", json)
+    .option("--object-manager-port <port>", "the TCP port other nodes fetch this node's objects from (default: one the system picks)", port)
     .option("--block", "stay in the foreground until the node exits (Ctrl-C stops it)")
     .option("--durable", "with --head: durable mode, for a RabbitMQ cluster (quorum queues, persistent task messages with confirms); nodes and drivers that join take the head's setting")
     .addHelpText("after", "\nExamples:\n  warren start --head --num-cpus 4\n  warren start --head --durable --address amqp://u:p@rabbit1:5672,amqp://u:p@rabbit2:5672,amqp://u:p@rabbit3:5672\n  warren start --address amqp://user:pass@host:5672 --cluster default --resources '{\"Custom1\": 1}'")
@@ -128,7 +135,7 @@ function program(): Command {
       if (o.durable && !o.head) throw new UsageError("--durable goes with --head: a node that joins takes its head's setting");
       const v = nodeOptions({ address: o.address, cluster: o.cluster, numCpus: o.numCpus, numGpus: o.numGpus, memory: o.memory, objectStoreMemory: o.objectStoreMemory, resources: o.resources });
       const resources = nodeResources({ numCpus: v.numCpus, numGpus: v.numGpus, memory: v.memory, objectStoreMemory: v.objectStoreMemory, resources: v.resources });
-      return start({ head: Boolean(o.head), address: brokerAddress(v.address), cluster: v.cluster ?? "default", resources, block: Boolean(o.block), durable: Boolean(o.durable) });
+      return start({ head: Boolean(o.head), address: brokerAddress(v.address), cluster: v.cluster ?? "default", resources, block: Boolean(o.block), durable: Boolean(o.durable), objectManagerPort: o.objectManagerPort });
     }));
 
   prog

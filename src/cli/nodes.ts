@@ -33,6 +33,7 @@ export interface StartOptions {
   block: boolean;
   /** Durable mode, for a head (nodes that join take the head's). */
   durable: boolean;
+  objectManagerPort?: number;
 }
 
 /** The nodes of the cluster, or undefined when no head answers; throws if the broker is unreachable. */
@@ -109,7 +110,7 @@ export async function start(o: StartOptions): Promise<number> {
   const nodeId = randomBytes(20).toString("hex");
   const sessionDir = path.join(clusterDir(cluster), `node_${nodeId.slice(0, 12)}`);
   const logFile = path.join(sessionDir, "node.log");
-  const config: NodeConfig = { address, cluster, nodeId, isHead: o.head, private: false, resources: o.resources, sessionDir, durable: o.durable };
+  const config: NodeConfig = { address, cluster, nodeId, isHead: o.head, private: false, resources: o.resources, sessionDir, durable: o.durable, objectManagerPort: o.objectManagerPort };
   const { proc, ready } = await launch(config, logFile);
   const record: NodeRecord = { pid: proc.pid!, cluster, nodeId, isHead: o.head, sessionDir, logFile, address, startedAt: new Date().toISOString() };
   writeRecord(record);

@@ -189,7 +189,7 @@ export class Objects {
     const local = storePath ? this.localStore().view(id) : undefined;
     if (local) return decode(local);
     if (value.node === nodeId) throw new ObjectLostError(`ObjectRef(${id}) is no longer in the object store of node ${value.node}`);
-    return decode(await this.transfer.fetch(value.node, id, value.size, storePath ? this.localStore() : undefined));
+    return decode(await this.transfer.fetch(value.node, id, value.size, storePath ? this.localStore() : undefined), true);
   }
 
   /** This process's rows of the state API's objects. */
