@@ -201,6 +201,7 @@ export class Objects {
   /** Frees what this process put in its node's store, and closes it. */
   async close(): Promise<void> {
     if (!this.store) return;
+    await this.transfer.settled();
     this.store.removePrefix(this.rt.config.ownerId);
     await this.store.close();
   }

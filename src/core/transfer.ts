@@ -24,17 +24,26 @@ const WRITE_MIN = 4 * 1024 * 1024;
 export class Transfer {
   /** Node id -> its object port, asked of the node once. */
   readonly endpoints = new BoundedMap<string, Promise<Endpoint>>(ENDPOINTS_KEPT);
+  /** Copies still being written to this node's store. */
+  private readonly committing = new Set<Promise<void>>();
   /** Nodes the direct path failed for, said once on stderr. */
   private readonly warned = new Set<string>();
 
   constructor(private readonly rt: Runtime) {}
 
-  /** The bytes of object `id` (`size` bytes) from node `nodeId`; a copy goes to `store`, if given. */
+  /**
+   * The bytes of object `id` (`size` bytes) from node `nodeId`. A copy goes to `store`, if given,
+   * committed after this returns: the process that asked need not wait for the node's copy.
+   */
   async fetch(nodeId: string, id: string, size: number, store?: ObjectStore): Promise<Buffer> {
     const sink = store?.writer(id, size);
     try {
       const bytes = await pull(await this.endpoint(nodeId), id, store ? this.rt.config.nodeId : "", size, sink);
-      await sink?.commit(bytes);
+      if (sink) {
+        // A copy that fails (the object freed meanwhile) only means the node's other processes fetch it too.
+        const done: Promise<void> = sink.commit(bytes).catch(() => undefined).finally(() => this.committing.delete(done));
+        this.committing.add(done);
+      }
       return bytes;
     } catch (err) {
       sink?.abort();
@@ -47,6 +56,11 @@ export class Transfer {
       store?.putSync(id, [bytes]);
       return bytes;
     }
+  }
+
+  /** Once every copy under way is in the store (before it closes). */
+  async settled(): Promise<void> {
+    await Promise.all(this.committing);
   }
 
   private endpoint(nodeId: string): Promise<Endpoint> {

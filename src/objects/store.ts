@@ -25,6 +25,7 @@ const FILE_MIN = 8 * 1024 * 1024;
 /** Freed large files kept as spares, at most this many bytes in all. */
 const SPARES_MAX = 1024 * 1024 * 1024;
 const SPARE = "spare-";
+const PARTIAL = ".partial";
 /** Names spare files uniquely within this process. */
 let sparesMade = 0;
 
@@ -69,23 +70,25 @@ export class ObjectStore {
   /** Writes and commits before returning, so other processes can read it at once. */
   putSync(id: string, parts: Buffer[]): void {
     if (byteLength(parts) < FILE_MIN) return void this.db.putSync(id, joined(parts));
-    const { fd, commit } = this.partial(id);
+    const { fd, commit, abort } = this.partial(id);
+    let size = 0;
     try {
-      let size = 0;
       for (const part of parts) {
         for (let at = 0; at < part.length; ) at += fs.writeSync(fd, part, at);
         size += part.length;
       }
-      commit(size);
     } catch (err) {
-      fs.closeSync(fd);
+      abort();
       throw err;
     }
+    commit(size);
   }
 
   /**
-   * A value of `size` bytes written in pieces as they arrive (from another node), committed at
-   * the end: readers see the whole value or none of it. A value for the map is put whole on commit.
+   * A value of `size` bytes written in pieces as they arrive (from another node), readable once
+   * committed: readers see the whole value or none of it. A value for the map is put whole, at
+   * once, when commit is called; a file when its writes are done. Removing the value meanwhile
+   * (remove) makes the commit fail instead of leaving a copy nobody frees.
    */
   writer(id: string, size: number): StoreWriter {
     if (size < FILE_MIN) return { write: async () => undefined, commit: async (whole) => void this.db.putSync(id, whole), abort: () => undefined };
@@ -98,7 +101,12 @@ export class ObjectStore {
         return done;
       },
       commit: async () => {
-        await Promise.all(writes);
+        try {
+          await Promise.all(writes);
+        } catch (err) {
+          abort();
+          throw err;
+        }
         commit(size);
       },
       abort: () => void Promise.allSettled(writes).then(abort),
@@ -108,13 +116,16 @@ export class ObjectStore {
   /** A file for value `id` to be written and then renamed into place (over a spare if there is one). */
   private partial(id: string): { fd: number; commit(size: number): void; abort(): void } {
     const file = this.file(id);
-    const partial = `${file}.${process.pid}.partial`;
+    const partial = `${file}.${process.pid}${PARTIAL}`;
     const fd = fs.openSync(partial, this.takeSpare(partial) ? "r+" : "w");
     return {
       fd,
       commit: (size) => {
-        fs.ftruncateSync(fd, size); // a spare may have been longer
-        fs.closeSync(fd);
+        try {
+          fs.ftruncateSync(fd, size); // a spare may have been longer
+        } finally {
+          fs.closeSync(fd);
+        }
         fs.renameSync(partial, file);
       },
       abort: () => {
@@ -141,7 +152,7 @@ export class ObjectStore {
   /** Keeps a freed file as a spare while the spares hold less than SPARES_MAX, else deletes it. */
   private retire(file: string): void {
     const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
-    if (size === undefined) return; // a value in the map: no file (or the store's folder is gone)
+    if (size === undefined) return this.removePartials(path.basename(file)); // in the map, or still being written
     let kept = 0;
     for (const name of fs.readdirSync(this.largeDir)) {
       if (name.startsWith(SPARE)) kept += fs.statSync(path.join(this.largeDir, name), { throwIfNoEntry: false })?.size ?? 0;
@@ -152,6 +163,17 @@ export class ObjectStore {
     } catch {
       // removed meanwhile
     }
+  }
+
+  /** Removes the files value `id` is being written to, so that no commit follows its removal. */
+  private removePartials(id: string): void {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.largeDir);
+    } catch {
+      return; // the store's folder is gone
+    }
+    for (const name of names) if (name.startsWith(`${id}.`) && name.endsWith(PARTIAL)) fs.rmSync(path.join(this.largeDir, name), { force: true });
   }
 
   private file(id: string): string {

@@ -67,7 +67,8 @@ test("a large object crosses nodes through the object port, not the broker, into
   const after = await sent();
   expect(after.direct - before.direct).toBe(stored(24 * MiB, MiB));
   expect(after.broker).toBe(before.broker); // not one chunk through the broker
-  expect(fs.statSync(largeFile(headStore(), big)).size).toBe(stored(24 * MiB)); // the copy for the head node's processes
+  // The copy for the head node's processes, committed after the get returned.
+  await waitForCondition(() => fs.statSync(largeFile(headStore(), big), { throwIfNoEntry: false })?.size === stored(24 * MiB));
   // A task on the head node reads it from there: no second transfer.
   expect(await warren.get(isSeeded.options({ numCpus: 0, resources: { Near: 1 } }).remote(big, 1))).toEqual([true, cluster.headId]);
   expect((await sent()).direct).toBe(after.direct);
@@ -85,7 +86,7 @@ test("freeing the ref frees the object on its node and the copy the reader's nod
   let ref: warren.ObjectRef<Buffer> | undefined = makeSeeded.options({ resources: { Far: 1 } }).remote(12 * MiB, 4);
   expect((await warren.get(ref)).length).toBe(12 * MiB);
   const files = [largeFile(farStore, ref), largeFile(headStore(), ref)];
-  for (const f of files) expect(fs.existsSync(f)).toBe(true);
+  await waitForCondition(() => files.every((f) => fs.existsSync(f)));
   ref = undefined;
   await waitForCondition(() => {
     gc(); // the ref is unreachable: its finalizer frees the object
