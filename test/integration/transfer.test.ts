@@ -1,14 +1,13 @@
 // Objects crossing nodes (issue 16): streamed from the holder's object port into the reader's
 // store, the broker only saying where the port is; through broker chunks when that path fails.
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import * as v8 from "node:v8";
 import * as vm from "node:vm";
 import * as warren from "warren";
 import { Cluster, waitForCondition } from "warren/testing";
 import { currentRuntime } from "../../src/core/current";
-import { httpGet, sample } from "../helpers";
+import { freePort, httpGet, sample } from "../helpers";
 import { isSeeded, makeSeeded, seeded } from "../fixtures/placement";
 
 const MiB = 1024 * 1024;
@@ -37,15 +36,6 @@ async function sent(): Promise<{ direct: number; broker: number }> {
   const { body } = await httpGet(nodes.find((n) => n.NodeID === far)!.MetricsExportPort, "/metrics");
   const bytes = (p: string) => sample(body, "warren_object_sent_bytes_total", { path: p }) ?? 0;
   return { direct: bytes("direct"), broker: bytes("broker") };
-}
-
-/** A port nothing listens on. */
-async function refusedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 const headStore = () => nodes.find((n) => n.IsHead)!.ObjectStorePath;
@@ -96,7 +86,7 @@ test("freeing the ref frees the object on its node and the copy the reader's nod
 
 test("with the object port refused, the object still comes, in chunks through the broker", async () => {
   const before = await sent();
-  currentRuntime().objects.transfer.endpoints.set(far, Promise.resolve({ host: "127.0.0.1", port: await refusedPort() }));
+  currentRuntime().objects.transfer.endpoints.set(far, Promise.resolve({ host: "127.0.0.1", port: await freePort() }));
   const big = makeSeeded.options({ resources: { Far: 1 } }).remote(20 * MiB, 5);
   expect((await warren.get(big)).equals(seeded(20 * MiB, 5))).toBe(true);
   const after = await sent();
