@@ -1,6 +1,6 @@
 /**
  * core: copies an object from the node that holds it (Ray's object manager pull). The bytes come
- * straight from the holder's object port (node/object-server.ts) over TCP, read by the kernel
+ * straight from the holder's object port (node/object-server.ts, wire/object-stream.ts) over TCP, read by the kernel
  * into the buffer that becomes the value, and go on to this node's store as they arrive, so its
  * other processes read it in place; the broker carries only the question of where the port is,
  * asked once per node. Should the direct path fail (the port refused, the stream cut), the object
@@ -10,7 +10,7 @@ import * as net from "node:net";
 import { BoundedMap } from "../bounded";
 import { ObjectLostError, WarrenError } from "../errors";
 import type { ObjectStore, StoreWriter } from "../objects/store";
-import { HEAD_BYTES } from "../node/object-server";
+import { HEAD_BYTES, type StreamRequest, readStreamHead } from "../wire/object-stream";
 import { CORE_DEFAULTS } from "./defaults";
 import type { Runtime } from "./runtime";
 
@@ -114,9 +114,9 @@ function pull({ host, port }: Endpoint, id: string, from: string, size: number, 
           if (headGot < HEAD_BYTES) {
             headGot += n;
             if (headGot < HEAD_BYTES) return true;
-            failed = head.readUInt8(0) !== 0;
-            const length = head.readDoubleLE(1);
-            if (!failed && length !== size) fail(new WarrenError(`${where} offered ${length} bytes of ObjectRef(${id}), not its ${size}`));
+            const { ok, length } = readStreamHead(head);
+            failed = !ok;
+            if (ok && length !== size) fail(new WarrenError(`${where} offered ${length} bytes of ObjectRef(${id}), not its ${size}`));
             body = Buffer.allocUnsafe(length);
             return true;
           }
@@ -130,7 +130,8 @@ function pull({ host, port }: Endpoint, id: string, from: string, size: number, 
       },
     });
     sock.setTimeout(CORE_DEFAULTS.transferIdleMs, () => fail(new WarrenError(`${where} sent nothing for ${CORE_DEFAULTS.transferIdleMs / 1000} s`)));
-    sock.on("connect", () => sock.write(`${JSON.stringify({ id, from })}\n`));
+    const request: StreamRequest = { id, from };
+    sock.on("connect", () => sock.write(`${JSON.stringify(request)}\n`));
     sock.on("error", fail);
     sock.on("end", () => {
       sock.destroy();

@@ -2,10 +2,8 @@
  * node: the object manager's server (Ray's object manager port). It streams objects of this
  * node's store to processes on other nodes over plain TCP (core/transfer.ts is the other end),
  * and answers the broker's chunk requests, the fallback path. It remembers which nodes took a
- * copy of each object, so that freeing the object here frees those copies too.
- *
- * Wire: the asker sends one line of JSON, `{"id","from"}\n`; the answer is a 9-byte head,
- * [u8 0 | 1] [f64 n], then n bytes: the value, or (after 1) a UTF-8 error message.
+ * copy of each object, so that freeing the object here frees those copies too. The stream's
+ * format is in wire/object-stream.ts.
  */
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -17,12 +15,12 @@ import type { ObjectStore } from "../objects/store";
 import { encodeError } from "../serialization";
 import type { RpcReply } from "../wire/kinds";
 import type { NodeRequests, PayloadOf, ReplyOf } from "../wire/head";
+import { type StreamRequest, streamHead } from "../wire/object-stream";
 
 /** Bytes read from a stored file per socket write; two are in use at once (one read, one sending). */
 const CHUNK = 4 * 1024 * 1024;
 /** Objects whose copies on other nodes are remembered, newest kept. */
 const COPIES_KEPT = 100_000;
-export const HEAD_BYTES = 9;
 const read = promisify(fs.read);
 
 export class ObjectServer {
@@ -68,22 +66,25 @@ export class ObjectServer {
   }
 
   private async send(sock: net.Socket, request: string): Promise<void> {
-    const { id, from } = JSON.parse(request) as { id: string; from: string };
+    const { id, from } = JSON.parse(request) as StreamRequest;
     const src = this.store.source(id);
-    if (!src) return void sock.end(head(1, Buffer.from(`object ${id} is not in the store of node ${this.nodeId}`)));
+    if (!src) {
+      const why = Buffer.from(`object ${id} is not in the store of node ${this.nodeId}`);
+      return void sock.end(Buffer.concat([streamHead(false, why.length), why]));
+    }
+    this.tookCopy(id, from); // before it is sent: a free that comes meanwhile must reach the copy too
     if ("bytes" in src) {
-      sock.write(head(0, src.bytes));
+      sock.write(streamHead(true, src.bytes.length));
       await written(sock, src.bytes);
     } else {
       try {
-        sock.write(head(0, src.size));
+        sock.write(streamHead(true, src.size));
         await streamFile(sock, src.fd, src.size);
       } finally {
         fs.closeSync(src.fd);
       }
     }
     this.sent.direct += "bytes" in src ? src.bytes.length : src.size;
-    this.tookCopy(id, from);
     sock.end();
   }
 
@@ -113,14 +114,6 @@ export class ObjectServer {
     for (const s of this.sockets) s.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
-}
-
-/** The answer's head: a status and the length of what follows (`body`'s, or `n`). */
-function head(status: 0 | 1, body: Buffer | number): Buffer {
-  const h = Buffer.allocUnsafe(HEAD_BYTES);
-  h.writeUInt8(status, 0);
-  h.writeDoubleLE(typeof body === "number" ? body : body.length, 1);
-  return typeof body === "number" || status === 0 ? h : Buffer.concat([h, body]);
 }
 
 function written(sock: net.Socket, data: Buffer): Promise<void> {
