@@ -6,9 +6,9 @@
  * next case does not carry their teardown.
  */
 import * as warren from "warren";
-import type { Context } from "./context";
+import { type Context, FAR_NODE } from "./context";
 import { Running, tick } from "./timing";
-import { AsyncActor, Client, SyncActor, smallValue, work } from "./workload";
+import { AsyncActor, Client, SyncActor, bigBuffer, smallValue, timedGet, work } from "./workload";
 
 /** A get that waits longer than this fails the case instead of hanging the run. */
 const GET_TIMEOUT = 30;
@@ -229,6 +229,32 @@ export const CASES: Case[] = [
         // The first puts grow the store's file (LMDB reuses freed pages only after a few commits).
         minWarmupOps: 4,
         teardown: () => { big = undefined; },
+      };
+    },
+  },
+  {
+    name: "cross_node_get_gigabytes", kind: "warren", unit: "GB/s", limit: "memcpy_gigabytes", target: { minRatio: 0.2 },
+    what: "a task on the driver's node gets a 256 MiB Buffer made on another node (timed inside the task; making it is not)",
+    async setup(ctx) {
+      await ctx.farNode();
+      const peaks: { rssBefore: number; peakRss: number }[] = [];
+      return {
+        op: async () => {
+          ctx.gc(); // the last op's object, on both nodes, is freed with its ref
+          const big = bigBuffer.options({ numCpus: 0, resources: { [FAR_NODE]: 1 } }).remote(BIG_BYTES);
+          await warren.wait([big], { timeout: GET_TIMEOUT });
+          const r = await warren.get(timedGet.options({ numCpus: 1 }).remote([big]), { timeout: GET_TIMEOUT });
+          peaks.push(r);
+          return r.seconds;
+        },
+        multiplier: BIG_BYTES / GB,
+        teardown: () => {
+          const MiB = 2 ** 20;
+          const [first] = peaks;
+          const worst = Math.max(...peaks.map((p) => p.peakRss));
+          console.error(`  cross_node_get_gigabytes: the reading worker's peak RSS ${(first.peakRss / MiB).toFixed(0)} MiB after its first get (${(first.peakRss / BIG_BYTES).toFixed(2)}x the object; ` +
+            `${(first.rssBefore / MiB).toFixed(0)} MiB before it), ${(worst / MiB).toFixed(0)} MiB at most over ${peaks.length} gets`);
+        },
       };
     },
   },

@@ -1,14 +1,23 @@
 /**
  * What the cases share: the echo server of the raw limits and the warren cluster, each started
  * by the first case that asks for it and closed once at the end of the run, and the driver's
- * garbage collector (`gc`, run between cases). In durable mode (`--durable`) both run on the
+ * garbage collector (`gc`, run between cases), and a second node for the cross-node case, started
+ * with `warren start` (no CPUs, custom resource FAR_NODE) and stopped with `warren stop`. In durable mode (`--durable`) both run on the
  * benchmark's 3-node RabbitMQ cluster: warren with init({ durable: true }), the echo on a quorum
  * queue with confirms.
  */
+import { execFile } from "node:child_process";
+import * as path from "node:path";
+import { promisify } from "node:util";
 import * as v8 from "node:v8";
 import * as vm from "node:vm";
 import * as warren from "warren";
 import { Echo } from "./limits";
+
+const CLI = path.join(__dirname, "..", "dist", "src", "cli", "main.js");
+const run = promisify(execFile);
+/** The custom resource of the second node. */
+export const FAR_NODE = "bench_far";
 
 export class Context {
   /** The broker address: WARREN_ADDRESS (or the local default), or the durable cluster's URLs. */
@@ -16,6 +25,7 @@ export class Context {
 
   private echoP?: Promise<Echo>;
   private warrenP?: Promise<warren.ClusterInfo>;
+  private farP?: Promise<string>;
   readonly gc: () => void = exposeGc();
 
   echo(): Promise<Echo> {
@@ -26,6 +36,14 @@ export class Context {
     return (this.warrenP ??= warren.init(this.durable ? { address: this.address, durable: true } : {}));
   }
 
+  /** Adds a second node to the cluster (once); resolves with the cluster's name. */
+  farNode(): Promise<string> {
+    return (this.farP ??= this.warren().then(async ({ address, cluster }) => {
+      await run(process.execPath, [CLI, "start", "--address", address, "--cluster", cluster, "--num-cpus", "0", "--resources", JSON.stringify({ [FAR_NODE]: 1 })]);
+      return cluster;
+    }));
+  }
+
   async cluster(): Promise<warren.ClusterInfo | undefined> {
     return this.warrenP?.catch(() => undefined);
   }
@@ -34,6 +52,9 @@ export class Context {
     const echo = await this.echoP?.catch(() => undefined);
     this.echoP = undefined;
     await echo?.close();
+    const far = await this.farP?.catch(() => undefined);
+    this.farP = undefined;
+    if (far) await run(process.execPath, [CLI, "stop", "--cluster", far]);
     if (this.warrenP) {
       this.warrenP = undefined;
       await warren.shutdown();

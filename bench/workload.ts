@@ -46,3 +46,21 @@ export class Client extends warren.Actor {
     return n;
   }
 }
+
+/** A large object, made where the case places this task. */
+export const bigBuffer = warren.remote(function big_buffer(size: number) {
+  return Buffer.alloc(size, 7);
+});
+
+/**
+ * Gets the object inside `refs` (so the get is timed here, not before the task starts); returns
+ * the seconds it took, and this process's resident memory before it and at its peak so far.
+ */
+export const timedGet = warren.remote(async function timed_get(refs: warren.ObjectRef<Buffer>[]) {
+  const rssBefore = process.memoryUsage.rss();
+  const start = performance.now();
+  const value = await warren.get(refs[0], { timeout: GET_TIMEOUT });
+  const seconds = (performance.now() - start) / 1000;
+  if (value.length === 0 || value[value.length - 1] !== 7) throw new Error("the object came back wrong");
+  return { seconds, rssBefore, peakRss: process.resourceUsage().maxRSS * 1024 };
+});

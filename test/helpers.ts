@@ -1,6 +1,7 @@
 // Black-box probes the integration tests use: broker queues and live processes.
 import { randomUUID } from "node:crypto";
 import * as http from "node:http";
+import * as net from "node:net";
 import type { ChildProcess } from "node:child_process";
 import * as amqp from "amqplib";
 import { processesWith as findProcesses } from "../src/node/processes";
@@ -103,4 +104,13 @@ export function sample(body: string, name: string, labels: Record<string, string
     if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
   }
   return undefined;
+}
+
+/** A TCP port of 127.0.0.1 nothing listens on (a moment ago). */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
 }

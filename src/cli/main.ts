@@ -56,6 +56,12 @@ function nodeId(value: string): string {
   return value;
 }
 
+function port(value: string): number {
+  const n = count(value);
+  if (n > 65535) throw new InvalidArgumentError(`must be a TCP port, 0 to 65535 (got ${value})`);
+  return n;
+}
+
 function clusterSize(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || n < 1 || n > MAX_CLUSTER_NODES) {
@@ -138,6 +144,7 @@ function program(): Command {
     .option("--memory <bytes>", "memory tasks and actors may reserve (default: 70% of this machine's)", number)
     .option("--object-store-memory <bytes>", "object store size (default: 30% of this machine's memory)", number)
     .option("--resources <json>", "custom resources, a JSON object like '{\"Custom1\": 1}'", json)
+    .option("--object-manager-port <port>", "the TCP port other nodes fetch this node's objects from (default: one the system picks)", port)
     .option("--block", "stay in the foreground until the node exits (Ctrl-C stops it)")
     .option("--dashboard-port <n>", "with --head: the web dashboard's port (default: 8265, or the next free one after it; 0 picks a free one)", count)
     .option("--dashboard-host <host>", "with --head: the interface the dashboard listens on (default: 127.0.0.1, this machine only; 0.0.0.0 for every one)")
@@ -154,7 +161,7 @@ function program(): Command {
       if (given.length && !o.head) throw new UsageError(`${given.join(", ")} go${given.length === 1 ? "es" : ""} with --head: the head serves the cluster's dashboard`);
       const v = nodeOptions({ address: o.address, cluster: o.cluster, numCpus: o.numCpus, numGpus: o.numGpus, memory: o.memory, objectStoreMemory: o.objectStoreMemory, resources: o.resources, ...dashboard });
       const resources = nodeResources({ numCpus: v.numCpus, numGpus: v.numGpus, memory: v.memory, objectStoreMemory: v.objectStoreMemory, resources: v.resources });
-      return start({ head: Boolean(o.head), address: brokerAddress(v.address), cluster: v.cluster ?? "default", resources, block: Boolean(o.block), durable: Boolean(o.durable), dashboard: o.head ? dashboardOptions(v) : undefined });
+      return start({ head: Boolean(o.head), address: brokerAddress(v.address), cluster: v.cluster ?? "default", resources, block: Boolean(o.block), durable: Boolean(o.durable), objectManagerPort: o.objectManagerPort , dashboard: o.head ? dashboardOptions(v) : undefined });
     }));
 
   prog

@@ -36,6 +36,7 @@ export interface StartOptions {
   durable: boolean;
   /** For a head: where its web dashboard listens; undefined: none. */
   dashboard?: DashboardOptions;
+  objectManagerPort?: number;
 }
 
 /** The nodes of the cluster, or undefined when no head answers; throws if the broker is unreachable. */
@@ -114,7 +115,7 @@ export async function start(o: StartOptions): Promise<number> {
   const nodeId = randomBytes(20).toString("hex");
   const sessionDir = path.join(clusterDir(cluster), `node_${nodeId.slice(0, 12)}`);
   const logFile = path.join(sessionDir, "node.log");
-  const config: NodeConfig = { address, cluster, nodeId, isHead: o.head, private: false, resources: o.resources, sessionDir, durable: o.durable, dashboard: o.dashboard };
+  const config: NodeConfig = { address, cluster, nodeId, isHead: o.head, private: false, resources: o.resources, sessionDir, durable: o.durable, dashboard: o.dashboard, objectManagerPort: o.objectManagerPort };
   const { proc, ready } = await launch(config, logFile);
   const record: NodeRecord = { pid: proc.pid!, cluster, nodeId, isHead: o.head, sessionDir, logFile, address, startedAt: new Date().toISOString() };
   writeRecord(record);

@@ -28,7 +28,8 @@ export const CORE_DEFAULTS = {
    */
   deadActorsKept: 10_000,
   /**
-   * The size of a chunk of an object fetched from another node: well under the broker's
+   * The size of a chunk of an object fetched from another node through the broker (the
+   * fallback of the direct transfer): well under the broker's
    * max_message_size (16 MiB from RabbitMQ 4.0).
    * @default 8388608 (8 MiB)
    */
@@ -38,6 +39,12 @@ export const CORE_DEFAULTS = {
    * @default 4
    */
   fetchWindow: 4,
+  /**
+   * A direct transfer from another node's object port (core/transfer.ts) that receives nothing
+   * for this long is given up, and the object is fetched through the broker instead.
+   * @default 30000
+   */
+  transferIdleMs: 30_000,
   /**
    * At most this many rows per process in a state answer (Ray's state API also caps).
    * @default 10000

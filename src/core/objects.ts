@@ -2,7 +2,7 @@
  * core: this process's objects (Ray's reference counter and object provider). It owns what the
  * process creates (puts, and the returns of tasks it submitted) in its OwnerTable, answers
  * borrowers who ask through its inbox, asks owners for the objects it borrows, and reads a
- * value from where it is: inline, this node's LMDB store, or another node's, fetched in chunks.
+ * value from where it is: inline, this node's LMDB store, or another node's (transfer.ts).
  *
  * Invariants: a stored value is committed to LMDB before anyone hears of it. An owned object is
  * freed, in the store of whichever node holds it, once nothing can reach it (objects/owner.ts):
@@ -28,6 +28,7 @@ import type { Held, ResultMessage, StoredObject } from "../wire/messages";
 import { ActorHandleCore } from "./actor-handle";
 import { currentRuntime, hasRuntime } from "./current";
 import { CORE_DEFAULTS } from "./defaults";
+import { Transfer } from "./transfer";
 import type { Runtime } from "./runtime";
 
 /** Takes back a callback given to `locate`, for a get or wait that stops waiting. */
@@ -54,8 +55,11 @@ export class Objects {
   private gcSoon?: NodeJS.Timeout;
   private gcDelay = 0;
   private store?: ObjectStore;
+  readonly transfer: Transfer;
 
-  constructor(private readonly rt: Runtime) {}
+  constructor(private readonly rt: Runtime) {
+    this.transfer = new Transfer(rt);
+  }
 
   /** A ref of an object this process owns, handed to user code: counted until it is collected. */
   track(ref: ObjectRef): ObjectRef {
@@ -292,30 +296,7 @@ export class Objects {
     const local = storePath ? this.localStore().view(id) : undefined;
     if (local) return decode(local);
     if (value.node === nodeId) throw new ObjectLostError(`ObjectRef(${id}) is no longer in the object store of node ${value.node}`);
-    const bytes = await this.fetch(value.node, id, value.size);
-    if (storePath) this.localStore().putSync(id, [bytes]); // a copy for this node's other processes
-    return decode(bytes);
-  }
-
-  /**
-   * Copies an object from the node holding it, in chunks well under the broker's message size
-   * limit, a few requests in flight at once.
-   */
-  private async fetch(nodeId: string, id: string, size: number): Promise<Buffer> {
-    const { fetchChunk, fetchWindow } = CORE_DEFAULTS;
-    const buf = Buffer.allocUnsafe(size);
-    let next = 0;
-    const worker = async () => {
-      while (next < size) {
-        const offset = next;
-        next += fetchChunk;
-        const { chunk } = await this.rt.rpc.node(nodeId, "object.fetch", { id, offset, length: Math.min(fetchChunk, size - offset) })
-          .catch((err) => { throw new ObjectLostError(`ObjectRef(${id}) could not be fetched from node ${nodeId}: ${err.message}`, { cause: err }); });
-        buf.set(chunk, offset);
-      }
-    };
-    await Promise.all(Array.from({ length: fetchWindow }, worker));
-    return buf;
+    return decode(await this.transfer.fetch(value.node, id, value.size, storePath ? this.localStore() : undefined), true);
   }
 
   /** This process's rows of the state API's objects. */
@@ -327,6 +308,7 @@ export class Objects {
   /** Frees what this process put in its node's store, and closes it. */
   async close(): Promise<void> {
     if (!this.store) return;
+    await this.transfer.settled();
     this.store.removePrefix(this.rt.config.ownerId);
     await this.store.close();
   }

@@ -165,6 +165,7 @@ export class HeadRegistry {
         NodeManagerHostname: n.info.hostname,
         ObjectStorePath: n.info.storePath,
         MetricsExportPort: n.info.metricsPort,
+        ObjectManagerPort: n.info.objectManager.port,
         Resources: alive ? n.info.resources : {},
         IsHead: n.info.isHead,
         ...(alive && n.info.dashboardUrl && { DashboardURL: n.info.dashboardUrl }),

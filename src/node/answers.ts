@@ -1,21 +1,12 @@
 /**
- * What a node answers other processes on its control queue, besides commands: chunks of the
- * objects in its store (processes on other nodes read them so), state queries, and its workers.
+ * What a node answers other processes on its control queue, besides commands and objects
+ * (object-server.ts): state queries, and its workers.
  */
-import { WarrenError } from "../errors";
 import type { HeadServer } from "../head/server";
-import type { ObjectStore } from "../objects/store";
-import { encodeError } from "../serialization";
-import type { RpcReply, StateAnswer } from "../wire/kinds";
-import type { NodeRequests, PayloadOf, ReplyOf, WorkerRow } from "../wire/head";
+import type { StateAnswer } from "../wire/kinds";
+import type { WorkerRow } from "../wire/head";
 import type { WorkerPool } from "./worker-pool";
 import { processTitle } from "./processes";
-
-/** A chunk of a stored object (serialize copies it out of the map). */
-export function objectChunk(store: ObjectStore, nodeId: string, p: PayloadOf<NodeRequests, "object.fetch">): RpcReply<ReplyOf<NodeRequests, "object.fetch">> {
-  const chunk = store.chunk(p.id, p.offset, p.length);
-  return chunk ? { ok: true, value: { chunk } } : { ok: false, error: encodeError(new WarrenError(`object ${p.id} is not in the store of node ${nodeId}`)) };
-}
 
 /**
  * A state query (transport/rpc.ts gather): a node has no rows of its own, but says whom the

@@ -48,7 +48,8 @@ import { Scheduler } from "./scheduler";
 import { HeldAtLoss } from "./held";
 import { type Worker, WorkerPool } from "./worker-pool";
 import { Actors } from "./actors";
-import { objectChunk, stateAnswer, workerRows } from "./answers";
+import { stateAnswer, workerRows } from "./answers";
+import { ObjectServer } from "./object-server";
 import { NodeLogs, keepLogsOnly } from "./logs";
 import { rotationFromEnv } from "../core/log-files";
 
@@ -75,6 +76,7 @@ export class NodeDaemon {
   /** The tasks this node held when its connection went, for the deliveries of them that come again. */
   private readonly held = new HeldAtLoss();
   private store!: ObjectStore;
+  private objects!: ObjectServer;
   private stopping?: Promise<void>;
   private readonly timers: NodeJS.Timeout[] = [];
   private rpc!: RpcClient;
@@ -100,6 +102,7 @@ export class NodeDaemon {
   async start(): Promise<void> {
     fs.mkdirSync(path.join(this.config.sessionDir, "logs"), { recursive: true });
     this.store = ObjectStore.open(this.storePath);
+    this.objects = await ObjectServer.listen(this.store, this.config.nodeId, this.config.private ? "127.0.0.1" : nodeIp(), this.config.objectManagerPort ?? 0);
     this.rpc = new RpcClient(() => this.ch, this.topo, this.topo.nodeQueue(this.config.nodeId), () => this.link.settling());
     this.compose();
     if (this.config.isHead) {
@@ -124,7 +127,7 @@ export class NodeDaemon {
     });
     this.head?.startChecks();
     const { nodeId, resources: total } = this.config;
-    this.metrics = await serveMetrics(nodeSource({ nodeId, total, free: this.free, pool: this.pool, actors: this.actors, store: this.store, link: this.link }));
+    this.metrics = await serveMetrics(nodeSource({ nodeId, total, free: this.free, pool: this.pool, actors: this.actors, store: this.store, link: this.link, objects: this.objects }));
     await this.register();
     this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatMs));
     // Ray prestarts a worker per CPU so the first tasks do not wait for a process to boot.
@@ -266,6 +269,7 @@ export class NodeDaemon {
       hostname: os.hostname(),
       storePath: this.storePath,
       metricsPort: this.metrics?.port ?? 0,
+      objectManager: this.objects.endpoint,
       resources: this.config.resources,
       dashboardUrl: this.head?.dashboardUrl,
     };
@@ -322,13 +326,21 @@ export class NodeDaemon {
       }
       case Kind.killActor: return this.onKillActor(v8.deserialize(msg.content));
       case Kind.jobEnded: return this.onJobEnded(v8.deserialize(msg.content));
-      case Kind.fetchObject: return this.answer(msg, objectChunk(this.store, this.config.nodeId, v8.deserialize(msg.content)));
+      case Kind.fetchObject: return this.answer(msg, this.objects.chunk(v8.deserialize(msg.content)));
+      case Kind.objectEndpoint: return this.answer(msg, { ok: true, value: this.objects.endpoint });
       case Kind.nodeWorkers: return this.answer(msg, { ok: true, value: workerRows(this.pool) });
       case Kind.stateQuery: return this.answer(msg, { ok: true, value: stateAnswer(this.config.nodeId, this.pool, this.head) });
       case Kind.readLogs: return this.logs.serve(msg);
-      case Kind.freeObject: return this.store.remove(v8.deserialize(msg.content).id);
+      case Kind.freeObject: return this.freeObject(msg.content);
       case Kind.stop: return void this.stop();
     }
+  }
+
+  /** Frees an object here and the copies other nodes took of it. */
+  private freeObject(content: Buffer): void {
+    const { id } = v8.deserialize(content);
+    this.store.remove(id);
+    for (const node of this.objects.freed(id)) this.ch.publish(this.topo.control, `node.${node}`, content, { type: Kind.freeObject });
   }
 
   /** Answers a request on the control queue (the reply queue is the asker's). */
@@ -466,6 +478,7 @@ export class NodeDaemon {
       if (this.config.private) await this.head?.removeCluster();
       await this.head?.close();
       await this.link?.close();
+      await this.objects.close();
       await this.store.close();
       await this.metrics?.close();
       if (this.config.private) keepLogsOnly(this.config.sessionDir);

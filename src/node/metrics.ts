@@ -15,6 +15,7 @@ import type { ObjectStore } from "../objects/store";
 import type { BrokerLink } from "../transport/link";
 import type { ActorCount, Actors } from "./actors";
 import type { WorkerPool } from "./worker-pool";
+import type { ObjectServer } from "./object-server";
 
 export interface MetricsSource {
   nodeId: string;
@@ -28,10 +29,12 @@ export interface MetricsSource {
   store(): { objects: number; bytes: number };
   /** How many times the node's broker connection was restored after an outage. */
   reconnects(): number;
+  /** Bytes of objects sent to other nodes so far, by path. */
+  objectBytesSent(): { direct: number; broker: number };
 }
 
 /** A node's parts as a MetricsSource. */
-export function nodeSource(n: { nodeId: string; total: Resources; free: Ledger; pool: WorkerPool; actors: Actors; store: ObjectStore; link: BrokerLink }): MetricsSource {
+export function nodeSource(n: { nodeId: string; total: Resources; free: Ledger; pool: WorkerPool; actors: Actors; store: ObjectStore; link: BrokerLink; objects: ObjectServer }): MetricsSource {
   return {
     nodeId: n.nodeId,
     resources: () => ({ total: n.total, available: n.free.toResources() }),
@@ -42,6 +45,7 @@ export function nodeSource(n: { nodeId: string; total: Resources; free: Ledger; 
     actors: () => n.actors.counts(),
     store: () => n.store.stats(),
     reconnects: () => n.link.reconnections,
+    objectBytesSent: () => n.objects.sent,
   };
 }
 
@@ -91,6 +95,16 @@ export function nodeMetrics(source: MetricsSource): Registry {
     collect() {
       this.reset();
       this.inc(source.reconnects());
+    },
+  });
+  new Counter({
+    name: "warren_object_sent_bytes_total",
+    help: "Bytes of stored objects sent to other nodes: direct (the object manager port) or broker (chunks, the fallback)",
+    labelNames: ["path"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [path, bytes] of Object.entries(source.objectBytesSent())) this.inc({ path }, bytes);
     },
   });
   return registry;

@@ -97,4 +97,6 @@ export interface NodeConfig {
   durable?: boolean;
   /** For a head: where its web dashboard listens (head/dashboard.ts DashboardOptions; none: no dashboard). */
   dashboard?: { host: string; port?: number };
+  /** The port it serves its objects to other nodes on (`warren start --object-manager-port`); unset: one the system picks. */
+  objectManagerPort?: number;
 }

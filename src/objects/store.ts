@@ -17,6 +17,7 @@
 import { open, RootDatabase } from "lmdb";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { promisify } from "node:util";
 import { byteLength, joined } from "../serialization";
 
 /** Values from this size go to a file of their own beside the LMDB map. */
@@ -24,8 +25,24 @@ const FILE_MIN = 8 * 1024 * 1024;
 /** Freed large files kept as spares, at most this many bytes in all. */
 const SPARES_MAX = 1024 * 1024 * 1024;
 const SPARE = "spare-";
+const PARTIAL = ".partial";
 /** Names spare files uniquely within this process. */
 let sparesMade = 0;
+
+/** See ObjectStore.writer. */
+export interface StoreWriter {
+  /** Writes `part` at offset `at`; a write into the map waits for commit. */
+  write(part: Buffer, at: number): Promise<void>;
+  /** Once every write is done: the value `whole` (all the parts) becomes readable. */
+  commit(whole: Buffer): Promise<void>;
+  abort(): void;
+}
+
+const writeAt = promisify(fs.write);
+
+async function writeAll(fd: number, part: Buffer, at: number): Promise<void> {
+  for (let done = 0; done < part.length; ) done += (await writeAt(fd, part, done, part.length - done, at + done)).bytesWritten;
+}
 
 export class ObjectStore {
   private readonly largeDir: string;
@@ -53,20 +70,69 @@ export class ObjectStore {
   /** Writes and commits before returning, so other processes can read it at once. */
   putSync(id: string, parts: Buffer[]): void {
     if (byteLength(parts) < FILE_MIN) return void this.db.putSync(id, joined(parts));
-    const file = this.file(id);
-    const partial = `${file}.${process.pid}.partial`;
-    const fd = fs.openSync(partial, this.takeSpare(partial) ? "r+" : "w");
+    const { fd, commit, abort } = this.partial(id);
+    let size = 0;
     try {
-      let size = 0;
       for (const part of parts) {
         for (let at = 0; at < part.length; ) at += fs.writeSync(fd, part, at);
         size += part.length;
       }
-      fs.ftruncateSync(fd, size); // a spare may have been longer
-    } finally {
-      fs.closeSync(fd);
+    } catch (err) {
+      abort();
+      throw err;
     }
-    fs.renameSync(partial, file); // readers see the whole value or none of it
+    commit(size);
+  }
+
+  /**
+   * A value of `size` bytes written in pieces as they arrive (from another node), readable once
+   * committed: readers see the whole value or none of it. A value for the map is put whole, at
+   * once, when commit is called; a file when its writes are done. Removing the value meanwhile
+   * (remove) makes the commit fail instead of leaving a copy nobody frees.
+   */
+  writer(id: string, size: number): StoreWriter {
+    if (size < FILE_MIN) return { write: async () => undefined, commit: async (whole) => void this.db.putSync(id, whole), abort: () => undefined };
+    const { fd, commit, abort } = this.partial(id);
+    const writes: Promise<void>[] = [];
+    return {
+      write: (part, at) => {
+        const done = writeAll(fd, part, at);
+        writes.push(done);
+        return done;
+      },
+      commit: async () => {
+        try {
+          await Promise.all(writes);
+        } catch (err) {
+          abort();
+          throw err;
+        }
+        commit(size);
+      },
+      abort: () => void Promise.allSettled(writes).then(abort),
+    };
+  }
+
+  /** A file for value `id` to be written and then renamed into place (over a spare if there is one). */
+  private partial(id: string): { fd: number; commit(size: number): void; abort(): void } {
+    const file = this.file(id);
+    const partial = `${file}.${process.pid}${PARTIAL}`;
+    const fd = fs.openSync(partial, this.takeSpare(partial) ? "r+" : "w");
+    return {
+      fd,
+      commit: (size) => {
+        try {
+          fs.ftruncateSync(fd, size); // a spare may have been longer
+        } finally {
+          fs.closeSync(fd);
+        }
+        fs.renameSync(partial, file);
+      },
+      abort: () => {
+        fs.closeSync(fd);
+        fs.rmSync(partial, { force: true });
+      },
+    };
   }
 
   /** Moves a spare file (any process's) to `to`; false if there is none. */
@@ -86,7 +152,7 @@ export class ObjectStore {
   /** Keeps a freed file as a spare while the spares hold less than SPARES_MAX, else deletes it. */
   private retire(file: string): void {
     const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
-    if (size === undefined) return; // a value in the map: no file (or the store's folder is gone)
+    if (size === undefined) return this.removePartials(path.basename(file)); // in the map, or still being written
     let kept = 0;
     for (const name of fs.readdirSync(this.largeDir)) {
       if (name.startsWith(SPARE)) kept += fs.statSync(path.join(this.largeDir, name), { throwIfNoEntry: false })?.size ?? 0;
@@ -97,6 +163,17 @@ export class ObjectStore {
     } catch {
       // removed meanwhile
     }
+  }
+
+  /** Removes the files value `id` is being written to, so that no commit follows its removal. */
+  private removePartials(id: string): void {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.largeDir);
+    } catch {
+      return; // the store's folder is gone
+    }
+    for (const name of names) if (name.startsWith(`${id}.`) && name.endsWith(PARTIAL)) fs.rmSync(path.join(this.largeDir, name), { force: true });
   }
 
   private file(id: string): string {
@@ -118,6 +195,18 @@ export class ObjectStore {
       return buf.subarray(0, fs.readSync(fd, buf, 0, length, offset));
     } finally {
       fs.closeSync(fd);
+    }
+  }
+
+  /** What a node sends another: a copy of a value in the map, or an open file (the caller closes it). */
+  source(id: string): { bytes: Buffer } | { fd: number; size: number } | undefined {
+    const small = this.mapped(id);
+    if (small) return { bytes: Buffer.from(small.subarray(0, small.length)) }; // lmdb's view reports its whole buffer to Buffer.from
+    try {
+      const fd = fs.openSync(this.file(id), "r");
+      return { fd, size: fs.fstatSync(fd).size };
+    } catch {
+      return undefined;
     }
   }
 

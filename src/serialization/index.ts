@@ -77,10 +77,14 @@ export function hasMarkers(buf: Buffer | Buffer[]): boolean {
   return !isRaw(buf) && buf.indexOf(MARKER_BYTES) !== -1;
 }
 
-/** The value of `encode`'s bytes; never a view into `buf`, which may be a store's transient view. */
-export function decode(buf: Buffer | Uint8Array): unknown {
+/**
+ * The value of `encode`'s bytes; never a view into `buf`, which may be a store's transient view,
+ * unless `owned` (`buf` is the caller's to give away): a raw value is then a view, not a copy.
+ */
+export function decode(buf: Buffer | Uint8Array, owned = false): unknown {
   if (isRaw(buf)) {
     const bytes = buf.subarray(RAW_HEADER.length);
+    if (owned) return buf[RAW_HEADER.length - 1] === RAW_BUFFER ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length) : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
     return buf[RAW_HEADER.length - 1] === RAW_BUFFER ? Buffer.from(bytes) : new Uint8Array(bytes);
   }
   const primitive = decodePrimitive(buf);

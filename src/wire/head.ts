@@ -71,6 +71,8 @@ export interface NodeInfo {
   hostname: string;
   storePath: string;
   metricsPort: number;
+  /** Where the node serves its objects to other nodes (node/object-server.ts). */
+  objectManager: { host: string; port: number };
   resources: Resources;
   /** The head's web dashboard (head/dashboard.ts), when it serves one. */
   dashboardUrl?: string;
@@ -84,6 +86,7 @@ export interface NodeSummary {
   NodeManagerHostname: string;
   ObjectStorePath: string;
   MetricsExportPort: number;
+  ObjectManagerPort: number;
   Resources: Resources;
   IsHead: boolean;
   /** The head's only, when it serves a dashboard. */
@@ -222,8 +225,13 @@ export interface LogFileLines extends LogPosition {
 
 /** Request kind -> [payload, reply], for requests to one node. */
 export interface NodeRequests {
-  /** A chunk of a stored object (objects cross nodes in chunks well under max_message_size). */
-  "object.fetch": [{ id: string; offset: number; length: number }, { chunk: Uint8Array }];
+  /**
+   * A chunk of a stored object, the fallback path (chunks well under max_message_size); `from`:
+   * the asker's node, which keeps a copy ("" for none).
+   */
+  "object.fetch": [{ id: string; offset: number; length: number; from: string }, { chunk: Uint8Array }];
+  /** Where the node streams its objects from (ObjectManagerPort). */
+  "object.endpoint": [Record<string, never>, { host: string; port: number }];
   "node.workers": [None, WorkerRow[]];
   "logs.read": [LogsRequest, LogFileLines[]];
 }

@@ -24,6 +24,7 @@ export const Kind = {
   resultsWanted: "results-wanted",
   fetchObject: "object.fetch",
   nodeWorkers: "node.workers",
+  objectEndpoint: "object.endpoint",
   freeObject: "object.free",
   infeasible: "infeasible",
   jobEnded: "job-ended",

@@ -9,7 +9,9 @@ import * as amqp from "amqplib";
 import * as warrenApi from "warren";
 import { waitForCondition } from "warren/testing";
 import { DEFAULT_ADDRESS } from "../../src/transport";
-import { brokerHas, firstLine, processesWith } from "../helpers";
+import * as net from "node:net";
+import { nodeIp } from "../../src/node/resources";
+import { brokerHas, firstLine, freePort, processesWith } from "../helpers";
 
 const ROOT = path.join(__dirname, "..", "..");
 const CLI = path.join(ROOT, "dist", "src", "cli", "main.js");
@@ -109,6 +111,7 @@ describe("usage", () => {
     [["start", "--address", "http://nope", "--cluster", cluster], /invalid --address: must be an amqp:\/\/ or amqps:\/\/ URL, a comma-separated list of them/],
     [["start"], /pass --head to start a new cluster, or --address and --cluster to join/],
     [["start", "--head", "--bogus"], /unknown option '--bogus'/],
+    [["start", "--head", "--cluster", cluster, "--object-manager-port", "70000"], /--object-manager-port .* must be a TCP port, 0 to 65535/],
     [["list", "things"], /Allowed choices are tasks, actors, objects, nodes/],
     [["list", "tasks", "--cluster", cluster, "--filter", "state"], /must be key=value or key!=value/],
     [["list", "tasks", "--cluster", cluster, "--limit", "-2"], /--limit .* must be an integer >= 0/],
@@ -160,14 +163,18 @@ describe("a cluster started with warren start", () => {
     await conn.close();
   });
 
-  test("start --address --cluster joins a node with custom resources", async () => {
-    const r = await warren("start", "--address", address, "--cluster", cluster, "--num-cpus", "1", "--resources", '{"Custom1": 1}');
+  test("start --address --cluster joins a node with custom resources, serving its objects on the port asked", async () => {
+    const port = await freePort();
+    const r = await warren("start", "--address", address, "--cluster", cluster, "--num-cpus", "1", "--resources", '{"Custom1": 1}', "--object-manager-port", String(port));
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     nodeId = /Node ID:\s+([0-9a-f]{40})/.exec(r.stdout)![1];
     expect(r.stdout).toMatch(/joined warren cluster .*\(2 nodes now\)/);
     expect(r.stdout).toMatch(/Custom1 1\.0/);
     expect(records().map((n) => n.nodeId).sort()).toEqual([headId, nodeId].sort());
+    const sock = net.connect(port, nodeIp()); // a node of `warren start` serves on the machine's address
+    await new Promise<void>((resolve, reject) => sock.once("connect", resolve).once("error", reject));
+    sock.destroy();
   });
 
   test("status shows both nodes, their resources and no demands", async () => {

@@ -43,7 +43,7 @@ const handle = (id: string, className = "Counter"): HandleInfo => ({
 });
 
 const node = (nodeId: string, isHead = false): NodeInfo => ({
-  nodeId, isHead, ip: "127.0.0.1", hostname: "host", storePath: `/tmp/${nodeId}.lmdb`, metricsPort: 9100, resources: { CPU: 2 },
+  nodeId, isHead, ip: "127.0.0.1", hostname: "host", storePath: `/tmp/${nodeId}.lmdb`, metricsPort: 9100, objectManager: { host: "127.0.0.1", port: 9200 }, resources: { CPU: 2 },
 });
 
 const creation: ActorCreationMessage = {

@@ -19,6 +19,7 @@ const source: MetricsSource = {
   actors: () => [{ className: "Counter", state: "ALIVE", count: 2 }, { className: "Counter", state: "DEAD", count: 1 }],
   store: () => ({ objects: 4, bytes: 12288 }),
   reconnects: () => state.reconnects,
+  objectBytesSent: () => ({ direct: 3 * 2 ** 28, broker: 0 }),
 };
 
 let server: MetricsServer;
@@ -61,6 +62,8 @@ test("the node's gauges read the source, every series labelled with node_id", as
   expect(sample(body, "warren_object_store_bytes", {})).toBe(12288);
   expect(body).toContain("# TYPE warren_broker_reconnects_total counter");
   expect(sample(body, "warren_broker_reconnects_total", {})).toBe(0);
+  expect(sample(body, "warren_object_sent_bytes_total", { node_id: "n1", path: "direct" })).toBe(3 * 2 ** 28);
+  expect(sample(body, "warren_object_sent_bytes_total", { node_id: "n1", path: "broker" })).toBe(0);
   // prom-client's default process metrics, with the same label
   expect(sample(body, "process_cpu_user_seconds_total", { node_id: "n1" })).toBeGreaterThanOrEqual(0);
   expect(sample(body, "nodejs_heap_size_used_bytes", { node_id: "n1" })).toBeGreaterThan(0);

@@ -41,3 +41,26 @@ test("without a spare a large value gets a new file; small values stay in LMDB",
   expect(store.view("small")?.length).toBe(100);
   expect(Buffer.compare(store.view("big")!, Buffer.alloc(8 * MiB, 5))).toBe(0);
 });
+
+test("a value written in pieces is readable only once committed; removed before that, it never appears", async () => {
+  const large = `${store.path}.large`;
+  const value = Buffer.alloc(12 * MiB, 5);
+  const w = store.writer("p", value.length);
+  await w.write(value.subarray(6 * MiB), 6 * MiB); // out of order, as pieces may be
+  expect(store.view("p")).toBeUndefined();
+  await w.write(value.subarray(0, 6 * MiB), 0);
+  await w.commit(value);
+  expect(store.view("p")!.equals(value)).toBe(true);
+
+  const small = store.writer("s", MiB); // a map value: put whole on commit
+  await small.commit(Buffer.alloc(MiB, 6));
+  expect(store.view("s")!.subarray(0).equals(Buffer.alloc(MiB, 6))).toBe(true); // subarray: lmdb's view reports its whole buffer to equals
+
+  // Freed while its copy is still being written (the owner freed it): the commit fails, nothing stays.
+  const late = store.writer("q", value.length);
+  await late.write(value, 0);
+  store.remove("q");
+  await expect(late.commit(value)).rejects.toThrow(/ENOENT/);
+  expect(store.view("q")).toBeUndefined();
+  expect(fs.readdirSync(large).filter((n) => n.startsWith("q"))).toEqual([]);
+});

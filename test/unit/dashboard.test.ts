@@ -26,6 +26,7 @@ const exported = nodeMetrics({
   actors: () => [],
   store: () => ({ objects: 0, bytes: 0 }),
   reconnects: () => 0,
+  objectBytesSent: () => ({ direct: 0, broker: 0 }),
 }).getMetricsAsArray();
 
 test("every metric the dashboard's queries name is one a node exports, with the labels they use", () => {
