@@ -5,10 +5,9 @@
  * so a page that polls all of them costs one broadcast per kind. The machine view adds each
  * node's workers, asked of the node (node/answers.ts workerRows).
  */
-import * as path from "node:path";
 import type { Resources } from "../scheduling/shape";
 import { type Gathered, type StateQueries, type TaskRow, summarize } from "../core/state";
-import type { WorkerRow } from "../wire/head";
+import type { LogFileLines, WorkerRow } from "../wire/head";
 import type { ApiAnswer, ApiRoute } from "./dashboard";
 
 /** What the routes are built from. */
@@ -20,6 +19,8 @@ export interface ViewSource {
   available(nodeId: string): Resources | undefined;
   /** The workers of node `nodeId`, asked of it. */
   workers(nodeId: string): Promise<WorkerRow[]>;
+  /** The last `tail` lines of each log file of node `nodeId`, asked of it (node/logs.ts, as `warren logs` does). */
+  logs(nodeId: string, tail: number): Promise<LogFileLines[]>;
 }
 
 export const VIEW_DEFAULTS = {
@@ -27,6 +28,8 @@ export const VIEW_DEFAULTS = {
   sharedMs: 1000,
   /** How long a node may take to list its workers before its row says it did not answer. */
   workersMs: 2000,
+  /** The lines of a worker's log the logs route shows: its last ones. */
+  logLines: 500,
   /** Recent failed tasks shown, newest first, and rows of the longer lists. */
   failures: 20,
   rows: 200,
@@ -127,21 +130,15 @@ function objectView(objects: Gathered<Row>, nodes: Row[]): Row {
   };
 }
 
-/**
- * The logs of one worker. Not served yet: there are no per-worker log files, nor a node log
- * service to read them from another machine (issue 13's `warren logs`); the answer says where
- * that node's workers write now.
- */
+/** The last lines of one worker's log, asked of its node (the dashboard's links to a worker's output). */
 async function logs(src: ViewSource, q: URLSearchParams): Promise<ApiAnswer> {
   const nodeId = q.get("node");
   const pid = q.get("pid");
   if (!nodeId || !pid || !/^\d+$/.test(pid)) return { status: 400, text: "pass node=<node id> and pid=<worker pid>, as the dashboard's links do\n" };
   const node = (await src.queries.nodes()).find((n) => n.NodeID === nodeId);
-  const where = node
-    ? `Every worker of that node writes to ${path.join(path.dirname(node.ObjectStorePath), "logs", "workers.log")} on ${node.NodeManagerHostname}.`
-    : `No node ${nodeId} is known to cluster "${src.cluster}".`;
-  return {
-    status: 501,
-    text: `The logs of worker pid ${pid} on node ${nodeId} are not served yet: warren has no per-worker log files, nor a node log service to read them through (\`warren logs\`, to come). ${where}\n`,
-  };
+  if (!node) return { status: 404, text: `No node ${nodeId} is known to cluster "${src.cluster}".\n` };
+  if (!node.Alive) return { status: 404, text: `Node ${nodeId} is dead: its logs stay on ${node.NodeManagerHostname}, in its session folder's logs/.\n` };
+  const file = (await src.logs(nodeId, VIEW_DEFAULTS.logLines)).find((f) => f.pid === Number(pid));
+  if (!file) return { status: 404, text: `Node ${nodeId} has no log of a worker with pid ${pid}.\n` };
+  return { status: 200, text: file.lines.map((l) => `${l}\n`).join("") };
 }

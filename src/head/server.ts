@@ -173,6 +173,7 @@ export class HeadServer {
       queries: stateQueries(() => ({ head: (kind, payload) => this.ask(kind, payload), gather: (what) => rpc.gather(what) })),
       available: (nodeId) => this.registry.aliveNodes().find((n) => n.info.nodeId === nodeId)?.available,
       workers: (nodeId) => rpc.node(nodeId, "node.workers", {}),
+      logs: (nodeId, tail) => rpc.node(nodeId, "logs.read", { tail }),
     }));
   }
 

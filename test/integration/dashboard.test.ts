@@ -9,7 +9,7 @@ import * as puppeteer from "puppeteer-core";
 import * as warren from "warren";
 import { SignalActor } from "warren/actors";
 import { Cluster, waitForCondition } from "warren/testing";
-import { DashKeeper, fails, late, named } from "../fixtures/dashboard";
+import { DashKeeper, fails, late, named, says } from "../fixtures/dashboard";
 import { waitForSignal } from "../fixtures/tasks";
 
 const CLI = path.join(__dirname, "..", "..", "dist", "src", "cli", "main.js");
@@ -164,11 +164,15 @@ describe("a private cluster's dashboard", () => {
     expect(await warren.get(waiting)).toBe("sent");
   });
 
-  test("the logs route says where the worker's output is (501 until logs are served), and bad requests are told what to send", async () => {
+  test("the logs route shows a worker's last lines, prefixed as the driver prints them; bad requests are told what to send", async () => {
     const url = info.dashboardUrl!;
-    const logs = await fetch(`${url}/api/logs?node=${head.NodeID}&pid=${process.pid}`);
-    expect(logs.status).toBe(501);
-    expect(await logs.text()).toContain(`writes to ${path.join(path.dirname(head.ObjectStorePath), "logs", "workers.log")}`);
+    const pid = await warren.get(says.remote("hello from the dashboard's worker"));
+    const logs = await fetch(`${url}/api/logs?node=${head.NodeID}&pid=${pid}`);
+    expect(logs.status).toBe(200);
+    expect(await logs.text()).toContain(`(dash_says pid=${pid}) hello from the dashboard's worker`);
+    const nobody = await fetch(`${url}/api/logs?node=${head.NodeID}&pid=${process.pid}`);
+    expect(nobody.status).toBe(404);
+    expect(await nobody.text()).toContain(`has no log of a worker with pid ${process.pid}`);
     const bad = await fetch(`${url}/api/logs`);
     expect(bad.status).toBe(400);
     expect(await bad.text()).toMatch(/pass node=<node id> and pid=<worker pid>/);
