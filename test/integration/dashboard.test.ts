@@ -3,14 +3,15 @@
 // sees after tasks and an actor ran, updated without a reload.
 import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
 import * as net from "node:net";
+import * as os from "node:os";
 import * as path from "node:path";
 import * as puppeteer from "puppeteer-core";
 import * as warren from "warren";
-import { SignalActor } from "warren/actors";
 import { Cluster, waitForCondition } from "warren/testing";
 import { DashKeeper, fails, late, named, says } from "../fixtures/dashboard";
-import { waitForSignal } from "../fixtures/tasks";
+import { touchThenSleep } from "../fixtures/tasks";
 
 const CLI = path.join(__dirname, "..", "..", "dist", "src", "cli", "main.js");
 
@@ -126,10 +127,10 @@ describe("a private cluster's dashboard", () => {
     expect(await warren.get(keeper.add.remote())).toBe(1);
     const big = warren.put(Buffer.alloc(300_000, 7));
     await warren.get(big);
-    const signal = SignalActor.remote();
-    const waiting = waitForSignal.options({ name: "dash_waiter" }).remote(signal);
+    const marker = path.join(os.tmpdir(), `warren-dash-${process.pid}`);
+    const waiting = touchThenSleep.options({ name: "dash_waiter" }).remote(marker, 3);
 
-    // The machine view: the waiting task's worker, titled by it, and the actor's worker.
+    // The machine view: the running task's worker, titled by it, and the actor's worker.
     let nodes: any;
     await waitForCondition(async () => {
       nodes = await getJson(`${url}/api/nodes`);
@@ -160,8 +161,8 @@ describe("a private cluster's dashboard", () => {
     const { jobs } = await getJson(`${url}/api/jobs`);
     expect(jobs).toEqual([expect.objectContaining({ job_id: info.jobId, status: "RUNNING", driver_pid: process.pid })]);
 
-    await warren.get(signal.send.remote());
-    expect(await warren.get(waiting)).toBe("sent");
+    await warren.get(waiting);
+    fs.rmSync(marker, { force: true });
   });
 
   test("the logs route shows a worker's last lines, prefixed as the driver prints them; bad requests are told what to send", async () => {
