@@ -15,8 +15,8 @@ const OWN_DIRS = [path.join(__dirname, "..", "api") + path.sep, __dirname + path
 /** Decorator helpers that may stand between a module and `@actor` (swc uses Reflect.decorate). */
 const DECORATOR_HELPERS = /[\\/]node_modules[\\/](reflect-metadata|tslib|@swc[\\/]helpers|@babel[\\/]runtime)[\\/]/;
 
-export function register(target: unknown, name: string): Descriptor {
-  const module = callerModule();
+/** `module` is the defining file, or `warren:<name>` for warren's own code that every worker registers at start. */
+export function register(target: unknown, name: string, module = callerModule()): Descriptor {
   const list = byModule.get(module) ?? [];
   byModule.set(module, list);
   list.push(target);
