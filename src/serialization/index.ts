@@ -77,6 +77,22 @@ export function hasMarkers(buf: Buffer | Buffer[]): boolean {
   return !isRaw(buf) && buf.indexOf(MARKER_BYTES) !== -1;
 }
 
+/**
+ * v8's deserializer returns an aligned typed array as a view into its input, which for a store
+ * read is lmdb's reused buffer: the next read would overwrite it. Such views are copied.
+ */
+class OwningDeserializer extends v8.DefaultDeserializer {
+  constructor(private readonly input: Uint8Array) {
+    super(input as Buffer);
+  }
+
+  _readHostObject(): unknown {
+    const value = (v8.DefaultDeserializer.prototype as any)._readHostObject.call(this);
+    if (!ArrayBuffer.isView(value) || value.buffer !== this.input.buffer) return value;
+    return Buffer.isBuffer(value) ? Buffer.from(value) : (value as unknown as Float64Array).slice();
+  }
+}
+
 /** The value of `encode`'s bytes; never a view into `buf`, which may be a store's transient view. */
 export function decode(buf: Buffer | Uint8Array): unknown {
   if (isRaw(buf)) {
@@ -85,7 +101,9 @@ export function decode(buf: Buffer | Uint8Array): unknown {
   }
   const primitive = decodePrimitive(buf);
   if (primitive !== NOT_PRIMITIVE) return primitive;
-  const value = v8.deserialize(buf);
+  const des = new OwningDeserializer(buf);
+  des.readHeader();
+  const value = des.readValue();
   return hasMarkers(buf as Buffer) ? revive(value) : value;
 }
 

@@ -32,9 +32,9 @@ test("a worker compiles a module once, however often its exports run", async () 
   expect(n).toBe(1);
 });
 
-test("Float64Arrays above the inline limit reach the kernel, from the object store", async () => {
+test("Float64Arrays above the inline limit reach the kernel from the object store, each intact (not a view lmdb reuses)", async () => {
   const k = warren.wasm(kernelsFile, { imports: ["env.abort"] });
-  const n = 100_000; // 800 KB each, over the 100 KiB inline limit
+  const n = 1_000_000; // 8 MB each, far over the 100 KiB inline limit: read from the node's LMDB
   const a = new Float64Array(n).map((_, i) => i % 7);
   const b = new Float64Array(n).map((_, i) => 1 / ((i % 5) + 1));
   let expected = 0;
