@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as warren from "warren";
 import { compileAssemblyScript } from "../../examples/native/build";
 import { compiles } from "../fixtures/native";
+import { captureStdout } from "../helpers";
 
 let kernelsFile: string;
 let forbiddenFile: string;
@@ -40,6 +41,16 @@ test("Float64Arrays above the inline limit reach the kernel from the object stor
   let expected = 0;
   for (let i = 0; i < n; i++) expected += a[i] * b[i];
   expect(await warren.get(k.dot.remote(warren.put(a), warren.put(b)))).toBeCloseTo(expected, 6);
+});
+
+test("granted imports work: env.log prints with the task's (name pid=N) prefix, Math.sqrt computes", async () => {
+  const m = warren.wasm(compileAssemblyScript("logger"), { imports: ["env.log", "Math.sqrt"] });
+  let value = 0;
+  const out = await captureStdout(async () => {
+    value = await warren.get(m.hypot.remote(3, 4));
+  });
+  expect(value).toBe(5);
+  expect(out).toMatch(/^\(hypot pid=\d+\) 5$/m);
 });
 
 test("a module importing what is not granted or not on the allow-list is refused at warren.wasm()", () => {
