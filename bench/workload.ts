@@ -46,3 +46,14 @@ export class Client extends warren.Actor {
     return n;
   }
 }
+
+/** The dot product the native cases compare (bench/native.ts): plain JavaScript. */
+export function dotJs(a: Float64Array, b: Float64Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
+  return sum;
+}
+
+export const dotTask = warren.remote(function dot_js(a: Float64Array, b: Float64Array) {
+  return dotJs(a, b);
+});
