@@ -5,9 +5,19 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as warren from "warren";
-import { BUILD, compileAssemblyScript } from "./native/build";
+import { ADDON, BUILD, buildAddon, compileAssemblyScript } from "./native/build";
 
 const kernelsFile = path.join(BUILD, "kernels.wasm");
+// The driver builds the addon; its workers (on this machine) load what it built.
+const whyNoAddon = require.main === module ? buildAddon() : undefined;
+interface Addon {
+  fib(n: number): number;
+  dot(a: Float64Array, b: Float64Array): number;
+}
+const addon: Addon | undefined = fs.existsSync(ADDON) ? require(ADDON) : undefined;
+/** Any function is a remote function, an addon's included (registered here, at the top level). */
+const addonFib = addon && warren.remote({ name: "addon_fib" }, addon.fib);
+const addonDot = addon && warren.remote({ name: "addon_dot" }, addon.dot);
 
 interface Kernels {
   add(a: number, b: number): number;
@@ -26,6 +36,11 @@ export class KernelActor extends warren.Actor {
 
   fib(n: number): number {
     return this.k.fib(n);
+  }
+
+  addonDot(a: Float64Array, b: Float64Array): number {
+    if (!addon) throw new Error("the Node-API addon is not built on this node");
+    return addon.dot(a, b);
   }
 
   /** The marshalling convention by hand: one copy of each array into memory at alloc(). */
@@ -61,6 +76,15 @@ async function main(): Promise<void> {
   const actorDot = await warren.get(actor.dot.remote(ra, rb));
   console.log(`actor dot.remote(put(a), put(b)) -> ${actorDot}`);
   assert.equal(actorDot, dot);
+  if (addonFib && addonDot) {
+    console.log(`Node-API addon_fib.remote(80) -> ${await warren.get(addonFib.remote(80))}`);
+    const addonResult = await warren.get(addonDot.remote(ra, rb));
+    console.log(`Node-API addon_dot.remote(put(a), put(b)) -> ${addonResult}`);
+    assert.equal(addonResult, dot);
+    console.log(`actor addonDot.remote(put(a), put(b)) -> ${await warren.get(actor.addonDot.remote(ra, rb))}`);
+  } else {
+    console.log(`Node-API part skipped: ${whyNoAddon}`);
+  }
   try {
     warren.wasm(compileAssemblyScript("forbidden"));
   } catch (err) {
