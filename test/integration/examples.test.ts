@@ -107,9 +107,12 @@ test("native: AssemblyScript kernels as remote functions and actor methods; a fo
   expect(out).toContain("fib.remote(80) -> 23416728348467684");
   expect(out).toContain("dot.remote(put(a), put(b)) over 1000000 doubles -> 750000");
   expect(out).toContain("actor dot.remote(put(a), put(b)) -> 750000");
-  // This machine has g++: the Node-API addon is built by node-gyp and runs as a task and in the actor.
-  expect(out).toContain("Node-API addon_fib.remote(80) -> 23416728348467684");
-  expect(out).toContain("Node-API addon_dot.remote(put(a), put(b)) -> 750000");
-  expect(out).toContain("actor addonDot.remote(put(a), put(b)) -> 750000");
+  if (spawnSync(process.env.CXX ?? "g++", ["--version"]).status === 0) {
+    expect(out).toContain("Node-API addon_fib.remote(80) -> 23416728348467684");
+    expect(out).toContain("Node-API addon_dot.remote(put(a), put(b)) -> 750000");
+    expect(out).toContain("actor addonDot.remote(put(a), put(b)) -> 750000");
+  } else {
+    expect(out).toMatch(/Node-API part skipped: no C\+\+ compiler .* found: install one/);
+  }
   expect(out).toMatch(/refused: warren\.wasm\(\): the WebAssembly module .*forbidden\.wasm imports env\.readFile, which is not granted/);
 });
