@@ -9,6 +9,7 @@ import * as warren from "warren";
 import { type Context, FAR_NODE } from "./context";
 import { Running, tick } from "./timing";
 import { AsyncActor, Client, SyncActor, bigBuffer, smallValue, timedGet, work } from "./workload";
+import { NATIVE_CASES } from "./native";
 
 /** A get that waits longer than this fails the case instead of hanging the run. */
 const GET_TIMEOUT = 30;
@@ -287,6 +288,7 @@ export const CASES: Case[] = [
       };
     },
   },
+  ...NATIVE_CASES,
 ];
 
 

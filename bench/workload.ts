@@ -64,3 +64,14 @@ export const timedGet = warren.remote(async function timed_get(refs: warren.Obje
   if (value.length === 0 || value[value.length - 1] !== 7) throw new Error("the object came back wrong");
   return { seconds, rssBefore, peakRss: process.resourceUsage().maxRSS * 1024 };
 });
+
+/** The dot product the native cases compare (bench/native.ts): plain JavaScript. */
+export function dotJs(a: Float64Array, b: Float64Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
+  return sum;
+}
+
+export const dotTask = warren.remote(function dot_js(a: Float64Array, b: Float64Array) {
+  return dotJs(a, b);
+});

@@ -7,6 +7,8 @@ import { taskContext } from "../core/context";
 export { init, shutdown, isInitialized } from "./cluster";
 export type { ClusterInfo } from "./cluster";
 export { remote, RemoteFunction } from "./remote";
+export { wasm } from "./wasm";
+export type { WasmOptions, WasmExports } from "./wasm";
 export type { RemoteArgs, ReturnRefs } from "../core/template";
 export { Actor, actor, method, getActor, kill, exitActor } from "./actor";
 export { ActorHandle, ActorMethod } from "../core/actor-handle";

@@ -11,18 +11,23 @@ export class RemoteFunction<A extends unknown[], R, N extends number = 1> {
   private template?: TaskTemplate;
 
   /** @internal */
-  constructor(private readonly desc: Descriptor, private readonly opts: Readonly<TaskOptions>) {}
+  constructor(
+    private readonly desc: Descriptor,
+    private readonly opts: Readonly<TaskOptions>,
+    /** Arguments put before the caller's on every call (a shipped WebAssembly module's, api/wasm.ts). */
+    private readonly leading?: () => unknown[],
+  ) {}
 
   /** Submits a call and returns at once with ref(s) to its result. */
   remote(...args: RemoteArgs<A>): ReturnRefs<Awaited<R>, N> {
     const t = (this.template ??= templateOf(this.desc, this.opts));
-    const refs = currentRuntime().submit(t, args);
+    const refs = currentRuntime().submit(t, this.leading ? [...this.leading(), ...args] : args);
     return (t.numReturns === 1 ? refs[0] : t.numReturns === 0 ? undefined : refs) as ReturnRefs<Awaited<R>, N>;
   }
 
   /** The same function with options changed for the calls made through the result. */
   options<M extends number = N>(opts: TaskOptions & { numReturns?: M }): RemoteFunction<A, R, M> {
-    return new RemoteFunction(this.desc, mergeOptions(this.opts, validateTaskOptions(opts, `${this.desc.name}.options()`)));
+    return new RemoteFunction(this.desc, mergeOptions(this.opts, validateTaskOptions(opts, `${this.desc.name}.options()`)), this.leading);
   }
 
   toString(): string {

@@ -21,8 +21,8 @@ const OWN_DIRS = [path.join(__dirname, "..", "api") + path.sep, __dirname + path
 /** Decorator helpers that may stand between a module and `@actor` (swc uses Reflect.decorate). */
 const DECORATOR_HELPERS = /[\\/]node_modules[\\/](reflect-metadata|tslib|@swc[\\/]helpers|@babel[\\/]runtime)[\\/]/;
 
-export function register(target: unknown, name: string): Descriptor {
-  const module = callerModule();
+/** `module` is the defining file, or `warren:<name>` for warren's own code that every worker registers at start. */
+export function register(target: unknown, name: string, module = callerModule()): Descriptor {
   const list = byModule.get(module) ?? [];
   if (list.length === 0 && isEsModule(module)) {
     // Its exports, once it has been evaluated (a module still at a top-level await is not yet): for exportedErrorClass.

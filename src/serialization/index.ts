@@ -78,8 +78,25 @@ export function hasMarkers(buf: Buffer | Buffer[]): boolean {
 }
 
 /**
+ * v8's deserializer returns an aligned typed array as a view into its input, which for a store
+ * read is lmdb's reused buffer: the next read would overwrite it. Such views are copied.
+ */
+class OwningDeserializer extends v8.DefaultDeserializer {
+  constructor(private readonly input: Uint8Array) {
+    super(input as Buffer);
+  }
+
+  _readHostObject(): unknown {
+    const value = (v8.DefaultDeserializer.prototype as any)._readHostObject.call(this);
+    if (!ArrayBuffer.isView(value) || value.buffer !== this.input.buffer) return value;
+    return Buffer.isBuffer(value) ? Buffer.from(value) : (value as unknown as Float64Array).slice();
+  }
+}
+
+/**
  * The value of `encode`'s bytes; never a view into `buf`, which may be a store's transient view,
- * unless `owned` (`buf` is the caller's to give away): a raw value is then a view, not a copy.
+ * unless `owned` (`buf` is the caller's to give away): a raw value or a typed array is then a
+ * view, not a copy.
  */
 export function decode(buf: Buffer | Uint8Array, owned = false): unknown {
   if (isRaw(buf)) {
@@ -89,7 +106,13 @@ export function decode(buf: Buffer | Uint8Array, owned = false): unknown {
   }
   const primitive = decodePrimitive(buf);
   if (primitive !== NOT_PRIMITIVE) return primitive;
-  const value = v8.deserialize(buf);
+  let value: unknown;
+  if (owned) value = v8.deserialize(buf);
+  else {
+    const des = new OwningDeserializer(buf);
+    des.readHeader();
+    value = des.readValue();
+  }
   return hasMarkers(buf as Buffer) ? revive(value) : value;
 }
 

@@ -6,7 +6,7 @@
  */
 
 export interface Descriptor {
-  /** Absolute path of the defining module. */
+  /** Absolute path of the defining module, or `warren:<name>` for warren's own (worker/wasm.ts). */
   module: string;
   /** `<ordinal>` of the registration within the module. */
   index: number;

@@ -19,6 +19,7 @@ import { MaybePromise, andThen, execute, publishResult, showTitle, sendResultsAg
 import { IdleAfter } from "./idle";
 import { forwardOutput } from "./output";
 import { reportTally } from "./tally";
+import "./wasm"; // registers warren:wasm, the runner of modules shipped by warren.wasm()
 import { RecentDeaths, mayRetry, nextAttempt, onRedelivery, publishAgain } from "../scheduling/retry";
 import type * as amqp from "amqplib";
 import { LONG_TASK_MS, type NodeToWorker, type WorkerConfig, type WorkerToNode } from "../wire/ipc";

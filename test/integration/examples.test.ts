@@ -100,3 +100,19 @@ test("cluster state: one alive head node with Ray's fields, its resources as the
   expect(out).toMatch(/^    MetricsExportPort: [1-9]\d*,$/m);
   expect(out).toMatch(/^metrics: warren_node_resources_total\{.*resource="CPU".*\} \d+/m);
 });
+
+test("native: AssemblyScript kernels as remote functions and actor methods; a forbidden import refused", () => {
+  const out = run("native");
+  expect(out).toContain("kernels exported as remote functions: add, fib, dot");
+  expect(out).toContain("fib.remote(80) -> 23416728348467684");
+  expect(out).toContain("dot.remote(put(a), put(b)) over 1000000 doubles -> 750000");
+  expect(out).toContain("actor dot.remote(put(a), put(b)) -> 750000");
+  if (spawnSync(process.env.CXX ?? "g++", ["--version"]).status === 0) {
+    expect(out).toContain("Node-API addon_fib.remote(80) -> 23416728348467684");
+    expect(out).toContain("Node-API addon_dot.remote(put(a), put(b)) -> 750000");
+    expect(out).toContain("actor addonDot.remote(put(a), put(b)) -> 750000");
+  } else {
+    expect(out).toMatch(/Node-API part skipped: no C\+\+ compiler .* found: install one/);
+  }
+  expect(out).toMatch(/refused: warren\.wasm\(\): the WebAssembly module .*forbidden\.wasm imports env\.readFile, which is not granted/);
+});
