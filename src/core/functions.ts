@@ -49,6 +49,11 @@ export function load(d: Descriptor): Promise<void> | undefined {
   const state = loads.get(d.module);
   if (state === "loaded") return undefined;
   if (state) return state;
+  if (byModule.has(d.module)) {
+    // Registered already: by a module this one loaded, or by warren itself (worker/wasm.ts).
+    loads.set(d.module, "loaded");
+    return undefined;
+  }
   if (!isEsModule(d.module)) {
     loading.set(d.module, () => undefined);
     try {
