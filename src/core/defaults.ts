@@ -53,10 +53,12 @@ export const CORE_DEFAULTS = {
   /**
    * How long task events wait in a process before they go to the head in one message (Ray's
    * RAY_task_events_report_interval_ms), and how many changed tasks send them sooner.
-   * @default 1000 ms, 1000 tasks
+   * (10,000 rows of either kind stay well under 16 MiB, RabbitMQ 4's max_message_size; more per batch means
+   * fewer rows in all, as a task submitted and ended within one batch is one row.)
+   * @default 1000 ms, 10000 tasks
    */
   taskEventsMs: 1000,
-  taskEventsBatch: 1000,
+  taskEventsBatch: 10_000,
   /**
    * A worker that reported holding borrowed refs as a call ended runs a full GC this long after
    * (once, however many calls report meanwhile), and again at doubling intervals up to
