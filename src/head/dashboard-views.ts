@@ -38,6 +38,9 @@ export const VIEW_DEFAULTS = {
 const ALL = { limit: Number.MAX_SAFE_INTEGER, detail: true };
 type Row = Record<string, unknown>;
 
+/** Running now: the history also gives finished tasks their worker's pid, which may run another task since. */
+const runningNow = (t: TaskRow) => t.state === "RUNNING" || t.state === "RUNNING_IN_GET";
+
 /** Where the logs of worker `pid` on node `nodeId` are served. */
 const logsUrl = (nodeId: unknown, pid: unknown) => (nodeId && pid ? `/api/logs?node=${nodeId}&pid=${pid}` : null);
 
@@ -72,7 +75,7 @@ export function dashboardRoutes(src: ViewSource): Record<string, ApiRoute> {
 async function machineView(src: ViewSource, tasks: Gathered<TaskRow>): Promise<Row[]> {
   const [nodes, actors] = await Promise.all([src.queries.state.listNodes(ALL), src.queries.state.listActors(ALL)]);
   const key = (nodeId: unknown, pid: unknown) => `${nodeId}:${pid}`;
-  const running = new Map(tasks.filter((t) => t.worker_pid).map((t) => [key(t.node_id, t.worker_pid), t]));
+  const running = new Map(tasks.filter(runningNow).map((t) => [key(t.node_id, t.worker_pid), t]));
   const hosting = new Map(actors.filter((a) => a.state === "ALIVE" && a.pid).map((a) => [key(a.node_id, a.pid), a]));
   return Promise.all(nodes.map(async (n) => {
     const row: Row = { ...n, resources_available: src.available(n.node_id as string) ?? {}, workers: [] };
@@ -106,7 +109,7 @@ function taskView(tasks: Gathered<TaskRow>): Row {
     recent_failures: failures.slice(0, VIEW_DEFAULTS.failures).map((t) => ({
       task_id: t.task_id, name: t.name, error_type: t.error_type, error_message: t.error_message, end_time_ms: t.end_time_ms, logs: logsUrl(t.node_id, t.worker_pid),
     })),
-    running: tasks.filter((t) => t.worker_pid).slice(0, VIEW_DEFAULTS.rows).map((t) => ({
+    running: tasks.filter(runningNow).slice(0, VIEW_DEFAULTS.rows).map((t) => ({
       task_id: t.task_id, name: t.name, state: t.state, node_id: t.node_id, worker_pid: t.worker_pid, start_time_ms: t.start_time_ms, logs: logsUrl(t.node_id, t.worker_pid),
     })),
   };

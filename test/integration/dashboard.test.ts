@@ -148,6 +148,7 @@ describe("a private cluster's dashboard", () => {
     expect(tasks.summary.special_dash_task).toMatchObject({ func_or_class_name: "named", type: "NORMAL_TASK", state_counts: { FINISHED: 1 } });
     expect(tasks.recent_failures).toEqual([expect.objectContaining({ name: "dash_fails", error_type: "TaskError", error_message: expect.stringContaining("dash failure on purpose") })]);
     expect(tasks.running).toEqual(expect.arrayContaining([expect.objectContaining({ name: "dash_waiter", node_id: head.NodeID })]));
+    expect(tasks.running.map((t: any) => t.state)).not.toContain("FINISHED"); // finished tasks keep their worker's pid in the history
 
     const { actors } = await getJson(`${url}/api/actors`);
     expect(actors).toEqual(expect.arrayContaining([expect.objectContaining({ class_name: "DashKeeper", state: "ALIVE", num_restarts: 0, node_id: head.NodeID })]));
