@@ -351,7 +351,7 @@ export class NodeDaemon {
   private onWorker(w: Worker, m: WorkerToNode): void {
     switch (m.t) {
       case "ready":
-        this.pool.ready(w, m.ownerId);
+        this.pool.ready(w);
         return this.scheduler.schedule();
       case "done": {
         const t = w.task!;

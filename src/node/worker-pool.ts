@@ -37,8 +37,8 @@ export interface Worker {
   /** Its stdout and stderr (node/logs.ts). */
   logFile: string;
   ready: boolean;
-  /** Its runtime's owner id, once ready: the state API waits for its answer. */
-  ownerId?: string;
+  /** Its id (getRuntimeContext().workerId), which its runtime owns by: the node picks it. */
+  workerId: string;
   /** The lowest number no other live worker of this node has: its lease's place in line (leasePriority). */
   rank: number;
   /** A task this node handed it (over IPC). */
@@ -117,7 +117,7 @@ export class WorkerPool implements WorkerSlots {
     fs.closeSync(out.fd);
     let rank = 0;
     while ([...this.all].some((o) => o.rank === rank)) rank++;
-    const w: Worker = { proc, logFile: out.named(proc.pid ?? 0), ready: false, rank: Math.min(rank, options.leasePriority - 1), tally: [] };
+    const w: Worker = { proc, workerId, logFile: out.named(proc.pid ?? 0), ready: false, rank: Math.min(rank, options.leasePriority - 1), tally: [] };
     this.all.add(w);
     this.startingCount++;
     proc.on("message", (m: WorkerToNode) => (m.t === "tally" ? (w.tally = m.tasks) : events.message(w, m)));
@@ -125,9 +125,8 @@ export class WorkerPool implements WorkerSlots {
   }
 
   /** A worker said it is ready: it is idle now. */
-  ready(w: Worker, ownerId: string): void {
+  ready(w: Worker): void {
     w.ready = true;
-    w.ownerId = ownerId;
     this.startingCount--;
     this.idleList.push(w);
   }
@@ -135,7 +134,7 @@ export class WorkerPool implements WorkerSlots {
   /** The ready workers, by owner id: a state query waits for their answers. */
   alive(nodeId: string): Record<string, string> {
     const who: Record<string, string> = {};
-    for (const w of this.all) if (w.ownerId) who[w.ownerId] = `worker pid ${w.proc.pid} on node ${nodeId}`;
+    for (const w of this.all) if (w.ready) who[w.workerId] = `worker pid ${w.proc.pid} on node ${nodeId}`;
     return who;
   }
 

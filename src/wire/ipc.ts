@@ -68,7 +68,7 @@ export interface TaskTally {
 }
 
 export type WorkerToNode =
-  | { t: "ready"; pid: number; ownerId: string }
+  | { t: "ready"; pid: number }
   /** What it ran, by task name: every name it has run, sent after a change (node/metrics.ts). */
   | { t: "tally"; tasks: TaskTally[] }
   | { t: "done"; tag: number; retry: boolean }

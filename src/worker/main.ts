@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     }
   });
   process.on("disconnect", () => void leave());
-  send({ t: "ready", pid: process.pid, ownerId: rt.config.ownerId });
+  send({ t: "ready", pid: process.pid });
 }
 
 /** Its node is gone: the last task events go out (a channel's close waits for what was sent on it), then the worker ends. */
