@@ -255,7 +255,12 @@ export class TaskManager {
   }
 }
 
-/** A task's row as its owner knows it now: for state queries and task events. */
+/** A task's row as its owner knows it now: for state queries. */
 export function rowOf(r: TaskRecord): OwnerRow {
-  return { ...r.info, state: r.state, attempt_number: r.attempt ?? r.sent?.attempt ?? 0 };
+  return { ...r.info, state: r.state, attempt_number: attemptOf(r) };
+}
+
+/** Which attempt of a task this is (0: the first). */
+export function attemptOf(r: TaskRecord): number {
+  return r.attempt ?? r.sent?.attempt ?? 0;
 }

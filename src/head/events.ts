@@ -11,7 +11,7 @@
  * started again starts an empty one (its registry, head/store.ts, is what must survive).
  */
 import { BoundedMap } from "../bounded";
-import { type RunRow, type TaskEntry, type TaskEventBatch, mergeTask } from "../wire/task-events";
+import { type TaskEntry, type TaskEventBatch, mergeTask, readTaskEvents } from "../wire/task-events";
 
 /** A kept task, with the order it was first heard in. */
 interface Kept extends TaskEntry {
@@ -68,38 +68,26 @@ export class TaskHistory {
 
   /** A batch of events: each row replaces the one of its kind it updates. */
   record(batch: TaskEventBatch): void {
-    const node = this.intern(batch.node_id);
-    const worker = this.intern(batch.from);
-    for (const row of batch.tasks) {
+    batch.node_id = this.intern(batch.node_id);
+    batch.from = this.intern(batch.from);
+    const { tasks, runs } = readTaskEvents(batch, batch.strings.map((s) => this.intern(s)));
+    for (const row of tasks) {
       const e = this.entry(row.task_id, row.job_id);
       row.task_id = e.id;
-      row.job_id = e.job;
-      row.name = this.intern(row.name);
-      row.func_or_class_name = this.intern(row.func_or_class_name);
-      row.required_resources = this.intern(row.required_resources);
-      row.type = this.intern(row.type);
-      row.state = this.intern(row.state);
       e.task = row;
     }
-    for (const run of batch.runs) {
+    for (const run of runs) {
       const e = this.entry(run.task_id, run.job_id);
       // A later attempt's run starts later; a run's end updates its start.
       if (e.run && e.run.start_time_ms > run.start_time_ms) continue;
-      const r = run as RunRow;
-      r.task_id = e.id;
-      r.job_id = e.job;
-      r.name = this.intern(r.name);
-      r.state = this.intern(r.state);
-      r.node_id = node;
-      r.worker_id = worker;
-      r.worker_pid = batch.pid;
-      e.run = r;
+      run.task_id = e.id;
+      e.run = run;
     }
   }
 
   /**
-   * One copy of each name, job, node and worker id: every row of a batch arrives with strings of
-   * its own (a kept task took 890 bytes, 590 with them interned).
+   * One copy of each name, job, node and worker id: every batch arrives with strings of its own
+   * (a kept task took 890 bytes, 590 with them interned).
    */
   private intern<S extends string>(s: S): S {
     const known = this.strings.get(s) as S | undefined;

@@ -2,7 +2,8 @@
 // all kept oldest-first, pages newest first; and the timeline made from it (api/timeline.ts).
 import { TaskHistory } from "../../src/head/events";
 import { traceEvents } from "../../src/api/timeline";
-import { mergeTask, type OwnerRow, type TaskEventBatch, type TaskRun } from "../../src/wire/task-events";
+import * as v8 from "node:v8";
+import { mergeTask, readTaskEvents, TaskEventWriter, type OwnerRow, type TaskEventBatch, type TaskRun } from "../../src/wire/task-events";
 
 function owner(id: string, job: string, state: OwnerRow["state"] = "FINISHED"): OwnerRow {
   return {
@@ -16,8 +17,25 @@ function run(id: string, job: string, start: number, end: number | null = start 
   return { task_id: id, name: `f${id}`, job_id: job, actor_id: null, state: end === null ? "RUNNING" : "FINISHED", start_time_ms: start, end_time_ms: end, error_type: null, error_message: null };
 }
 
-const batch = (tasks: OwnerRow[], runs: TaskRun[] = [], from = "w1"): TaskEventBatch => ({ from, node_id: "n1", pid: 42, tasks, runs });
+/** A batch of these rows, as a process sends it (through the serializer, as over the broker). */
+function batch(tasks: OwnerRow[], runs: TaskRun[] = [], from = "w1"): TaskEventBatch {
+  const w = new TaskEventWriter(tasks.length, runs.length);
+  tasks.forEach((t, i) => w.task(i, t, t.state, t.attempt_number));
+  runs.forEach((r, i) => w.run(i, r.task_id, r.name, r.job_id, r.actor_id, r.state, r.start_time_ms, r.end_time_ms ?? undefined,
+    r.error_type === null ? undefined : { name: r.error_type, message: r.error_message!, stack: "", fields: {} }));
+  return v8.deserialize(v8.serialize(w.batch(from, "n1", 42)));
+}
 const ids = (h: TaskHistory) => h.page(1000).entries.map((e) => (e.task ?? e.run)!.task_id);
+
+test("a batch's columns read back as the rows written, nulls, fractions and errors included", () => {
+  const failed = { ...owner("b", "j2", "FAILED"), actor_id: "act1", parent_task_id: "a", attempt_number: 2, error_type: "ValueError", error_message: "bad" };
+  const running = { ...run("c", "j", 7.125, null), actor_id: "act1" };
+  const failedRun = { ...run("d", "j", 1, 2), state: "FAILED" as const, error_type: "TypeError", error_message: "x is not a function" };
+  const read = readTaskEvents(batch([owner("a", "j"), failed], [run("a", "j", 2000.25, 2010.5), running, failedRun]));
+  expect(read.tasks).toEqual([owner("a", "j"), failed]);
+  const where = { node_id: "n1", worker_id: "w1", worker_pid: 42 };
+  expect(read.runs).toEqual([{ ...run("a", "j", 2000.25, 2010.5), ...where }, { ...running, ...where }, { ...failedRun, ...where }]);
+});
 
 test("a task's owner row and its run, heard in either order, make one row", () => {
   const h = new TaskHistory(10, 100);
