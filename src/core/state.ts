@@ -8,7 +8,8 @@
  * task events, which every process sends in batches (core/task-events.ts), so tasks of drivers
  * and workers that have exited are listed too, with where, when they started and ended, and how
  * they failed (bounded: head/events.ts). A live row wins over the history's; a field it lacks
- * (the node of a task its owner saw finish) comes from the history. Newest first. Objects come
+ * (the node of a task its owner saw finish) comes from the history, which the head filters and
+ * cuts to the list's limit before it answers (head/events.ts page). Newest first. Objects come
  * from their owners only. A list waits for the processes known to be alive (the head names nodes
  * and drivers, each node its workers), at most a moment; a list missing someone's rows says whom
  * in `unanswered`. A task's events reach the head within about a second (CORE_DEFAULTS.taskEventsMs).
@@ -16,6 +17,7 @@
 import { OptionsError } from "../errors";
 import type { Resources } from "../scheduling/shape";
 import type { HeadRequest, HeadRequests, JobRow, NodeSummary, PayloadOf, ReplyOf } from "../wire/head";
+import { type Filter, type Predicate, matches } from "../wire/filters";
 import { type OwnerRow, type RunRow, type TaskEntry, type TaskRow, mergeTask } from "../wire/task-events";
 
 export type { TaskRow };
@@ -26,7 +28,7 @@ export interface StateClient {
   gather<T>(what: "tasks" | "objects"): Promise<{ rows: T[]; unanswered: string[] }>;
 }
 
-export type Predicate = "=" | "!=";
+export type { Predicate };
 /** Ray's filters, `[["state", "=", "RUNNING"]]`, or the shorthand `{ state: "RUNNING" }`. */
 export type Filters = Array<[string, Predicate, unknown]> | Record<string, unknown>;
 
@@ -70,18 +72,25 @@ export function stateQueries(client: () => StateClient) {
   const availableResources = (): Promise<Resources> => client().head("resources.available", {});
 
   async function listTasks(options: ListOptions = {}): Promise<Gathered<TaskRow>> {
+    const filters = predicates(options);
     const c = client();
-    const [{ rows, unanswered }, history] = await Promise.all([
-      c.gather<OwnerRow | (RunRow & { running: true })>("tasks"),
-      // An unanswered head is named by the gather already.
-      c.head("task.history", { limit: Number.MAX_SAFE_INTEGER }).then((h) => h.entries, () => [] as TaskEntry[]),
-    ]);
-    const tasks = new Map<string, TaskEntry>(history.map((e) => [(e.task ?? e.run)!.task_id, e]));
+    const { rows, unanswered } = await c.gather<OwnerRow | (RunRow & { running: true })>("tasks");
+    const tasks = new Map<string, TaskEntry>();
     for (const r of rows) {
       const e = tasks.get(r.task_id) ?? {};
       if ("running" in r) e.run = r;
       else e.task = r;
       tasks.set(r.task_id, e);
+    }
+    // From the history: the newest tasks that pass the filters, enough to fill the list whatever
+    // the live rows change, and what it knows of the live ones (the node of a task whose owner
+    // saw it finish). An unanswered head is named by the gather already.
+    const limit = Math.min((options.limit ?? DEFAULT_LIMIT) + tasks.size, Number.MAX_SAFE_INTEGER);
+    const history = await c.head("task.history", { limit, filters, ids: [...tasks.keys()] }).then((h) => h.entries, () => [] as TaskEntry[]);
+    for (const h of history) {
+      const id = (h.task ?? h.run)!.task_id;
+      const live = tasks.get(id);
+      tasks.set(id, live ? { task: live.task ?? h.task, run: live.run ?? h.run } : h);
     }
     const merged = [...tasks.values()].map((e) => wholeMs(mergeTask(e.task, e.run)));
     const when = (t: TaskRow) => t.creation_time_ms ?? t.start_time_ms ?? 0;
@@ -134,14 +143,24 @@ function withUnanswered<T>(rows: T[], unanswered: string[]): Gathered<T> {
   return unanswered.length ? Object.assign(rows, { unanswered }) : rows;
 }
 
-function select<T extends object>(kind: string, rows: T[], options: ListOptions): T[] {
-  const { filters = [], limit = 100, detail = false } = options;
+/** Ray's default limit of a list. */
+const DEFAULT_LIMIT = 100;
+
+/** The options' filters as predicates, once they and the limit are checked. */
+function predicates(options: ListOptions): Filter[] {
+  const { filters = [], limit = DEFAULT_LIMIT } = options;
   if (!Number.isInteger(limit) || limit < 0) throw new OptionsError("state list options", [{ field: "limit", problem: `must be an integer >= 0 (got ${limit})` }]);
-  const preds: Array<[string, Predicate, unknown]> = Array.isArray(filters) ? filters : Object.entries(filters).map(([k, v]) => [k, "=", v]);
+  const preds: Filter[] = Array.isArray(filters) ? filters : Object.entries(filters).map(([k, v]) => [k, "=", v]);
   for (const [key, op] of preds) {
     if (op !== "=" && op !== "!=") throw new OptionsError("state list options", [{ field: `filters.${key}`, problem: `the predicate must be "=" or "!=" (got ${String(op)})` }]);
   }
-  const kept = rows.filter((r) => preds.every(([k, op, v]) => (String((r as Record<string, unknown>)[k]) === String(v)) === (op === "=")));
+  return preds;
+}
+
+function select<T extends object>(kind: string, rows: T[], options: ListOptions): T[] {
+  const preds = predicates(options);
+  const { limit = DEFAULT_LIMIT, detail = false } = options;
+  const kept = rows.filter((r) => matches(r, preds));
   const cols = BASIC_COLUMNS[kind];
   return kept.slice(0, limit).map((r) => (detail ? r : (Object.fromEntries(cols.filter((c) => c in r).map((c) => [c, (r as Record<string, unknown>)[c]])) as T)));
 }

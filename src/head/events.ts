@@ -11,6 +11,7 @@
  * started again starts an empty one (its registry, head/store.ts, is what must survive).
  */
 import { BoundedMap } from "../bounded";
+import { type Filter, matches } from "../wire/filters";
 import { type TaskEntry, type TaskEventBatch, mergeTask, readTaskEvents } from "../wire/task-events";
 
 /** A kept task, with the order it was first heard in. */
@@ -109,17 +110,31 @@ export class TaskHistory {
     }
   }
 
-  /** Newest first, at most `limit` tasks first heard before `before`; `next` for the page after. */
-  page(limit: number, before = Infinity): { entries: TaskEntry[]; next?: number } {
+  /**
+   * Newest first, at most `limit` tasks first heard before `before` whose merged row passes
+   * `filters`; `next` for the page after.
+   */
+  page(limit: number, before = Infinity, filters: Filter[] = []): { entries: TaskEntry[]; next?: number } {
     const entries: TaskEntry[] = [];
     let last = before;
     for (const k of this.order.newest()) {
       if (entries.length === limit) return { entries, next: last };
       if (k.seq >= before || this.kept.get(k.id) !== k) continue;
+      if (filters.length > 0 && !matches(mergeTask(k.task, k.run), filters)) continue;
       entries.push({ task: k.task, run: k.run });
       last = k.seq;
     }
     return { entries };
+  }
+
+  /** The kept entries of these tasks. */
+  of(ids: string[]): TaskEntry[] {
+    const entries: TaskEntry[] = [];
+    for (const id of ids) {
+      const k = this.kept.get(id);
+      if (k) entries.push({ task: k.task, run: k.run });
+    }
+    return entries;
   }
 
   private entry(id: string, job: string): Kept {

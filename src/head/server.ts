@@ -123,7 +123,10 @@ export class HeadServer {
       "actor.kill": (p) => this.kill(p.id, p.noRestart, p.why),
       "job.end": (p) => this.endJob(p.jobId, "SUCCEEDED", "the driver called shutdown()"),
       "task.events": (p) => this.history.record(p),
-      "task.history": (p) => this.history.page(Math.min(p.limit, HEAD_DEFAULTS.historyPage), p.before),
+      "task.history": (p) => {
+        const page = this.history.page(Math.min(p.limit, HEAD_DEFAULTS.historyPage), p.before, p.filters);
+        return p.ids?.length ? { ...page, entries: [...page.entries, ...this.history.of(p.ids)] } : page;
+      },
     };
   }
 

@@ -7,6 +7,7 @@
 import type { EncodedError } from "../serialization";
 import type { Resources } from "../scheduling/shape";
 import type { HandleInfo } from "./descriptors";
+import type { Filter } from "./filters";
 import type { TaskEntry, TaskEventBatch } from "./task-events";
 
 /** An actor's states (lifecycle/actor.ts is the machine the head keeps them in). */
@@ -176,9 +177,11 @@ export interface HeadRequests {
   "task.events": [TaskEventBatch, void];
   /**
    * The kept history (head/events.ts), newest first: at most `limit` tasks first recorded before
-   * `before` (none: from the newest); `next` is the `before` of the following page, if any.
+   * `before` (none: from the newest) whose merged row passes `filters`; `next` is the `before` of
+   * the following page, if any. Besides them, whatever filters say, the entries of tasks `ids`
+   * (the asker has live rows of them, to merge with the history's).
    */
-  "task.history": [{ limit: number; before?: number }, { entries: TaskEntry[]; next?: number }];
+  "task.history": [{ limit: number; before?: number; filters?: Filter[]; ids?: string[] }, { entries: TaskEntry[]; next?: number }];
 }
 
 /** A worker process of a node, as the dashboard's machine view shows it. */

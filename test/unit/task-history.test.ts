@@ -98,6 +98,19 @@ test("pages go from newest to oldest without gaps or repeats", () => {
   expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => String(24 - i)));
 });
 
+test("a filtered page holds only tasks whose merged row passes, up to its limit; of() finds tasks by id", () => {
+  const h = new TaskHistory(100, 100);
+  h.record(batch(["1", "2", "3", "4", "5", "6"].map((i) => owner(i, "j", Number(i) % 2 ? "FINISHED" : "PENDING_NODE_ASSIGNMENT"))));
+  // Task 4's run says it runs: its merged row is RUNNING, no longer pending.
+  h.record(batch([], [run("4", "j", 10, null)]));
+  const pending = h.page(10, Infinity, [["state", "=", "PENDING_NODE_ASSIGNMENT"]]).entries.map((e) => e.task!.task_id);
+  expect(pending).toEqual(["6", "2"]);
+  const page = h.page(2, Infinity, [["state", "!=", "PENDING_NODE_ASSIGNMENT"]]);
+  expect(page.entries.map((e) => e.task!.task_id)).toEqual(["5", "4"]);
+  expect(h.page(10, page.next, [["state", "!=", "PENDING_NODE_ASSIGNMENT"]]).entries.map((e) => e.task!.task_id)).toEqual(["3", "1"]);
+  expect(h.of(["2", "nope", "4"]).map((e) => [e.task!.task_id, e.run?.state])).toEqual([["2", undefined], ["4", "RUNNING"]]);
+});
+
 test("the timeline: one X event per ended run, pid per node, tid per worker, microseconds", () => {
   const h = new TaskHistory(10, 100);
   h.record(batch([owner("a", "j")], [run("a", "j", 2000, 2001.5), run("b", "j", 1000, null)]));
