@@ -52,6 +52,11 @@ export class TaskEvents {
     this.due();
   }
 
+  /** The tasks whose change has not gone to the head yet. */
+  unsent(): Iterable<TaskRecord> {
+    return this.tasks;
+  }
+
   private due(): void {
     if (this.tasks.size + this.runs.size >= CORE_DEFAULTS.taskEventsBatch) this.flush();
     else if (!this.timer) {
