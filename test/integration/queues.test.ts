@@ -20,9 +20,13 @@ interface QueueRow {
   exclusive: boolean;
 }
 
-/** `rabbitmqctl list_queues` of the broker on 5672 (the one the suite uses): a row of columns per queue. */
+/**
+ * `rabbitmqctl list_queues` of the broker on 5672 (the one the suite uses): a row of columns per
+ * queue. The broker is shared with other runs, which may have left tens of thousands of queues
+ * (a crashed cluster's durable mailboxes): its listing can pass execFile's 1 MiB default.
+ */
 async function rabbitmqQueues(...columns: string[]): Promise<string[][]> {
-  const { stdout } = await run("rabbitmqctl", ["-q", "--no-table-headers", "list_queues", ...columns], { timeout: 60_000 });
+  const { stdout } = await run("rabbitmqctl", ["-q", "--no-table-headers", "list_queues", ...columns], { timeout: 60_000, maxBuffer: 1 << 30 });
   return stdout.split("\n").filter((l) => l.includes("\t")).map((l) => l.split("\t"));
 }
 
