@@ -317,7 +317,9 @@ describe("scheduling", () => {
     const pids: number[] = [];
     for (let i = 0; i < 40; i++) pids.push(await warren.get(t.pid.remote()));
     const switches = pids.filter((p, i) => i > 0 && p !== pids[i - 1]).length;
-    expect(switches).toBeLessThanOrEqual(2); // taking turns, it would be about 20
+    // Taking turns it would be about 20. A lease lets go after 10 ms without a task, which a
+    // loaded machine's round trip passes now and then: a few switches, not one a task.
+    expect(switches).toBeLessThanOrEqual(6);
   });
 
   test("after a run of short tasks, a burst of slow ones still spreads over the CPUs", async () => {
