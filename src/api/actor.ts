@@ -15,7 +15,7 @@ import type { RemoteArgs } from "../core/template";
 import { currentRuntime } from "../core/current";
 import { taskContext } from "../core/context";
 import { DECLARED } from "../core/template";
-import { ActorHandle, ActorHandleCore } from "../core/actor-handle";
+import { ActorHandle, ActorHandleCore, HANDLE_KEY } from "../core/actor-handle";
 
 export type { HandleInfo } from "../wire/descriptors";
 
@@ -80,7 +80,11 @@ function describeMethods(cls: ActorClass): { methods: HandleInfo["methods"]; has
   for (let proto = cls.prototype; proto && proto !== Actor.prototype; proto = Object.getPrototypeOf(proto)) {
     for (const name of Object.getOwnPropertyNames(proto)) {
       const fn = Object.getOwnPropertyDescriptor(proto, name)?.value;
-      if (name === "constructor" || typeof fn !== "function" || name in methods) continue;
+      // Object's own methods (toString, valueOf, ...) stay the handle's: they are not remote.
+      if (name in Object.prototype || typeof fn !== "function" || name in methods) continue;
+      if (name in ActorHandleCore.prototype || name === HANDLE_KEY) {
+        throw new WarrenError(`${cls.name}.${name}: an actor method cannot be named ${name}, which its handle has already (the handle's ${name} would hide it); rename the method`);
+      }
       const o = methodOptions.get(fn);
       methods[name] = { numReturns: o?.numReturns ?? 1, ...(o?.concurrencyGroup !== undefined && { group: o.concurrencyGroup }) };
       if (fn.constructor.name.startsWith("Async")) hasAsync = true;

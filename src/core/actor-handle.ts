@@ -69,7 +69,7 @@ export class ActorMethod<A extends unknown[], R, N extends number = 1> {
 
 /** The methods of actor class instance T, each callable with `.remote()`. */
 export type ActorMethods<T> = {
-  [K in keyof T as K extends "constructor" ? never : T[K] extends (...a: any[]) => any ? K : never]:
+  [K in keyof T as K extends keyof ActorHandleCore | keyof Object ? never : T[K] extends (...a: any[]) => any ? K : never]:
     T[K] extends (...a: infer A) => infer R ? ActorMethod<A, Awaited<R>> : never;
 };
 

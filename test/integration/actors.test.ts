@@ -128,6 +128,24 @@ describe("handles", () => {
     expect(h).toBeInstanceOf(warren.ActorHandle);
     expect(await warren.get(h.increment.remote(2))).toBe(42);
   });
+
+  test("a method named like the handle's own actorId is refused at the decorator; Object's methods stay the handle's", () => {
+    class Clash extends warren.Actor {
+      actorId(): string {
+        return "mine";
+      }
+    }
+    expect(() => warren.actor()(Clash)).toThrow(/Clash\.actorId: an actor method cannot be named actorId.*rename the method/);
+    class Printable extends warren.Actor {
+      toString(): string {
+        return "printable";
+      }
+    }
+    expect(() => warren.actor()(Printable)).not.toThrow();
+    const c = Counter.remote();
+    expect(typeof c.actorId).toBe("string");
+    expect(String(c)).toMatch(/^ActorHandle\(Counter, /);
+  });
 });
 
 describe("named actors", () => {
