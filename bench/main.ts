@@ -85,7 +85,7 @@ export async function main(): Promise<number> {
   }
   const wanted = new Set(names.length ? names : allowed);
   // A chosen case brings the limit it is judged against.
-  for (const c of CASES) if (wanted.has(c.name) && c.limit) wanted.add(c.limit);
+  for (const c of CASES) if (wanted.has(c.name)) for (const l of [c.limit, c.bound]) if (l) wanted.add(l);
   // In durable mode every warren case has the one target of that mode, and no Ray figure beside it.
   const chosen = CASES.filter((c) => wanted.has(c.name)).map((c) => (opts.durable && c.kind === "warren" ? { ...c, target: DURABLE_TARGET, ray: undefined } : c));
   const settings: Settings = { warmup: opts.warmup, rounds: opts.rounds, seconds: opts.seconds };

@@ -37,7 +37,7 @@ function limitOf(r: Result, results: Map<string, Result>): number | undefined {
 
 function limitLabel(c: Case): string {
   if (!c.limit) return "-";
-  const short = { raw_roundtrip_sequential: "raw seq", raw_roundtrip_pipelined: "raw pipe", memcpy_gigabytes: "memcpy" }[c.limit];
+  const short = { raw_roundtrip_sequential: "raw seq", raw_roundtrip_pipelined: "raw pipe", memcpy_gigabytes: "memcpy", tcp_loopback_gigabytes: "tcp" }[c.limit];
   return c.limitDivisor ? `${short}/${c.limitDivisor}` : short;
 }
 
@@ -113,6 +113,10 @@ export function report(results: Result[], memory: MemoryReport): string {
       ]);
     }
     out.push(table(rows, [false, true, true, false, true, true, false, false]));
+    for (const r of cases) {
+      const bound = r.c.bound && byName.get(r.c.bound)?.stats?.mean;
+      if (bound && r.stats) out.push(`${r.c.name}: ${(r.stats.mean / bound).toFixed(2)} of ${r.c.bound} (${fmt(bound)}), the most this machine allows it`);
+    }
     const failed = cases.filter((r) => r.error);
     for (const r of [...limits.filter((x) => x.error), ...failed]) out.push(`FAILED ${r.c.name}: ${r.error}`);
     out.push("");
