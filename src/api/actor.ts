@@ -81,7 +81,7 @@ function describeMethods(cls: ActorClass): { methods: HandleInfo["methods"]; has
     for (const name of Object.getOwnPropertyNames(proto)) {
       const fn = Object.getOwnPropertyDescriptor(proto, name)?.value;
       // Object's own methods (toString, valueOf, ...) stay the handle's: they are not remote.
-      if (name in Object.prototype || typeof fn !== "function" || name in methods) continue;
+      if (name in Object.prototype || typeof fn !== "function" || Object.hasOwn(methods, name)) continue;
       if (name in ActorHandleCore.prototype || name === HANDLE_KEY) {
         throw new WarrenError(`${cls.name}.${name}: an actor method cannot be named ${name}, which its handle has already (the handle's ${name} would hide it); rename the method`);
       }
