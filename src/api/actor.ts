@@ -141,7 +141,7 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
   const shape = shapeKey(placement);
   const create = {
     handle: info, maxConcurrency: o.maxConcurrency ?? (meta.hasAsync ? 1000 : 1), maxTaskRetries: o.maxTaskRetries ?? 0, detached: registration.detached,
-    concurrencyGroups: o.concurrencyGroups ?? {},
+    concurrencyGroups: o.concurrencyGroups ?? {}, shared: o.process === "shared",
   };
   rt.submit(
     { fn: meta.desc, name: `${info.className}.__init__`, shape, numReturns: 0, maxRetries: 0, retryExceptions: false, actor: { id: info.id, create } },
@@ -150,7 +150,7 @@ function createActor(cls: ActorClass, options: Readonly<ActorOptions>, args: unk
       exchange: rt.topo.tasks,
       key: shape,
       after: Promise.all([registered, declared, rt.submitter.ensureShape(shape)]).then(() => undefined),
-      headers: { actor: info.id, actorClass: info.className, maxRestarts: o.maxRestarts ?? 0, restarts: 0, held: shapeKey(held) },
+      headers: { actor: info.id, actorClass: info.className, maxRestarts: o.maxRestarts ?? 0, restarts: 0, held: shapeKey(held), ...(create.shared && { shared: true }) },
     },
   );
   return new ActorHandleCore(info);
@@ -181,5 +181,5 @@ export function exitActor(): void {
   const ctx = taskContext.getStore();
   const exit = currentRuntime().onExitActor;
   if (!ctx?.actorId || !exit) throw new WarrenError("exitActor() can only be called inside an actor method");
-  exit();
+  exit(ctx.actorId);
 }

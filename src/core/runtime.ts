@@ -62,7 +62,7 @@ export class Runtime {
   /** Set by a worker in durable mode: an owner back from an outage asks for these tasks' results again. */
   onResultsWanted?: (tasks: string[]) => void;
   /** Set by an actor's worker: what exitActor() does. */
-  onExitActor?: () => void;
+  onExitActor?: (actorId: string) => void;
 
   /** The broker connection, kept across outages. */
   link!: BrokerLink;

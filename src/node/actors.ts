@@ -1,6 +1,6 @@
 /**
  * node actors: the actors this node's workers host, from the creation task's end to the actor's
- * death. It owns each hosted actor's lifecycle on this node: ALIVE (the creation's resources
+ * death: an actor with a worker of its own, or a shared one in a host process (worker-pool.ts). It owns each hosted actor's lifecycle on this node: ALIVE (the creation's resources
  * traded for what the actor holds, calls served once the head has it), its worker's exit (a
  * restart, by publishing the creation again while maxRestarts allows, or its death), kills, and
  * burial (the mailbox drained, every call left answered, the death broadcast).
@@ -9,7 +9,7 @@
  * - Whoever decides that an actor must not restart (a kill, exitActor(), a constructor that
  *   threw) sets its `final` before its worker exits; an actor with a `final` is never restarted.
  * - A dead actor's mailbox is drained only after its worker (the mailbox's consumer) is gone,
- *   and the death is broadcast after the drain: a call the broker routed to the mailbox just as
+ *   or for a shared actor its consumer (actor-stopped), and the death is broadcast after the drain: a call the broker routed to the mailbox just as
  *   it was deleted is dropped without a trace, so its caller learns of the death from the broadcast.
  */
 import * as v8 from "node:v8";
@@ -27,7 +27,7 @@ import type { ActorName } from "../wire/descriptors";
 import { Kind } from "../wire/kinds";
 import type { ResultMessage } from "../wire/messages";
 import type { WorkerDeath } from "../wire/ipc";
-import type { TaskChannel } from "./deliveries";
+import type { Running, TaskChannel } from "./deliveries";
 import type { GpuPool } from "./gpus";
 import type { NodeOptions } from "./options";
 import type { Worker, WorkerPool } from "./worker-pool";
@@ -39,6 +39,10 @@ export interface HostedActor extends ActorName {
   heldUnits: Demand;
   gpuIds: number[];
   alive: boolean;
+  /** A shared actor's creation delivery, until it is alive (an own actor's is its worker's task). */
+  creating?: Running;
+  /** A shared actor killed while being created: it is stopped once alive. */
+  stopping?: boolean;
   /** Why it must not restart, once that is decided (killed, exited, constructor threw). */
   final?: Error;
 }
@@ -77,7 +81,9 @@ export class Actors {
       const key = `${state} ${className}`;
       rows.set(key, { className, state, count: (rows.get(key)?.count ?? 0) + n });
     };
-    for (const w of this.deps.pool.all) if (w.actor) add(w.actor.className, w.actor.alive ? "ALIVE" : "PENDING_CREATION", 1);
+    for (const w of this.deps.pool.all) {
+      for (const a of w.actor ? [w.actor] : w.host?.actors.values() ?? []) add(a.className, a.alive ? "ALIVE" : "PENDING_CREATION", 1);
+    }
     for (const [className, n] of this.buried) add(className, "DEAD", n);
     return [...rows.values()];
   }
@@ -87,11 +93,13 @@ export class Actors {
    * holds only `held` (an actor without numCpus needs a CPU to be placed, none to live). Call the
    * scheduler after: the creation's resources may be free again.
    */
-  alive(w: Worker, pid: number): void {
-    const { free, rpc, tasks } = this.deps;
-    const t = w.task!;
-    const a = w.actor!;
-    w.task = undefined;
+  alive(w: Worker, id: string, pid: number): void {
+    const { free, pool, rpc, tasks } = this.deps;
+    const a = pool.actorOf(w, id);
+    if (!a) return;
+    const t = a.creating ?? w.task!;
+    if (a.creating) a.creating = undefined;
+    else w.task = undefined;
     a.alive = true;
     tasks.ackTask(t);
     free.give(t.units);
@@ -103,7 +111,7 @@ export class Actors {
     const timer = setTimeout(() => serve(), this.deps.options.headWaitMs);
     const serve = () => {
       clearTimeout(timer);
-      this.deps.pool.post(w, { t: "serve" });
+      pool.post(w, a.stopping ? { t: "stop-actor", id } : { t: "serve", id });
     };
     rpc.head("actor.event", {
       id: a.id,
@@ -112,18 +120,32 @@ export class Actors {
     }).then(serve, serve);
   }
 
-  /** The actor's constructor threw: it is dead with that cause, and its worker goes. */
-  constructorFailed(w: Worker, error: EncodedError): void {
+  /** The actor's constructor threw: it is dead with that cause, and its worker goes (a host's stays). */
+  constructorFailed(w: Worker, id: string, error: EncodedError): void {
+    const a = this.deps.pool.actorOf(w, id);
+    if (!a) return;
     let thrown = error; // the TaskError's innermost cause: what the constructor threw
     while (thrown.cause && "name" in thrown.cause) thrown = thrown.cause;
     const what = `${thrown.className ?? thrown.name}: ${thrown.message}`;
-    w.actor!.final = new ActorDiedError(`the actor ${w.actor!.id} died: its constructor threw ${what}`, { cause: decodeError(error) });
-    w.proc.kill("SIGKILL");
+    a.final = new ActorDiedError(`the actor ${id} died: its constructor threw ${what}`, { cause: decodeError(error) });
+    if (a === w.actor) w.proc.kill("SIGKILL");
+    else this.stopped(w, id);
   }
 
-  /** The actor called exitActor(): its worker exits by itself. */
-  exited(w: Worker): void {
-    w.actor!.final = new ActorDiedError(`the actor ${w.actor!.id} exited: it called exitActor()`);
+  /** The actor called exitActor(): its worker exits by itself; a shared one has stopped in its host. */
+  exited(w: Worker, id: string): void {
+    const a = this.deps.pool.actorOf(w, id);
+    if (!a) return;
+    a.final = new ActorDiedError(`the actor ${id} exited: it called exitActor()`);
+    if (a !== w.actor) this.stopped(w, id);
+  }
+
+  /** A shared actor is out of its host (killed, exited, or its constructor threw): it restarts or is dead, as if its worker had exited. */
+  stopped(w: Worker, id: string): void {
+    const a = w.host?.actors.get(id);
+    if (!a) return;
+    w.host!.actors.delete(id);
+    this.workerExit(w, a, { pid: w.proc.pid ?? 0, how: "stopped in its host process", log: w.logFile, tail: [] });
   }
 
   /** An actor's worker is gone: restart the actor if it may, else it is dead for good. */
@@ -132,7 +154,8 @@ export class Actors {
     if (a.alive) {
       free.give(a.heldUnits);
       gpus.release(a.gpuIds, a.held.GPU ?? 0);
-    } else pool.release(w);
+    } else if (a.creating) free.give(a.creating.units);
+    else pool.release(w);
     this.reportFree();
     const h = a.creation.properties.headers ?? {};
     const restarts: number = h.restarts ?? 0;
@@ -140,7 +163,8 @@ export class Actors {
     const final = a.final ?? (!mayRetry(restarts, maxRestarts)
       ? new ActorDiedError(`the actor ${a.id} died: its worker (pid=${w.proc.pid}) exited (${death.how}) and it has used its ${maxRestarts} restart(s) (maxRestarts); its output: ${lastOutput(death)}`)
       : undefined);
-    if (!a.alive && w.task) tasks.ackTask(w.task);
+    const creation = a.alive ? undefined : a.creating ?? w.task;
+    if (creation) tasks.ackTask(creation);
     if (final) {
       void this.dead(a, final);
     } else {
@@ -150,14 +174,19 @@ export class Actors {
   }
 
   /**
-   * Kills the workers hosting actor `id` (for good with noRestart). The scheduler must hear of a
+   * Kills the worker hosting actor `id` (for good with noRestart), or stops a shared actor in its
+   * host process, which lives on for its other actors. The scheduler must hear of a
    * noRestart kill first, so a creation of it waiting there is dropped, and schedule after.
    */
   kill(k: { id: string; noRestart: boolean; why?: string }): void {
-    for (const w of this.deps.pool.all) {
-      if (w.actor?.id !== k.id) continue;
-      if (k.noRestart) w.actor.final = new ActorDiedError(`the actor ${k.id} was killed: ${k.why ?? "warren.kill() was called"}`);
-      w.proc.kill("SIGKILL");
+    const { pool } = this.deps;
+    for (const w of pool.all) {
+      const a = pool.actorOf(w, k.id);
+      if (!a) continue;
+      if (k.noRestart) a.final = new ActorDiedError(`the actor ${k.id} was killed: ${k.why ?? "warren.kill() was called"}`);
+      if (a === w.actor) w.proc.kill("SIGKILL");
+      else if (a.alive) pool.post(w, { t: "stop-actor", id: k.id });
+      else a.stopping = true; // still in its constructor: stopped once alive (alive() above)
     }
   }
 

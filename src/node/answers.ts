@@ -20,7 +20,7 @@ export function stateAnswer(nodeId: string, pool: WorkerPool, head: HeadServer |
 export function workerRows(pool: WorkerPool): WorkerRow[] {
   return [...pool.all].map((w) => ({
     pid: w.proc.pid!,
-    state: !w.ready ? "STARTING" : w.actor ? "ACTOR" : w.task || w.lease ? "BUSY" : "IDLE",
+    state: !w.ready ? "STARTING" : w.actor ? "ACTOR" : w.host ? "ACTOR_HOST" : w.task || w.lease ? "BUSY" : "IDLE",
     title: processTitle(w.proc.pid!),
     actor_id: w.actor?.id ?? null,
   }));

@@ -393,10 +393,17 @@ export class NodeDaemon {
         }
         return;
       case "actor-alive":
-        this.actors.alive(w, m.pid);
+        this.actors.alive(w, m.id, m.pid);
         return this.scheduler.schedule();
-      case "actor-failed": return this.actors.constructorFailed(w, m.error);
-      case "actor-exit": return this.actors.exited(w);
+      case "actor-failed":
+        this.actors.constructorFailed(w, m.id, m.error);
+        return this.scheduler.schedule();
+      case "actor-exit":
+        this.actors.exited(w, m.id);
+        return this.scheduler.schedule();
+      case "actor-stopped":
+        this.actors.stopped(w, m.id);
+        return this.scheduler.schedule();
     }
   }
 
@@ -405,12 +412,13 @@ export class NodeDaemon {
     const how = signal ?? `exit code ${code}`;
     const death = this.logs.died(w.logFile, w.proc.pid!, how);
     if (w.actor) this.actors.workerExit(w, w.actor, death);
+    else if (w.host) for (const a of w.host.actors.values()) this.actors.workerExit(w, a, death);
     else {
       // A leased task it held goes back to the queue by itself (the broker requeues it): whoever
       // gets it on this node hears how the worker died, to say so if it must fail the task.
       if (w.lease) {
         this.deaths.note(w.lease.queue, death);
-        for (const o of this.pool.all) if (o.ready && !o.actor) this.pool.post(o, { t: "worker-died", queue: w.lease.queue, death });
+        for (const o of this.pool.all) if (o.ready && !o.actor && !o.host) this.pool.post(o, { t: "worker-died", queue: w.lease.queue, death });
       }
       if (w.task) this.onTaskWorkerExit(w.task, death);
       this.pool.release(w);

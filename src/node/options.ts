@@ -62,6 +62,12 @@ export interface NodeOptions {
    * @default 100_000
    */
   killedMemory: number;
+  /**
+   * The most shared actors (`process: "shared"`) one host process holds; the node starts another
+   * host of that shape when every one is full. About 120 KiB of a host's memory per actor.
+   * @default 1000
+   */
+  actorsPerHost: number;
 }
 
 /** A node's options: the defaults, with WARREN_LEASES read from `env`, then `overrides`. */
@@ -76,6 +82,7 @@ export function nodeOptions(env: NodeJS.ProcessEnv = process.env, overrides: Par
     maxSlots: 128,
     cancelledMemory: 100_000,
     killedMemory: 100_000,
+    actorsPerHost: 1000,
     ...overrides,
   };
 }

@@ -23,7 +23,7 @@ import { ActorDiedError } from "../errors";
 import { BoundedSet } from "../bounded";
 import { Demand, Ledger, Resources, compileDemand, fits, parseShape } from "../scheduling/shape";
 import type { Peer } from "../wire/head";
-import { type ActorName, creationActor } from "../wire/descriptors";
+import { type ActorName, creationActor, sharedCreation } from "../wire/descriptors";
 import { readHead } from "../wire/messages";
 import type { Delivery, Running, TaskChannel } from "./deliveries";
 import type { ShapeConsumer } from "./consumer";
@@ -157,7 +157,8 @@ export class Scheduler {
         continue;
       }
       if (!free.fits(d.units)) { i++; continue; }
-      if (workers.idle === 0) {
+      // A shared actor's creation needs no idle worker: the pool places it in a host process.
+      if (workers.idle === 0 && !sharedCreation(d.msg.properties.headers)) {
         wouldTake ??= free.clone();
         if (wouldTake.fits(d.units)) {
           wouldTake.take(d.units);

@@ -13,6 +13,8 @@
  *   rather than raise EPIPE, which would end the node (the exit deals with what it held).
  * - What a worker held is given back to the ledger and GPU pool once (release), by whoever
  *   takes the slot from it: its task's end, its lease's return, its exit.
+ * - A host process of shared actors (`hosted`) is never idle and runs no task: it gets only
+ *   creations of shared actors of its shape, at most actorsPerHost of them.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -21,7 +23,7 @@ import { Demand, Ledger, Resources, compileDemand, parseShape } from "../schedul
 import type { Topology } from "../transport";
 import { type NodeToWorker, type TaskTally, TALLY_NAMES, TALLY_OTHER, type WorkerConfig, type WorkerToNode } from "../wire/ipc";
 import { readHead } from "../wire/messages";
-import { creationActor } from "../wire/descriptors";
+import { creationActor, sharedCreation } from "../wire/descriptors";
 import { newOwnerId } from "../wire/ids";
 import type { HostedActor } from "./actors";
 import type { Running } from "./deliveries";
@@ -43,7 +45,13 @@ export interface Worker {
   rank: number;
   /** A task this node handed it (over IPC). */
   task?: Running;
+  /** The actor it became, with a process of its own. */
   actor?: HostedActor;
+  /**
+   * A host process of shared actors: those it holds (being created, or alive) by id, the shape
+   * they hold (hosts are per shape), and the creations handed to it before it was ready.
+   */
+  host?: { shape: string; actors: Map<string, HostedActor>; waiting: NodeToWorker[] };
   /**
    * The slot it leases (worker/lease.ts): these resources and GPUs stay taken while it runs the
    * shape's tasks straight from the broker. `lent`: its running task waits in get() and lent its CPU.
@@ -63,7 +71,7 @@ export interface PoolEvents {
 }
 
 export interface WorkerPoolDeps {
-  options: Pick<NodeOptions, "leases" | "leasePriority">;
+  options: Pick<NodeOptions, "leases" | "leasePriority" | "actorsPerHost">;
   /** What each worker is started with (each is given its own id and log file). */
   worker: Omit<WorkerConfig, "workerId" | "log">;
   logs: NodeLogs;
@@ -103,7 +111,7 @@ export class WorkerPool implements WorkerSlots {
     return n;
   }
 
-  spawn(): void {
+  spawn(): Worker {
     const { logs, options, events } = this.deps;
     const workerId = newOwnerId();
     const out = logs.openWorker(workerId);
@@ -122,13 +130,15 @@ export class WorkerPool implements WorkerSlots {
     this.startingCount++;
     proc.on("message", (m: WorkerToNode) => (m.t === "tally" ? (w.tally = m.tasks) : events.message(w, m)));
     proc.on("exit", (code, signal) => this.exited(w, code, signal));
+    return w;
   }
 
-  /** A worker said it is ready: it is idle now. */
+  /** A worker said it is ready: it is idle now, or, a host, takes the creations handed to it meanwhile. */
   ready(w: Worker): void {
     w.ready = true;
     this.startingCount--;
-    this.idleList.push(w);
+    if (!w.host) return void this.idleList.push(w);
+    for (const m of w.host.waiting.splice(0)) this.post(w, m);
   }
 
   /** The ready workers, by owner id: a state query waits for their answers. */
@@ -144,8 +154,9 @@ export class WorkerPool implements WorkerSlots {
   }
 
   hand(t: Running): void {
-    const w = this.idleList.pop()!;
     const h = t.msg.properties.headers ?? {};
+    if (sharedCreation(h)) return this.host(t, h);
+    const w = this.idleList.pop()!;
     w.task = t;
     const held = h.actor ? parseShape(h.held) : t.demand;
     if (h.actor) w.actor = { ...creationActor(h)!, creation: t.msg, held, heldUnits: compileDemand(held), gpuIds: t.gpuIds, alive: false };
@@ -157,15 +168,45 @@ export class WorkerPool implements WorkerSlots {
     });
   }
 
+  /**
+   * A shared actor's creation goes to a host process of its shape with room (an idle worker
+   * becomes one, or one is started, when none has), which constructs it beside the others.
+   */
+  private host(t: Running, h: Record<string, any>): void {
+    const held = parseShape(h.held);
+    const shape: string = h.held;
+    let w = [...this.all].find((o) => o.host?.shape === shape && o.host.actors.size < this.deps.options.actorsPerHost);
+    if (!w) {
+      w = this.idleList.pop() ?? this.spawn();
+      w.host = { shape, actors: new Map(), waiting: [] };
+    }
+    const host = w.host!;
+    const a: HostedActor = { ...creationActor(h)!, creation: t.msg, creating: t, held, heldUnits: compileDemand(held), gpuIds: [], alive: false };
+    host.actors.set(a.id, a);
+    const m: NodeToWorker = { t: "task", body: t.msg.content, tag: t.msg.fields.deliveryTag, attempt: h.attempt ?? 0, gpuIds: [], resources: held };
+    if (w.ready) this.post(w, m);
+    else host.waiting.push(m);
+  }
+
+  /** The actor `id` that worker `w` hosts: its own, or one of its shared ones. */
+  actorOf(w: Worker, id: string): HostedActor | undefined {
+    return w.actor?.id === id ? w.actor : w.host?.actors.get(id);
+  }
+
   unacked(consumerTag: string): number {
     let n = 0;
-    for (const w of this.all) if (w.task && !w.task.acked && w.task.msg.fields.consumerTag === consumerTag) n++;
+    for (const t of this.tasks()) if (!t.acked && t.msg.fields.consumerTag === consumerTag) n++;
     return n;
   }
 
-  /** The tasks this node handed its workers, still running. */
+  /** The tasks this node handed its workers, still running: shared actors' creations among them. */
   tasks(): Running[] {
-    return [...this.all].flatMap((w) => (w.task ? [w.task] : []));
+    const running: Running[] = [];
+    for (const w of this.all) {
+      if (w.task) running.push(w.task);
+      for (const a of w.host?.actors.values() ?? []) if (a.creating) running.push(a.creating);
+    }
+    return running;
   }
 
   /** Cancels a task on the worker running it (killed, if `force`), and on leased workers, which may run it unseen by the node. */
@@ -178,14 +219,14 @@ export class WorkerPool implements WorkerSlots {
           continue;
         }
       }
-      if (w.ready && !w.actor) this.post(w, { t: "cancel", task: c.task, force: c.force, recursive: c.recursive });
+      if (w.ready && !w.actor && !w.host) this.post(w, { t: "cancel", task: c.task, force: c.force, recursive: c.recursive });
     }
   }
 
   /** A job ended: a worker this node handed one of its tasks is killed (as by a forced cancel); the others drop its leased tasks. */
   jobEnded(jobId: string): void {
     for (const w of this.all) {
-      if (w.actor || !w.ready) continue;
+      if (w.actor || w.host || !w.ready) continue;
       if (w.task && readHead(w.task.msg.content).job === jobId) {
         w.task.cancelled = true;
         w.proc.kill("SIGKILL");

@@ -40,6 +40,12 @@ export interface ActorOptions extends ResourceOptions {
   maxConcurrency?: number;
   /** Named groups of methods and how many calls of each may run at once (Ray's concurrency groups). */
   concurrencyGroups?: Record<string, number>;
+  /**
+   * `"own"` (the default): the actor has a worker process of its own. `"shared"`: it lives with
+   * other shared actors in a host process of its node (thousands per node), with its own mailbox,
+   * calls, state and death; its host's crash kills it (and restarts it within maxRestarts).
+   */
+  process?: "own" | "shared";
 }
 
 export interface MethodOptions {

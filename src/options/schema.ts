@@ -189,6 +189,13 @@ export class ActorOptionsSchema extends DemandFields implements ActorOptions {
       : Object.entries(v).map(([k, n]) => (k === "" ? "group names must be non-empty" : Number.isInteger(n) && (n as number) >= 1 ? undefined : `${k}: must be an integer >= 1 (got ${show(n)})`)).find(Boolean),
   )
   concurrencyGroups?: Record<string, number>;
+  @rule(`"own" or "shared"`, (o) => IsIn(["own", "shared"], o))
+  @check("sharedTakesNoGpu", (v, o) =>
+    v === "shared" && ((o as ActorOptions).numGpus ?? 0) > 0
+      ? `"shared" cannot go with numGpus (the actors of a host process see the same GPUs); use process: "own" for an actor that takes GPUs`
+      : undefined,
+  )
+  process?: "own" | "shared";
 }
 
 export class MethodOptionsSchema implements MethodOptions {

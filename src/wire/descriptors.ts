@@ -30,3 +30,8 @@ export type ActorName = Pick<HandleInfo, "id" | "className">;
 export function creationActor(headers: Record<string, any> | undefined): ActorName | undefined {
   return headers?.actor ? { id: headers.actor, className: headers.actorClass ?? "" } : undefined;
 }
+
+/** A shared actor's creation (`process: "shared"`): a node places it in a host process, not an idle worker. */
+export function sharedCreation(headers: Record<string, any> | undefined): boolean {
+  return headers?.shared === true;
+}

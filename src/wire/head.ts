@@ -187,10 +187,11 @@ export interface HeadRequests {
 /** A worker process of a node, as the dashboard's machine view shows it. */
 export interface WorkerRow {
   pid: number;
-  /** STARTING (not ready yet), IDLE, BUSY (a task or a lease) or ACTOR (hosting one). */
-  state: "STARTING" | "IDLE" | "BUSY" | "ACTOR";
+  /** STARTING (not ready yet), IDLE, BUSY (a task or a lease), ACTOR (hosting one) or ACTOR_HOST (shared actors). */
+  state: "STARTING" | "IDLE" | "BUSY" | "ACTOR" | "ACTOR_HOST";
   /** Its process title as `ps` shows it (`warren::<task name>`); null where it cannot be read. */
   title: string | null;
+  /** The actor it hosts; null for a host of shared actors (the actors list has them, by pid). */
   actor_id: string | null;
 }
 

@@ -47,8 +47,10 @@ export type NodeToWorker =
   | { t: "job-ended"; job: string }
   /** A worker of this node that leased `queue` died: say so if a task it held must fail here. */
   | { t: "worker-died"; queue: string; death: WorkerDeath }
-  /** The head has heard that the actor this worker became is alive: take its calls. */
-  | { t: "serve" }
+  /** The head has heard that the actor `id`, which this worker hosts, is alive: take its calls. */
+  | { t: "serve"; id: string }
+  /** A shared actor this host process holds is killed: stop taking its calls (actor-stopped). */
+  | { t: "stop-actor"; id: string }
   /** The head has heard the long leased task runs here: ack it now. */
   | { t: "ack-long"; task: string };
 
@@ -74,12 +76,14 @@ export type WorkerToNode =
   | { t: "done"; tag: number; retry: boolean }
   | { t: "blocked" }
   | { t: "unblocked" }
-  /** The actor's constructor returned and its mailbox is consumed. */
-  | { t: "actor-alive"; pid: number }
+  /** The actor's constructor returned and its mailbox is declared. */
+  | { t: "actor-alive"; id: string; pid: number }
   /** The actor's constructor threw: the actor is dead with this cause. */
-  | { t: "actor-failed"; error: EncodedError }
-  /** exitActor() was called: the actor is done, the worker exits. */
-  | { t: "actor-exit" }
+  | { t: "actor-failed"; id: string; error: EncodedError }
+  /** exitActor() was called: the actor is done; the worker exits, unless it is a host of shared actors. */
+  | { t: "actor-exit"; id: string }
+  /** A shared actor told to stop (stop-actor) consumes its mailbox no more, and holds none of its calls. */
+  | { t: "actor-stopped"; id: string }
   /** The lease ended: the slot's resources are the node's again. */
   | { t: "lease-returned" }
   /** A leased task runs long: tell the head, then let the worker ack it (ack-long). */

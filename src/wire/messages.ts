@@ -53,6 +53,8 @@ export interface ActorCreation {
   detached: boolean;
   /** Group name -> how many of its calls may run at once; other methods share maxConcurrency. */
   concurrencyGroups: Record<string, number>;
+  /** `process: "shared"`: the actor lives in a host process of its node with other shared actors. */
+  shared: boolean;
 }
 
 /** A task as a worker reads it. The head's fields are shared between calls: never change them. */

@@ -1,5 +1,5 @@
 /**
- * A worker that hosts an actor: it consumes the actor's mailbox and runs calls in arrival order,
+ * An actor in a worker: it consumes the actor's mailbox and runs calls in arrival order,
  * up to `maxConcurrency` at once (1 for actors with only sync methods, so calls never interleave);
  * methods in a concurrency group count against that group's limit instead.
  * A call delivered again after a crash was in flight on the dead incarnation: it runs again only
@@ -8,6 +8,10 @@
  * Calls run exactly once across broker outages: the actor process lives through them, its
  * callers send again the calls they have no answer for, and the host drops a call it has queued
  * or running and answers again one it has run (the latest actorResultsKept per caller).
+ *
+ * A worker hosts one actor with a process of its own, or (a host process) many shared actors
+ * (`process: "shared"`), each with its own mailbox, calls, state and death: their mailboxes
+ * share a few channels (mailbox-channel.ts) and the process's one connection.
  */
 import type * as amqp from "amqplib";
 import { ActorDiedError, WarrenError } from "../errors";
@@ -21,79 +25,59 @@ import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messag
 import type { WorkerToNode } from "../wire/ipc";
 import { MaybePromise, andThen, execute, publishResult, showTitle } from "./execute";
 import { WORKER_DEFAULTS } from "./defaults";
+import type { MailboxChannel } from "./mailbox-channel";
 
-const { actorAckDelayMs, actorResultsKept } = WORKER_DEFAULTS;
+const { actorResultsKept } = WORKER_DEFAULTS;
+
+interface Call { msg: amqp.ConsumeMessage; epoch: number }
 
 export class ActorHost {
-  /** Calls delivered and not yet started, read on arrival (the method decides the concurrency group), with the channel's epoch. */
-  private readonly queue: { msg: amqp.ConsumeMessage; spec: TaskSpec; epoch: number }[] = [];
+  /** Calls delivered and not yet started, read on arrival (the method decides the concurrency group). */
+  private readonly queue: (Call & { spec: TaskSpec })[] = [];
   /** Calls queued or running (by task id), and per caller the results of the latest run. */
   private readonly inProgress = new Set<string>();
   private readonly answered = new BoundedMap<string, BoundedMap<string, ResultMessage>>(actorResultsKept);
-  /** Counts the mailbox channels: a call's ack belongs to the channel it came on, gone with a lost connection. */
-  private epoch = 0;
   /** The connection has been lost once at least: a call delivered again is a resend, not a crash's. */
   private reconnected = false;
-  private running = 0;
+  private readonly running = new Set<Call>();
   /** Calls running per concurrency group ("" is the default group, limited by maxConcurrency). */
   private readonly busy = new Map<string, number>();
   private exiting = false;
+  /** A shared actor stopped in its host (killed, or exited): it takes no call and acks nothing more. */
+  private stopped = false;
   private serving = false;
-  private ch!: amqp.Channel;
+  private consumerTag?: string;
+  private consumes = 0;
   private readonly className: string;
-  /**
-   * Acks (when: ackSoon) are one `multiple` ack up to the oldest call still running, and single
-   * acks for calls finished after it. The channel carries only this mailbox's deliveries, so
-   * their tags run 1, 2, 3... `lowest` is the oldest not yet acked; `ackedAbove` those acked
-   * singly above it.
-   */
-  private readonly finished = new Map<number, amqp.ConsumeMessage>();
-  private readonly ackedAbove = new Set<number>();
-  private lowest = 1;
-  private ackTimer?: NodeJS.Timeout;
-  private readonly prefetch: number;
+  private readonly id: string;
 
+  /**
+   * `mc`: the channel its mailbox is consumed on, its own or one its host's shared actors share.
+   * `gone`: a shared actor has stopped (kill, exitActor()); the host forgets it.
+   */
   constructor(
     private readonly rt: Runtime,
     private readonly instance: object,
     private readonly create: ActorCreation,
     private readonly held: { gpuIds: number[]; resources: Record<string, number> },
     private readonly send: (msg: WorkerToNode) => void,
+    private readonly mc: MailboxChannel,
+    private readonly gone: () => void,
   ) {
     this.className = create.handle.className;
-    this.prefetch = Math.min(Math.max(create.maxConcurrency, 100), 1000);
+    this.id = create.handle.id;
   }
 
   async start(): Promise<void> {
-    await this.openChannel();
-    this.rt.onExitActor = () => { this.exiting = true; };
+    await this.mc.ready;
+    await this.rt.topo.declareMailbox(this.mc.ch, this.create.handle);
     this.rt.onLink({
-      down: () => {
-        this.ch = this.rt.link.outbox.channel;
-        this.reconnected = true;
-        this.epoch++;
-        // The tags to ack died with the channel (the broker requeued those calls, or lost them).
-        clearTimeout(this.ackTimer);
-        this.ackTimer = undefined;
-        this.finished.clear();
-        this.ackedAbove.clear();
-        this.lowest = 1;
-      },
+      down: () => { this.reconnected = true; },
       restore: async () => {
-        await this.openChannel();
-        if (this.serving) await this.consumeMailbox();
+        await this.mc.ready; // the channel's own listener, heard first, opens it anew
+        if (this.serving && !this.stopped) await this.consumeMailbox();
       },
     });
-  }
-
-  private async openChannel(): Promise<void> {
-    const ch = await this.rt.conn.createChannel();
-    this.rt.link.watch(ch, (err) => this.exiting || this.rt.channelLost(err), "the mailbox");
-    await this.rt.topo.declareMailbox(ch, this.create.handle);
-    // Calls already delivered count as sent to this incarnation (Ray's rule too), so a deeper
-    // prefetch only trades how many fail on a crash for fewer round trips under load.
-    await ch.prefetch(this.prefetch);
-    this.ch = ch;
   }
 
   /**
@@ -110,23 +94,53 @@ export class ActorHost {
   private async consumeMailbox(): Promise<void> {
     const mailbox = this.rt.topo.mailbox(this.create.handle);
     const again = () => this.exiting || resubscribe(`mailbox ${mailbox}`, async () => {
-      await this.rt.topo.declareMailbox(this.ch, this.create.handle);
+      await this.rt.topo.declareMailbox(this.mc.ch, this.create.handle);
       await this.consumeMailbox();
     }, (reason) => this.rt.channelLost(reason));
-    await consumeQueue(this.ch, mailbox, (m) => this.onCall(m), again);
+    // Named here, not by the broker's reply: a call may arrive, and stop the actor, before that reply is read.
+    this.consumerTag = `${this.id}.${++this.consumes}`;
+    await consumeQueue(this.mc.ch, mailbox, (m) => this.onCall(m), again, { consumerTag: this.consumerTag });
+  }
+
+  /** exitActor() was called: the actor ends once no call of it runs. */
+  exitSoon(): void {
+    this.exiting = true;
+  }
+
+  /**
+   * A shared actor is killed (its host lives on, as for the others it hosts): it stops consuming,
+   * gives back the calls it has not started (for the next incarnation, or for its node to answer
+   * once it is dead) and acks those running (they finish, and their answers still go out). Its
+   * mailbox then holds every call it has not answered, and no consumer: the node may drain it.
+   */
+  async stop(): Promise<void> {
+    this.exiting = true;
+    await this.letGo();
+    for (const c of this.running) this.mc.settle(c.msg, c.epoch, true);
+    this.stopped = true;
+    this.send({ t: "actor-stopped", id: this.id });
+  }
+
+  /** A shared actor leaves its host: no more calls come, and those it holds unstarted go back to the mailbox. */
+  private async letGo(): Promise<void> {
+    this.gone();
+    // After a lost connection the consumer went with its channel.
+    if (this.consumerTag && this.rt.link.up) await this.mc.ch.cancel(this.consumerTag).catch(() => undefined);
+    this.mc.giveBack(this.queue.splice(0));
   }
 
   /** A call: queued to run, unless it is one this incarnation has queued, running or answered (sent again after an outage). */
   private onCall(m: amqp.ConsumeMessage): void {
     const id: string = m.properties.messageId;
-    if (this.inProgress.has(id)) return this.settled(m, this.epoch);
+    const call = { msg: m, epoch: this.mc.epoch };
+    if (this.inProgress.has(id)) return this.settled(call);
     const done = this.answered.get(ownerOf(id))?.get(id);
     if (done) {
       publishResult(done);
-      return this.settled(m, this.epoch);
+      return this.settled(call);
     }
     this.inProgress.add(id);
-    this.queue.push({ msg: m, spec: readTask(m.content), epoch: this.epoch });
+    this.queue.push({ ...call, spec: readTask(m.content) });
     this.pump();
   }
 
@@ -139,7 +153,7 @@ export class ActorHost {
       const [call] = this.queue.splice(i, 1);
       this.busy.set(group, (this.busy.get(group) ?? 0) + 1);
       const done = () => this.busy.set(group, this.busy.get(group)! - 1);
-      const ran = this.run(call.msg, call.spec, call.epoch);
+      const ran = this.run(call, call.spec);
       if (!(ran instanceof Promise)) done();
       else {
         void ran.finally(() => {
@@ -151,44 +165,13 @@ export class ActorHost {
   }
 
   /**
-   * Acks go out at the end of the tick, or, for an actor whose calls are never run again
-   * (maxTaskRetries 0), up to actorAckDelayMs later and half a window at a time: a call one at a time
-   * then costs the broker no ack of its own. Should the actor die meanwhile, the broker hands the
-   * calls it answered to the next incarnation, which answers ActorDiedError, ignored by callers
-   * that already have their result.
+   * A call is done with. An actor whose calls are never run again (maxTaskRetries 0) acks up to
+   * actorAckDelayMs later, so a call one at a time costs the broker no ack of its own. Should the
+   * actor die meanwhile, the broker hands the calls it answered to the next incarnation, which
+   * answers ActorDiedError, ignored by callers that already have their result.
    */
-  private ackSoon(): void {
-    if (this.create.maxTaskRetries !== 0) {
-      if (this.finished.size === 1) process.nextTick(() => this.flushAcks());
-    } else if (this.finished.size >= this.prefetch / 2) this.flushAcks();
-    else this.ackTimer ??= setTimeout(() => this.flushAcks(), actorAckDelayMs);
-  }
-
-  private flushAcks(): void {
-    clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
-    let upTo: amqp.ConsumeMessage | undefined;
-    for (;;) {
-      const m = this.finished.get(this.lowest);
-      if (m) {
-        upTo = m;
-        this.finished.delete(this.lowest);
-      } else if (!this.ackedAbove.delete(this.lowest)) break;
-      this.lowest++;
-    }
-    if (upTo) this.ch.ack(upTo, true);
-    for (const [tag, m] of this.finished) {
-      this.ch.ack(m);
-      this.ackedAbove.add(tag);
-    }
-    this.finished.clear();
-  }
-
-  /** A call is done with: acked soon, if its channel is still the current one. */
-  private settled(msg: amqp.ConsumeMessage, epoch: number): void {
-    if (epoch !== this.epoch) return;
-    this.finished.set(msg.fields.deliveryTag, msg);
-    this.ackSoon();
+  private settled(c: Call): void {
+    if (!this.stopped) this.mc.settle(c.msg, c.epoch, this.create.maxTaskRetries !== 0);
   }
 
   private groupOf(call: { spec: TaskSpec }): string {
@@ -196,14 +179,14 @@ export class ActorHost {
     return (method && this.create.handle.methods[method]?.group) || "";
   }
 
-  private run(msg: amqp.ConsumeMessage, spec: TaskSpec, epoch: number): MaybePromise<void> {
-    this.running++;
-    if (msg.fields.redelivered && this.create.maxTaskRetries === 0 && !this.reconnected) {
+  private run(call: Call, spec: TaskSpec): MaybePromise<void> {
+    this.running.add(call);
+    if (call.msg.fields.redelivered && this.create.maxTaskRetries === 0 && !this.reconnected) {
       const err = new ActorDiedError(
         `the actor ${this.className} (${this.create.handle.id}) died while ${spec.name} was sent to it, ` +
           "and maxTaskRetries is 0; the actor has restarted, so call again or raise maxTaskRetries",
       );
-      return this.answer(msg, epoch, { task: spec.id, error: encodeError(err) });
+      return this.answer(call, { task: spec.id, error: encodeError(err) });
     }
     showTitle(spec.name);
     const ctx: TaskContext = {
@@ -215,26 +198,34 @@ export class ActorHost {
       if (typeof method !== "function") throw new WarrenError(`${this.className} has no method ${spec.actor!.method}`);
       return method.apply(this.instance, args);
     });
-    return andThen(result, (r) => this.answer(msg, epoch, r));
+    return andThen(result, (r) => this.answer(call, r));
   }
 
-  private answer(msg: amqp.ConsumeMessage, epoch: number, result: ResultMessage): MaybePromise<void> {
+  private answer(call: Call, result: ResultMessage): MaybePromise<void> {
     publishResult(result);
     const caller = ownerOf(result.task);
     let kept = this.answered.get(caller);
     if (!kept) this.answered.set(caller, (kept = new BoundedMap(actorResultsKept)));
     kept.set(result.task, result);
     this.inProgress.delete(result.task);
-    this.settled(msg, epoch);
-    --this.running;
-    if (this.exiting && this.running === 0) return this.exit();
+    this.settled(call);
+    this.running.delete(call);
+    if (this.exiting && !this.stopped && this.running.size === 0) return this.exit();
   }
 
-  /** exitActor(): the node answers what is left in the mailbox once this process is gone. */
+  /**
+   * exitActor(): the node answers what is left in the mailbox once the actor is gone, its process
+   * with it, or, for a shared actor, its consumer (the calls it holds unstarted given back).
+   */
   private async exit(): Promise<void> {
-    this.flushAcks();
-    this.send({ t: "actor-exit" });
-    await this.ch.close();
+    if (this.create.shared) {
+      await this.letGo();
+      this.mc.flush();
+      this.stopped = true;
+      return this.send({ t: "actor-exit", id: this.id });
+    }
+    this.send({ t: "actor-exit", id: this.id });
+    await this.mc.close();
     await this.rt.close();
     process.exit(0);
   }

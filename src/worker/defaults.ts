@@ -57,6 +57,18 @@ export const WORKER_DEFAULTS = {
    */
   actorResultsKept: 1024,
   /**
+   * The channels a host process's shared actors' mailboxes are consumed on, each actor on one of
+   * them (mailbox-channel.ts): a connection allows 2,047 channels, each a process in the broker.
+   * @default 8
+   */
+  sharedMailboxChannels: 8,
+  /**
+   * The calls each shared actor may have delivered and unacked (an actor with a process of its own
+   * has its maxConcurrency, at least 100 and at most 1,000).
+   * @default 100
+   */
+  sharedPrefetch: 100,
+  /**
    * How often at most a worker tells its node what it ran (worker/tally.ts), for the node's metrics.
    * @default 1000
    */

@@ -14,6 +14,7 @@ import { runOf } from "../core/task-events";
 import type { TaskContext } from "../core/context";
 import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messages";
 import { ActorHost } from "./actor-host";
+import { MailboxChannel, mailboxChannels } from "./mailbox-channel";
 import { Lease, leaseWindow } from "./lease";
 import { MaybePromise, andThen, execute, publishResult, showTitle, sendResultsAgain } from "./execute";
 import { IdleAfter } from "./idle";
@@ -44,8 +45,10 @@ const endedJobs = new BoundedSet<string>(1024);
 let leaseCh: amqp.Channel;
 let lease: Lease | undefined;
 let leased: { taskId: string; delivery: amqp.ConsumeMessage; acked: boolean } | undefined;
-/** The actor this worker hosts, once it is one. */
-let host: ActorHost | undefined;
+/** The actors this worker hosts, by id: its own one, or a host process's shared ones. */
+const hosts = new Map<string, ActorHost>();
+/** The channel of an actor that becomes this worker's own, or the next of a host process's shared channels. */
+let sharedChannel: (() => MailboxChannel) | undefined;
 /** Leased workers of this node that died lately (their node tells), by queue. */
 const deaths = new RecentDeaths();
 /** Set when a force-cancel ends this worker: its lease channel closes on purpose. */
@@ -91,6 +94,7 @@ async function main(): Promise<void> {
     restore: openLeaseChannel,
   });
   rt.onResultsWanted = sendResultsAgain;
+  rt.onExitActor = (id) => hosts.get(id)?.exitSoon();
   rt.runningRows = () => [...running.values()].map((c) => ({
     ...runOf(c, blocked > 0 ? "RUNNING_IN_GET" : "RUNNING"), node_id: config.nodeId, worker_id: rt.config.ownerId, worker_pid: process.pid, running: true,
   }));
@@ -101,7 +105,8 @@ async function main(): Promise<void> {
     else if (m.t === "cancel") void cancel(m.task, m.force, m.recursive);
     else if (m.t === "job-ended") jobEnded(m.job);
     else if (m.t === "worker-died") deaths.note(m.queue, m.death);
-    else if (m.t === "serve") void host?.serve();
+    else if (m.t === "serve") void hosts.get(m.id)?.serve();
+    else if (m.t === "stop-actor") void hosts.get(m.id)?.stop();
     else if (m.t === "ack-long" && leased?.taskId === m.task && !leased.acked) {
       leased.acked = true;
       leaseCh.ack(leased.delivery);
@@ -127,8 +132,9 @@ async function openLeaseChannel(): Promise<void> {
 async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
   const { tag, attempt, gpuIds, resources } = m;
   const spec = readTask(m.body);
+  if (spec.actor?.create?.shared) return hostActor(spec, spec.actor.create, resources);
   setVisibleGpus(gpuIds);
-  if (spec.actor?.create) return becomeActor(spec, spec.actor.create, gpuIds, resources);
+  if (spec.actor?.create) return hostActor(spec, spec.actor.create, resources, gpuIds);
   const started = performance.now();
   const { result, retry } = await runSpec(spec, gpuIds, resources, attempt);
   const ranMs = performance.now() - started;
@@ -215,11 +221,14 @@ function setVisibleGpus(ids: number[]): void {
   else process.env.CUDA_VISIBLE_DEVICES = inheritedGpus;
 }
 
-/** Runs an actor's constructor; on success this worker hosts the actor until it dies. */
-async function becomeActor(spec: TaskSpec, create: ActorCreation, gpuIds: number[], resources: Record<string, number>): Promise<void> {
+/**
+ * Runs an actor's constructor; on success this worker hosts the actor: until it dies for one of
+ * its own process (it holds `gpuIds`), or beside the other shared actors of a host process.
+ */
+async function hostActor(spec: TaskSpec, create: ActorCreation, resources: Record<string, number>, gpuIds: number[] = []): Promise<void> {
   const info = create.handle;
   const ctx: TaskContext = { taskId: spec.id, taskName: spec.name, logName: info.className, jobId: spec.job, namespace: spec.namespace, actorId: info.id, canceled: false, gpuIds, resources };
-  showTitle(info.className);
+  showTitle(create.shared ? `${info.className}.__init__` : info.className);
   let instance: object | undefined;
   const result = await execute(spec, ctx, (args) => {
     const cls = resolve(spec.fn) as new (...a: unknown[]) => object;
@@ -228,13 +237,17 @@ async function becomeActor(spec: TaskSpec, create: ActorCreation, gpuIds: number
   });
   if (result.error) {
     publishResult(result);
-    send({ t: "actor-failed", error: result.error });
+    send({ t: "actor-failed", id: info.id, error: result.error });
     return;
   }
-  host = new ActorHost(rt, instance!, create, { gpuIds, resources }, send);
+  const channel = create.shared
+    ? (sharedChannel ??= mailboxChannels(rt))()
+    : new MailboxChannel(rt, Math.min(Math.max(create.maxConcurrency, 100), 1000)); // room for every call it may run at once
+  const host = new ActorHost(rt, instance!, create, { gpuIds, resources }, send, channel, () => hosts.delete(info.id));
+  hosts.set(info.id, host);
   await host.start();
   publishResult({ ...result, returns: [] }); // with the refs its constructor was given that it keeps
-  send({ t: "actor-alive", pid: process.pid });
+  send({ t: "actor-alive", id: info.id, pid: process.pid });
 }
 
 /** A job ended: its leased deliveries are dropped from now on, and its task running here stops as if force-cancelled. */
