@@ -12,6 +12,7 @@ import * as warren from "warren";
 import { type Context, FAR_NODE } from "./context";
 import { Running, tick } from "./timing";
 import { AsyncActor, Client, SyncActor, bigBuffer, smallValue, timedGet, work } from "./workload";
+import { procs } from "./memory";
 import { NATIVE_CASES } from "./native";
 
 /** A get that waits longer than this fails the case instead of hanging the run. */
@@ -20,8 +21,10 @@ const GET_TIMEOUT = 30;
 const BIG_BYTES = 256 * 1024 * 1024;
 const GB = 1e9;
 const BATCH = 1000;
+/** Shared actors created (and each called once) per op of shared_actor_creation_per_s: issue 16's 5,000. */
+const SHARED_ACTORS = 5000;
 
-type LimitName = "raw_roundtrip_sequential" | "raw_roundtrip_pipelined" | "memcpy_gigabytes" | "tcp_loopback_gigabytes";
+type LimitName = "raw_roundtrip_sequential" | "raw_roundtrip_pipelined" | "memcpy_gigabytes" | "tcp_loopback_gigabytes" | "raw_queue_declares";
 
 interface Target {
   /** At least this fraction of the limit. */
@@ -35,7 +38,7 @@ interface Target {
 export interface Case {
   name: string;
   kind: "limit" | "warren";
-  unit: "ops/s" | "GB/s";
+  unit: "ops/s" | "GB/s" | "actors/s";
   what: string;
   limit?: LimitName;
   /** The limit divided by this (a batch of 1000 against round trips). */
@@ -65,11 +68,11 @@ async function withActors<T extends warren.ActorHandle<{ small_value(): unknown 
  * their deaths (worker exits, mailboxes answered and removed) is not the next case's to carry.
  */
 async function killAll(actors: [warren.ActorHandle<unknown>, () => warren.ObjectRef<unknown>][]): Promise<void> {
-  for (const [h] of actors) await warren.kill(h, { noRestart: true });
-  for (const [, probe] of actors) {
+  await Promise.all(actors.map(([h]) => warren.kill(h, { noRestart: true })));
+  await Promise.all(actors.map(async ([, probe]) => {
     // A call the actor took before the kill reached it still succeeds: call again.
     for (let i = 0; i < 100 && (await getOne(probe()).then(() => true, () => false)); i++);
-  }
+  }));
 }
 
 export const CASES: Case[] = [
@@ -120,6 +123,25 @@ export const CASES: Case[] = [
         }),
         multiplier: BIG_BYTES / GB,
         teardown: () => { into = undefined; source.kill(); },
+      };
+    },
+  },
+  {
+    name: "raw_queue_declares", kind: "limit", unit: "ops/s",
+    what: "bare amqplib: 1000 queues declared at once on one channel, durable as actor mailboxes (their deletes not timed): what a mailbox costs the broker",
+    async setup(ctx) {
+      const ch = await ctx.bareChannel();
+      let round = 0;
+      return {
+        op: async () => {
+          const names = batchOf(BATCH, () => `warren-bench-queue-${process.pid}-${round++}`);
+          const start = performance.now();
+          await Promise.all(names.map((q) => ch.assertQueue(q, { durable: true, arguments: ctx.durable ? { "x-queue-type": "quorum" } : {} })));
+          const took = (performance.now() - start) / 1000;
+          await Promise.all(names.map((q) => ch.deleteQueue(q)));
+          return took;
+        },
+        multiplier: BATCH,
       };
     },
   },
@@ -214,6 +236,42 @@ export const CASES: Case[] = [
     async setup(ctx) {
       await ctx.warren();
       const actors = batchOf(2, () => SyncActor.remote());
+      const teardown = await withActors(actors);
+      return { op: () => getAll(batchOf(4, () => work.remote(actors, BATCH))), multiplier: 4 * BATCH, teardown };
+    },
+  },
+  {
+    name: "shared_actor_creation_per_s", kind: "warren", unit: "actors/s", limit: "raw_queue_declares", target: { atLeast: 200 },
+    what: `${SHARED_ACTORS.toLocaleString("en-US")} shared actors (process: "shared") created and each called once (their kills not timed); each has a mailbox queue of its own`,
+    async setup(ctx) {
+      await ctx.warren();
+      const Shared = SyncActor.options({ process: "shared" });
+      // A host with one actor: the base each host's memory is measured from.
+      const first = Shared.remote();
+      const baseKiB = procs.rssKiB(await getOne(first.pid.remote()) as number) ?? 0;
+      let note: string | undefined;
+      return {
+        op: async () => {
+          const start = performance.now();
+          const actors = batchOf(SHARED_ACTORS, () => Shared.remote());
+          await getAll(actors.map((a) => a.small_value.remote()));
+          const took = (performance.now() - start) / 1000;
+          note ??= await hostMemory(actors, baseKiB);
+          await killAll(actors.map((h) => [h, () => h.small_value.remote()]));
+          return took;
+        },
+        multiplier: SHARED_ACTORS,
+        note: () => note,
+        teardown: () => killAll([[first, () => first.small_value.remote()]]),
+      };
+    },
+  },
+  {
+    name: "n_n_shared_actor_calls_async", kind: "warren", unit: "ops/s", limit: PIPE, target: { minRatio: 0.5 },
+    what: "4 tasks each make 1000 calls spread over 1,000 shared actors and get them",
+    async setup(ctx) {
+      await ctx.warren();
+      const actors = batchOf(BATCH, () => SyncActor.options({ process: "shared" }).remote());
       const teardown = await withActors(actors);
       return { op: () => getAll(batchOf(4, () => work.remote(actors, BATCH))), multiplier: 4 * BATCH, teardown };
     },
@@ -320,6 +378,14 @@ export const CASES: Case[] = [
 /** Not a timed case: the memory target's situation (bench/idle_memory.js). */
 export const IDLE_MEMORY = "idle_memory";
 export const ALL_NAMES = [...CASES.map((c) => c.name), IDLE_MEMORY];
+
+/** The memory of the host processes of shared `actors`: their RSS, and what that is per actor beyond `baseKiB` a host. */
+async function hostMemory(actors: warren.ActorHandle<SyncActor>[], baseKiB: number): Promise<string> {
+  const pids = new Set(await getAll(actors.map((a) => a.pid.remote())) as number[]);
+  const total = [...pids].reduce((sum, p) => sum + (procs.rssKiB(p) ?? 0), 0);
+  return `${pids.size} host processes (a broker connection each) for ${actors.length.toLocaleString("en-US")} actors, RSS ${(total / 1024).toFixed(0)} MiB: ` +
+    `${((total - pids.size * baseKiB) / actors.length).toFixed(0)} KiB per actor beyond a host's ${(baseKiB / 1024).toFixed(0)} MiB with one actor`;
+}
 
 function putAndDrop(value: Buffer): void {
   warren.put(value); // the ref is dropped here

@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import * as v8 from "node:v8";
 import * as vm from "node:vm";
+import * as amqp from "amqplib";
 import * as warren from "warren";
 import { Echo } from "./limits";
 
@@ -26,10 +27,17 @@ export class Context {
   private echoP?: Promise<Echo>;
   private warrenP?: Promise<warren.ClusterInfo>;
   private farP?: Promise<string>;
+  private bareP?: Promise<amqp.ChannelModel>;
   readonly gc: () => void = exposeGc();
 
   echo(): Promise<Echo> {
     return (this.echoP ??= Echo.start(this.address, this.durable));
+  }
+
+  /** A channel on a bare amqplib connection of its own (the raw queue limit's), nothing of warren's on it. */
+  async bareChannel(): Promise<amqp.Channel> {
+    const conn = await (this.bareP ??= amqp.connect(this.address.split(",")[0], { clientProperties: { connection_name: "warren bench bare" } }));
+    return conn.createChannel();
   }
 
   warren(): Promise<warren.ClusterInfo> {
@@ -52,6 +60,9 @@ export class Context {
     const echo = await this.echoP?.catch(() => undefined);
     this.echoP = undefined;
     await echo?.close();
+    const bare = await this.bareP?.catch(() => undefined);
+    this.bareP = undefined;
+    await bare?.close();
     const far = await this.farP?.catch(() => undefined);
     this.farP = undefined;
     if (far) await run(process.execPath, [CLI, "stop", "--cluster", far]);

@@ -129,6 +129,7 @@ export async function main(): Promise<number> {
         })(), budget * (limit ? 2 : 1), abort, c.name);
         result.stats = measured.stats;
         result.paired = measured.paired;
+        result.note = run?.note?.();
       } catch (err) {
         result.error = (err as Error).message.split("\n")[0];
       } finally {

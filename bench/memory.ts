@@ -8,6 +8,8 @@ import * as path from "node:path";
 
 interface Procs {
   memorySnapshot(cluster: string, driverPid?: number): MemorySnapshot;
+  /** A process's RSS in KiB, or undefined if it is gone. */
+  rssKiB(pid: number): number | undefined;
 }
 export interface MemorySnapshot {
   driverMiB: number;

@@ -15,6 +15,8 @@ export interface Result {
   paired?: Stats;
   error?: string;
   seconds: number;
+  /** What else the case measured (Running.note). */
+  note?: string;
 }
 
 /** Ray's published figures as DESIGN.md gives them. */
@@ -37,7 +39,7 @@ function limitOf(r: Result, results: Map<string, Result>): number | undefined {
 
 function limitLabel(c: Case): string {
   if (!c.limit) return "-";
-  const short = { raw_roundtrip_sequential: "raw seq", raw_roundtrip_pipelined: "raw pipe", memcpy_gigabytes: "memcpy", tcp_loopback_gigabytes: "tcp" }[c.limit];
+  const short = { raw_roundtrip_sequential: "raw seq", raw_roundtrip_pipelined: "raw pipe", memcpy_gigabytes: "memcpy", tcp_loopback_gigabytes: "tcp", raw_queue_declares: "raw queues" }[c.limit];
   return c.limitDivisor ? `${short}/${c.limitDivisor}` : short;
 }
 
@@ -116,6 +118,7 @@ export function report(results: Result[], memory: MemoryReport): string {
     for (const r of cases) {
       const bound = r.c.bound && byName.get(r.c.bound)?.stats?.mean;
       if (bound && r.stats) out.push(`${r.c.name}: ${(r.stats.mean / bound).toFixed(2)} of ${r.c.bound} (${fmt(bound)}), the most this machine allows it`);
+      if (r.note) out.push(`${r.c.name}: ${r.note}`);
     }
     const failed = cases.filter((r) => r.error);
     for (const r of [...limits.filter((x) => x.error), ...failed]) out.push(`FAILED ${r.c.name}: ${r.error}`);

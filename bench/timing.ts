@@ -17,6 +17,8 @@ export interface Running {
   teardown?: () => Promise<void> | void;
   /** Calls the warm-up makes at least, however long they take. */
   minWarmupOps?: number;
+  /** A line the report prints under the table, read after the rounds (what else the case measured). */
+  note?: () => string | undefined;
 }
 
 export function tick(): Promise<void> {

@@ -24,6 +24,10 @@ export class SyncActor extends warren.Actor {
   small_value(): number {
     return 0;
   }
+  /** Where it runs: shared_actor_creation_per_s measures its host's memory. */
+  pid(): number {
+    return process.pid;
+  }
 }
 
 /** Ray's `AsyncActor`: an async method (warren then defaults `maxConcurrency` to 1000, like Ray). */

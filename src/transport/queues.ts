@@ -8,8 +8,27 @@ import { WarrenError } from "../errors";
  * the queue. A message published between the last read and the delete fails the delete (ifEmpty),
  * so the loop reads again. A quorum queue takes no ifEmpty (RabbitMQ closes the connection, 540):
  * it is deleted once read empty, and a call that comes after is answered by the death broadcast.
+ * At most DRAINS_AT_ONCE run at once on a connection: each holds channels of it (2,047 at most),
+ * and a node may bury thousands of shared actors at once.
  */
 export async function drainQueue(conn: amqp.ChannelModel, queue: string, answer: (m: amqp.GetMessage) => void, quorum = false): Promise<void> {
+  let running = drains.get(conn);
+  if (!running) drains.set(conn, (running = { count: 0, waiting: [] }));
+  if (running.count >= DRAINS_AT_ONCE) await new Promise<void>((r) => running.waiting.push(r));
+  else running.count++;
+  try {
+    await drain(conn, queue, answer, quorum);
+  } finally {
+    const next = running.waiting.shift();
+    if (next) next(); // its turn, in this one's place
+    else running.count--;
+  }
+}
+
+const DRAINS_AT_ONCE = 16;
+const drains = new WeakMap<amqp.ChannelModel, { count: number; waiting: (() => void)[] }>();
+
+async function drain(conn: amqp.ChannelModel, queue: string, answer: (m: amqp.GetMessage) => void, quorum: boolean): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (((await queueInfo(conn, queue))?.consumerCount ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   for (let round = 0; round < 100; round++) {
