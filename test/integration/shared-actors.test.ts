@@ -37,6 +37,7 @@ describe("shared actors", () => {
     await waitForCondition(async () => (await warren.get(g.waiting.remote())) === 1);
     expect(await warren.get(g.open.remote())).toBe(1);
     expect(await warren.get(through)).toBe("through");
+    await Promise.all([c, g].map((a) => warren.kill(a)));
   });
 
   test("kill() ends one shared actor, its queued calls too; the others in its host live on", async () => {
@@ -91,6 +92,21 @@ describe("shared actors", () => {
     expect(await warren.get(again.pid.remote())).not.toBe(hostPid);
     await warren.kill(again);
   });
+
+  test("past 1,000 actors a node starts another host; 2,500 killed at once all die, and the node lives on", async () => {
+    const actors = Array.from({ length: 2500 }, () => Shared.remote());
+    const pids = await warren.get(actors.map((a) => a.pid.remote()));
+    const perHost = new Map<number, number>();
+    for (const p of pids) perHost.set(p, (perHost.get(p) ?? 0) + 1);
+    expect(perHost.size).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...perHost.values())).toBeLessThanOrEqual(1000);
+    await Promise.all(actors.map((a) => warren.kill(a)));
+    const after = await Promise.all(actors.map((a) => settle(a.get_.remote())));
+    expect(after.filter((r) => !(r instanceof warren.ActorDiedError))).toEqual([]);
+    const c = Shared.remote(7);
+    expect(await warren.get(c.increment.remote())).toBe(8);
+    await warren.kill(c);
+  }, 120_000);
 
   test("a shared actor cannot take GPUs: an OptionsError says to use process: \"own\"", () => {
     expect(() => Counter.options({ process: "shared", numGpus: 1 })).toThrow(/process.*use process: "own"/s);
