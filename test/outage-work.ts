@@ -1,6 +1,7 @@
 // The work the outage tests run through a broker outage, and what they count: every value of a
 // stream of sync tasks, a pipelined batch and a task running across the outage; actor calls,
-// executed exactly once (a counter's final value and the values it returned); an object put before.
+// executed exactly once (a counter's final value and the values it returned), on an actor of its
+// own process and on a shared one (its mailbox on a channel of its host's); an object put before.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -18,6 +19,9 @@ interface Counted {
   slow: number;
   actorValues: number[];
   actorFinal: number;
+  /** What the shared counter returned to the batch of calls out at the outage, and its final value. */
+  sharedValues: number[];
+  sharedFinal: number;
   object: number;
   /** Of the queued batch (tasks of 20 ms, most still queued at the outage): how many ran more than once. */
   queuedRanTwice: number;
@@ -33,7 +37,8 @@ const QUEUED = 100;
 export async function countThrough(outage: () => Promise<void>): Promise<Counted> {
   const object = warren.put(Buffer.alloc(2 * MiB, 7)); // in the node's LMDB, not inline
   const counter = Counter.remote(0);
-  expect(await warren.get(counter.get_.remote())).toBe(0);
+  const shared = Counter.options({ process: "shared" }).remote(0);
+  expect(await warren.get([counter.get_.remote(), shared.get_.remote()])).toEqual([0, 0]);
   let progress = 0;
   const syncTasks = (async () => {
     let ok = 0;
@@ -52,10 +57,11 @@ export async function countThrough(outage: () => Promise<void>): Promise<Counted
   const marks = fs.mkdtempSync(path.join(os.tmpdir(), "warren-outage-"));
   const queued = warren.get(Array.from({ length: QUEUED }, (_, i) => tally.remote(path.join(marks, String(i)), i, 20)));
   const actorBatch = warren.get(Array.from({ length: ACTOR_PIPELINED }, () => counter.increment.remote()));
+  const sharedBatch = warren.get(Array.from({ length: ACTOR_PIPELINED }, () => shared.increment.remote()));
   // Once the first has started, the batch is published (and, in durable mode, confirmed): the rest wait in the queue.
   await waitForCondition(() => fs.readdirSync(marks).length > 0, 30);
   await outage();
-  const [sync, values, batched, slept, actorBatched, ranQueued] = await Promise.all([syncTasks, actorSync, batch, slow, actorBatch, queued]);
+  const [sync, values, batched, slept, actorBatched, ranQueued, sharedValues] = await Promise.all([syncTasks, actorSync, batch, slow, actorBatch, queued, sharedBatch]);
   const bytes = (await warren.get(object)) as Buffer;
   const runs = ranQueued.map((i) => fs.readFileSync(path.join(marks, String(i)), "utf8").length);
   fs.rmSync(marks, { recursive: true, force: true });
@@ -65,6 +71,8 @@ export async function countThrough(outage: () => Promise<void>): Promise<Counted
     slow: slept,
     actorValues: [...values, ...actorBatched].sort((a, b) => a - b),
     actorFinal: await warren.get(counter.get_.remote()),
+    sharedValues,
+    sharedFinal: await warren.get(shared.get_.remote()),
     object: bytes.length === 2 * MiB && bytes.every((b) => b === 7) ? bytes.length : -1,
     queuedRanTwice: ranQueued.every((v, i) => v === i) ? runs.filter((n) => n > 1).length : -1,
   };
@@ -78,6 +86,8 @@ export function expectNothingLost(c: Counted): void {
   const calls = ACTOR_SYNC + ACTOR_PIPELINED;
   expect(c.actorValues).toEqual(Array.from({ length: calls }, (_, i) => i + 1));
   expect(c.actorFinal).toBe(calls);
+  expect(c.sharedValues).toEqual(Array.from({ length: ACTOR_PIPELINED }, (_, i) => i + 1));
+  expect(c.sharedFinal).toBe(ACTOR_PIPELINED);
   expect(c.object).toBe(2 * MiB);
   expect(c.queuedRanTwice).toBeGreaterThanOrEqual(0); // every queued task came back with its value
 }

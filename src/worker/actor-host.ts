@@ -69,15 +69,25 @@ export class ActorHost {
   }
 
   async start(): Promise<void> {
+    await this.declare();
+  }
+
+  /** The connection is gone: a call delivered again from now on is a resend, not a crash's. */
+  connectionLost(): void {
+    this.reconnected = true;
+  }
+
+  /** A new connection: consume the mailbox again, once its channel is open anew. */
+  async restore(): Promise<void> {
+    if (this.stopped) return;
+    await this.declare();
+    if (this.serving) await this.consumeMailbox();
+  }
+
+  /** Declares the mailbox on its channel, once that is open. */
+  private async declare(): Promise<void> {
     await this.mc.ready;
     await this.rt.topo.declareMailbox(this.mc.ch, this.create.handle);
-    this.rt.onLink({
-      down: () => { this.reconnected = true; },
-      restore: async () => {
-        await this.mc.ready; // the channel's own listener, heard first, opens it anew
-        if (this.serving && !this.stopped) await this.consumeMailbox();
-      },
-    });
   }
 
   /**
@@ -94,7 +104,7 @@ export class ActorHost {
   private async consumeMailbox(): Promise<void> {
     const mailbox = this.rt.topo.mailbox(this.create.handle);
     const again = () => this.exiting || resubscribe(`mailbox ${mailbox}`, async () => {
-      await this.rt.topo.declareMailbox(this.mc.ch, this.create.handle);
+      await this.declare();
       await this.consumeMailbox();
     }, (reason) => this.rt.channelLost(reason));
     // Named here, not by the broker's reply: a call may arrive, and stop the actor, before that reply is read.

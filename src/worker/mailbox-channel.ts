@@ -1,7 +1,7 @@
 /**
  * worker: a channel that actor mailboxes are consumed on, and its acks. An actor with a process of
  * its own has one; the shared actors of a host process spread over `sharedMailboxChannels` of
- * them (mailboxChannels below): a connection allows at most 2,047 channels, and each costs the
+ * them (MailboxChannels below): a connection allows at most 2,047 channels, and each costs the
  * broker a process of its own, so a host of a thousand actors cannot give each its own.
  *
  * Acks (settle) are one `multiple` ack up to the oldest call still running, and single acks for
@@ -18,7 +18,7 @@ export class MailboxChannel {
   ch!: amqp.Channel;
   /** Counts the channels opened: a call's ack belongs to the channel it came on, gone with a lost connection. */
   epoch = 0;
-  /** The channel of the current connection, once open: a consumer waits for it after an outage. */
+  /** The channel of the current connection, once open. */
   ready: Promise<void>;
   private readonly finished = new Map<number, amqp.ConsumeMessage>();
   private readonly ackedAbove = new Set<number>();
@@ -29,28 +29,29 @@ export class MailboxChannel {
   /** `prefetch`: the calls each mailbox consumed on it may have delivered and unacked. */
   constructor(private readonly rt: Runtime, readonly prefetch: number) {
     this.ready = this.open();
-    rt.onLink({
-      down: () => {
-        this.ch = rt.link.outbox.channel;
-        this.epoch++;
-        // The tags to ack died with the channel (the broker requeued those calls, or lost them).
-        clearTimeout(this.ackTimer);
-        this.ackTimer = undefined;
-        this.finished.clear();
-        this.ackedAbove.clear();
-        this.lowest = 1;
-      },
-      restore: () => (this.ready = this.open()),
-    });
   }
 
-  private async open(): Promise<void> {
-    const ch = await this.rt.conn.createChannel();
-    this.rt.link.watch(ch, (err) => this.closing || this.rt.channelLost(err), "the mailbox");
-    // Calls already delivered count as sent to this incarnation (Ray's rule too), so a deeper
-    // prefetch only trades how many fail on a crash for fewer round trips under load.
-    await ch.prefetch(this.prefetch);
-    this.ch = ch;
+  /** Opens the channel (anew, after an outage). */
+  open(): Promise<void> {
+    return (this.ready = (async () => {
+      const ch = await this.rt.conn.createChannel();
+      this.rt.link.watch(ch, (err) => this.closing || this.rt.channelLost(err), "the mailbox");
+      // Calls already delivered count as sent to this incarnation (Ray's rule too), so a deeper
+      // prefetch only trades how many fail on a crash for fewer round trips under load.
+      await ch.prefetch(this.prefetch);
+      this.ch = ch;
+    })());
+  }
+
+  /** The connection is gone, and the channel with it: the tags to ack died too (the broker requeued those calls, or lost them). */
+  down(): void {
+    this.ch = this.rt.link.outbox.channel;
+    this.epoch++;
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    this.finished.clear();
+    this.ackedAbove.clear();
+    this.lowest = 1;
   }
 
   /**
@@ -104,12 +105,35 @@ export class MailboxChannel {
   }
 }
 
-/** The channels of a host process's shared actors, opened as actors come, each actor given the next in turn. */
-export function mailboxChannels(rt: Runtime): () => MailboxChannel {
-  const channels: MailboxChannel[] = [];
-  let next = 0;
-  return () => {
-    if (channels.length < sharedMailboxChannels) channels.push(new MailboxChannel(rt, sharedPrefetch));
-    return channels[next++ % channels.length];
-  };
+/**
+ * A process's mailbox channels: an own actor's one, or a host's shared ones, each shared actor
+ * given the next in turn. Its owner (worker/main.ts) reopens them all after an outage, before any
+ * mailbox is consumed again.
+ */
+export class MailboxChannels {
+  private readonly all: MailboxChannel[] = [];
+  private next = 0;
+
+  constructor(private readonly rt: Runtime) {}
+
+  /** A channel of its own, for an actor with a process of its own (room for the calls it may run at once). */
+  own(maxConcurrency: number): MailboxChannel {
+    const c = new MailboxChannel(this.rt, Math.min(Math.max(maxConcurrency, 100), 1000));
+    this.all.push(c);
+    return c;
+  }
+
+  /** The next of the shared channels, opened as actors come (a host has only these). */
+  shared(): MailboxChannel {
+    if (this.all.length < sharedMailboxChannels) this.all.push(new MailboxChannel(this.rt, sharedPrefetch));
+    return this.all[this.next++ % this.all.length];
+  }
+
+  down(): void {
+    for (const c of this.all) c.down();
+  }
+
+  async restore(): Promise<void> {
+    await Promise.all(this.all.map((c) => c.open()));
+  }
 }

@@ -14,7 +14,7 @@ import { runOf } from "../core/task-events";
 import type { TaskContext } from "../core/context";
 import { ActorCreation, ResultMessage, TaskSpec, readTask } from "../wire/messages";
 import { ActorHost } from "./actor-host";
-import { MailboxChannel, mailboxChannels } from "./mailbox-channel";
+import { MailboxChannels } from "./mailbox-channel";
 import { Lease, leaseWindow } from "./lease";
 import { MaybePromise, andThen, execute, publishResult, showTitle, sendResultsAgain } from "./execute";
 import { IdleAfter } from "./idle";
@@ -47,8 +47,8 @@ let lease: Lease | undefined;
 let leased: { taskId: string; delivery: amqp.ConsumeMessage; acked: boolean } | undefined;
 /** The actors this worker hosts, by id: its own one, or a host process's shared ones. */
 const hosts = new Map<string, ActorHost>();
-/** The channel of an actor that becomes this worker's own, or the next of a host process's shared channels. */
-let sharedChannel: (() => MailboxChannel) | undefined;
+/** The channels their mailboxes are consumed on. */
+let channels: MailboxChannels;
 /** Leased workers of this node that died lately (their node tells), by queue. */
 const deaths = new RecentDeaths();
 /** Set when a force-cancel ends this worker: its lease channel closes on purpose. */
@@ -92,6 +92,18 @@ async function main(): Promise<void> {
       lease?.connectionLost();
     },
     restore: openLeaseChannel,
+  });
+  // One listener for every actor hosted here: the channels first, then a host's thousand mailboxes consumed again at once, not one after another.
+  channels = new MailboxChannels(rt);
+  rt.onLink({
+    down: () => {
+      channels.down();
+      for (const h of hosts.values()) h.connectionLost();
+    },
+    restore: async () => {
+      await channels.restore();
+      await Promise.all([...hosts.values()].map((h) => h.restore()));
+    },
   });
   rt.onResultsWanted = sendResultsAgain;
   rt.onExitActor = (id) => hosts.get(id)?.exitSoon();
@@ -240,9 +252,7 @@ async function hostActor(spec: TaskSpec, create: ActorCreation, resources: Recor
     send({ t: "actor-failed", id: info.id, error: result.error });
     return;
   }
-  const channel = create.shared
-    ? (sharedChannel ??= mailboxChannels(rt))()
-    : new MailboxChannel(rt, Math.min(Math.max(create.maxConcurrency, 100), 1000)); // room for every call it may run at once
+  const channel = create.shared ? channels.shared() : channels.own(create.maxConcurrency);
   const host = new ActorHost(rt, instance!, create, { gpuIds, resources }, send, channel, () => hosts.delete(info.id));
   hosts.set(info.id, host);
   await host.start();
