@@ -11,7 +11,7 @@ import * as path from "node:path";
 import * as warren from "warren";
 import { type Context, FAR_NODE } from "./context";
 import { Running, tick } from "./timing";
-import { AsyncActor, Client, SyncActor, bigBuffer, smallValue, timedGet, work } from "./workload";
+import { AsyncActor, Client, Counter, SyncActor, bigBuffer, smallValue, timedGet, work } from "./workload";
 import { NATIVE_CASES } from "./native";
 
 /** A get that waits longer than this fails the case instead of hanging the run. */
@@ -20,6 +20,8 @@ const GET_TIMEOUT = 30;
 const BIG_BYTES = 256 * 1024 * 1024;
 const GB = 1e9;
 const BATCH = 1000;
+/** Actors actor_creation_per_s creates per op. */
+const ACTORS = 100;
 
 type LimitName = "raw_roundtrip_sequential" | "raw_roundtrip_pipelined" | "memcpy_gigabytes" | "tcp_loopback_gigabytes";
 
@@ -35,7 +37,7 @@ interface Target {
 export interface Case {
   name: string;
   kind: "limit" | "warren";
-  unit: "ops/s" | "GB/s";
+  unit: "ops/s" | "GB/s" | "actors/s";
   what: string;
   limit?: LimitName;
   /** The limit divided by this (a batch of 1000 against round trips). */
@@ -216,6 +218,24 @@ export const CASES: Case[] = [
       const actors = batchOf(2, () => SyncActor.remote());
       const teardown = await withActors(actors);
       return { op: () => getAll(batchOf(4, () => work.remote(actors, BATCH))), multiplier: 4 * BATCH, teardown };
+    },
+  },
+  {
+    name: "actor_creation_per_s", kind: "warren", unit: "actors/s", target: { above: 20 },
+    what: `${ACTORS} own-process actors created (Counter.remote()) and each called once, all awaited; timed until the last call answers, the kills after are not`,
+    async setup(ctx) {
+      await ctx.warren();
+      return {
+        op: async () => {
+          const start = performance.now();
+          const actors = batchOf(ACTORS, () => Counter.remote());
+          await getAll(actors.map((a) => a.incr.remote()));
+          const seconds = (performance.now() - start) / 1000;
+          await killAll(actors.map((a) => [a, () => a.incr.remote()]));
+          return seconds;
+        },
+        multiplier: ACTORS,
+      };
     },
   },
   {
