@@ -6,6 +6,7 @@
  * NodeConfig, what a daemon is started with.
  */
 import type { Resources } from "../scheduling/shape";
+import { countFromEnv } from "../transport";
 
 export interface NodeOptions {
   /**
@@ -62,9 +63,19 @@ export interface NodeOptions {
    * @default 100_000
    */
   killedMemory: number;
+  /**
+   * The most ready workers a node keeps idle for what comes next (Ray's worker pool prestarts
+   * too). It keeps one per CPU at first; each time a task or actor takes the last idle one it
+   * keeps twice as many, up to this, and half as many again after `spareIdleMs` in which none
+   * was taken, stopping the spares that never ran anything. WARREN_SPARE_WORKERS sets it.
+   * @default 16
+   */
+  spareWorkers: number;
+  /** @default 10_000 */
+  spareIdleMs: number;
 }
 
-/** A node's options: the defaults, with WARREN_LEASES read from `env`, then `overrides`. */
+/** A node's options: the defaults, with WARREN_LEASES and WARREN_SPARE_WORKERS read from `env`, then `overrides`. */
 export function nodeOptions(env: NodeJS.ProcessEnv = process.env, overrides: Partial<NodeOptions> = {}): NodeOptions {
   return {
     heartbeatMs: 500,
@@ -76,6 +87,8 @@ export function nodeOptions(env: NodeJS.ProcessEnv = process.env, overrides: Par
     maxSlots: 128,
     cancelledMemory: 100_000,
     killedMemory: 100_000,
+    spareWorkers: countFromEnv("WARREN_SPARE_WORKERS", 16, env),
+    spareIdleMs: 10_000,
     ...overrides,
   };
 }
