@@ -11,7 +11,7 @@ import * as path from "node:path";
 import * as warren from "warren";
 import { type Context, FAR_NODE } from "./context";
 import { Running, tick } from "./timing";
-import { AsyncActor, Client, SyncActor, bigBuffer, smallValue, timedGet, work } from "./workload";
+import { AsyncActor, Client, Counter, SyncActor, bigBuffer, smallValue, timedGet, work } from "./workload";
 import { procs } from "./memory";
 import { NATIVE_CASES } from "./native";
 
@@ -23,6 +23,8 @@ const GB = 1e9;
 const BATCH = 1000;
 /** Shared actors created (and each called once) per op of shared_actor_creation_per_s: issue 16's 5,000. */
 const SHARED_ACTORS = 5000;
+/** Actors actor_creation_per_s creates per op. */
+const ACTORS = 100;
 
 type LimitName = "raw_roundtrip_sequential" | "raw_roundtrip_pipelined" | "memcpy_gigabytes" | "tcp_loopback_gigabytes" | "raw_queue_declares";
 
@@ -263,6 +265,24 @@ export const CASES: Case[] = [
         multiplier: SHARED_ACTORS,
         note: () => note,
         teardown: () => killAll([[first, () => first.small_value.remote()]]),
+      };
+    },
+  },
+  {
+    name: "actor_creation_per_s", kind: "warren", unit: "actors/s", target: { above: 20 },
+    what: `${ACTORS} own-process actors created (Counter.remote()) and each called once, all awaited; timed until the last call answers, the kills after are not`,
+    async setup(ctx) {
+      await ctx.warren();
+      return {
+        op: async () => {
+          const start = performance.now();
+          const actors = batchOf(ACTORS, () => Counter.remote());
+          await getAll(actors.map((a) => a.incr.remote()));
+          const seconds = (performance.now() - start) / 1000;
+          await killAll(actors.map((a) => [a, () => a.incr.remote()]));
+          return seconds;
+        },
+        multiplier: ACTORS,
       };
     },
   },

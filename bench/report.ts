@@ -97,12 +97,12 @@ export function report(results: Result[], memory: MemoryReport): string {
   }
   const cases = results.filter((r) => r.c.kind === "warren");
   if (cases.length) {
-    out.push("warren (ops/s unless marked GB/s; ratio = warren / limit; limit value: measured in rounds alternating with the case's)");
+    out.push("warren (ops/s unless marked; ratio = warren / limit; limit value: measured in rounds alternating with the case's)");
     const rows = [["case", "warren mean ± std", "Ray", "limit", "limit value", "ratio", "target", "met"]];
     for (const r of cases) {
       const limit = limitOf(r, byName);
       const met = targetMet(r, limit);
-      const unit = r.c.unit === "GB/s" ? " GB/s" : "";
+      const unit = r.c.unit === "ops/s" ? "" : ` ${r.c.unit}`;
       rows.push([
         r.c.name,
         meanStd(r) + unit,

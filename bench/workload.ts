@@ -51,6 +51,15 @@ export class Client extends warren.Actor {
   }
 }
 
+/** An actor with the default options (its own process, 1 CPU to place it, none held): what actor_creation_per_s creates by the hundred. */
+@warren.actor()
+export class Counter extends warren.Actor {
+  private n = 0;
+  incr(): number {
+    return ++this.n;
+  }
+}
+
 /** A large object, made where the case places this task. */
 export const bigBuffer = warren.remote(function big_buffer(size: number) {
   return Buffer.alloc(size, 7);

@@ -29,10 +29,17 @@ export function printLog(e: LogEntry): void {
   out.write(lines.map((l) => `(${e.name} pid=${e.pid}) ${l}\n`).join(""));
 }
 
-/** The most lines that begin `next` and end `seen`. */
+/**
+ * The most lines that begin `next` and stand together somewhere in `seen`. A crash's tail comes
+ * one source's run at a time (node/logs.ts), so a run the worker printed before its last task's
+ * is matched inside what was printed, not only at its end.
+ */
 function overlap(seen: string[], next: string[]): number {
-  for (let n = Math.min(seen.length, next.length); n > 0; n--) {
-    if (next.slice(0, n).every((l, i) => l === seen[seen.length - n + i])) return n;
+  let most = 0;
+  for (let start = 0; start < seen.length; start++) {
+    let n = 0;
+    while (n < next.length && start + n < seen.length && seen[start + n] === next[n]) n++;
+    most = Math.max(most, n);
   }
-  return 0;
+  return most;
 }

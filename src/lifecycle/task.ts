@@ -52,28 +52,32 @@ const STATES: TaskState[] = [
 const EVENTS: TaskEvent["type"][] = ["ARGS_READY", "DISPATCHED", "RUN", "BLOCK", "UNBLOCK", "RETRY", "FINISH", "FAIL"];
 
 /**
- * The machine's transition function as a table, computed once by xstate itself from every
- * (state, event) pair. An owner moves each of its tasks through it with a lookup: a live actor
- * per task cost about 40 us, which is most of a small task's budget on the owner's side. (The
- * machine has no guards; its context, attempt and error, the owner keeps beside the state.)
+ * The machine's transition function as a table, computed by xstate itself from every
+ * (state, event) pair on the first transition: a process that never owns a task (an actor's
+ * worker) does not pay its 10-20 ms at start. An owner moves each of its tasks through it with a
+ * lookup: a live actor per task cost about 40 us, which is most of a small task's budget on the
+ * owner's side. (The machine has no guards; its context, attempt and error, the owner keeps
+ * beside the state.)
  */
-const TABLE: Record<string, Partial<Record<string, TaskState>>> = (() => {
-  const table: Record<string, Partial<Record<string, TaskState>>> = {};
+let table: Record<string, Partial<Record<string, TaskState>>> | undefined;
+
+function transitions(): Record<string, Partial<Record<string, TaskState>>> {
+  const t: Record<string, Partial<Record<string, TaskState>>> = {};
   for (const state of STATES) {
-    table[state] = {};
+    t[state] = {};
     if (taskMachine.states[state].type === "final") continue; // an ended task stays ended, as a live actor would
     const at = taskMachine.resolveState({ value: state, context: { attempt: 0 } });
     for (const type of EVENTS) {
       const [next] = transition(taskMachine, at, (type === "FAIL" ? { type, error: "" } : { type }) as TaskEvent);
-      if (next.value !== state) table[state][type] = next.value as TaskState;
+      if (next.value !== state) t[state][type] = next.value as TaskState;
     }
   }
-  return table;
-})();
+  return t;
+}
 
 /** The state after `event` (unchanged if the machine ignores it there). */
 export function nextTaskState(state: TaskState, event: TaskEvent["type"]): TaskState {
-  return TABLE[state][event] ?? state;
+  return (table ??= transitions())[state][event] ?? state;
 }
 
 export const INITIAL_TASK_STATE: TaskState = "PENDING_ARGS_AVAIL";

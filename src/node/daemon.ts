@@ -90,6 +90,7 @@ export class NodeDaemon {
     this.logs = new NodeLogs({ sessionDir: config.sessionDir, rotation: rotationFromEnv(), topo: this.topo, ch: () => this.ch });
     this.pool = new WorkerPool({
       options: this.options,
+      cpus: config.resources.CPU ?? 0,
       worker: { address: config.address, cluster: config.cluster, nodeId: config.nodeId, storePath: this.storePath, durable: false },
       logs: this.logs,
       topo: this.topo,
@@ -130,8 +131,7 @@ export class NodeDaemon {
     this.metrics = await serveMetrics(nodeSource({ nodeId, total, free: this.free, pool: this.pool, actors: this.actors, store: this.store, link: this.link, objects: this.objects }));
     await this.register();
     this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatMs));
-    // Ray prestarts a worker per CPU so the first tasks do not wait for a process to boot.
-    for (let i = 0; i < Math.floor(this.config.resources.CPU ?? 0); i++) this.pool.spawn();
+    this.pool.refill(); // a spare per CPU, so the first tasks do not wait for a process to boot
   }
 
   /**

@@ -6,6 +6,7 @@
  * NodeConfig, what a daemon is started with.
  */
 import type { Resources } from "../scheduling/shape";
+import { countFromEnv } from "../transport";
 
 export interface NodeOptions {
   /**
@@ -64,13 +65,23 @@ export interface NodeOptions {
   killedMemory: number;
   /**
    * The most shared actors (`process: "shared"`) one host process holds; the node starts another
-   * host of that shape when every one is full. About 120 KiB of a host's memory per actor.
+   * host of that shape when every one is full. About 47 KiB of a host's memory per actor.
    * @default 1000
    */
   actorsPerHost: number;
+  /**
+   * The most ready workers a node keeps idle for what comes next (Ray's worker pool prestarts
+   * too). It keeps one per CPU at first; each time a task or actor takes the last idle one it
+   * keeps twice as many, up to this, and half as many again after `spareIdleMs` in which none
+   * was taken, stopping the spares that never ran anything. WARREN_SPARE_WORKERS sets it.
+   * @default 16
+   */
+  spareWorkers: number;
+  /** @default 10_000 */
+  spareIdleMs: number;
 }
 
-/** A node's options: the defaults, with WARREN_LEASES read from `env`, then `overrides`. */
+/** A node's options: the defaults, with WARREN_LEASES and WARREN_SPARE_WORKERS read from `env`, then `overrides`. */
 export function nodeOptions(env: NodeJS.ProcessEnv = process.env, overrides: Partial<NodeOptions> = {}): NodeOptions {
   return {
     heartbeatMs: 500,
@@ -83,6 +94,8 @@ export function nodeOptions(env: NodeJS.ProcessEnv = process.env, overrides: Par
     cancelledMemory: 100_000,
     killedMemory: 100_000,
     actorsPerHost: 1000,
+    spareWorkers: countFromEnv("WARREN_SPARE_WORKERS", 16, env),
+    spareIdleMs: 10_000,
     ...overrides,
   };
 }

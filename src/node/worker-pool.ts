@@ -4,7 +4,9 @@
  * the slot it leases), the idle list, the count of workers still starting, and ranks: each live
  * worker has the lowest number no other has, its lease's place in line at the broker
  * (leasePriority - rank). It hands tasks to idle workers for the scheduler and gives back what a
- * worker held; what a worker says, and its exit, go to the daemon (PoolEvents).
+ * worker held; what a worker says, and its exit, go to the daemon (PoolEvents). It keeps spares:
+ * ready workers for what comes next, more while tasks and actors keep taking the last one
+ * (options.ts spareWorkers), so a burst of actors finds a process already started.
  *
  * Invariants a change must keep:
  * - A worker is in `idle` only while ready and holding nothing; `starting` counts those forked
@@ -13,8 +15,11 @@
  *   rather than raise EPIPE, which would end the node (the exit deals with what it held).
  * - What a worker held is given back to the ledger and GPU pool once (release), by whoever
  *   takes the slot from it: its task's end, its lease's return, its exit.
- * - A host process of shared actors (`hosted`) is never idle and runs no task: it gets only
+ * - A host process of shared actors (`host`) is never idle and runs no task: it gets only
  *   creations of shared actors of its shape, at most actorsPerHost of them.
+ * - Spares are started at most one per CPU at a time (Ray's maximum_startup_concurrency): a
+ *   worker's start is CPU-bound, so more at once would only make each one later. Only a spare
+ *   that never ran anything is stopped when demand falls: it has printed nothing for a job.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -39,6 +44,8 @@ export interface Worker {
   /** Its stdout and stderr (node/logs.ts). */
   logFile: string;
   ready: boolean;
+  /** It was handed a task or an actor once (a spare that never was may be stopped). */
+  used: boolean;
   /** Its id (getRuntimeContext().workerId), which its runtime owns by: the node picks it. */
   workerId: string;
   /** The lowest number no other live worker of this node has: its lease's place in line (leasePriority). */
@@ -71,7 +78,9 @@ export interface PoolEvents {
 }
 
 export interface WorkerPoolDeps {
-  options: Pick<NodeOptions, "leases" | "leasePriority" | "actorsPerHost">;
+  options: Pick<NodeOptions, "leases" | "leasePriority" | "actorsPerHost" | "spareWorkers" | "spareIdleMs">;
+  /** The node's CPUs: spares kept at first, and started at once at most. */
+  cpus: number;
   /** What each worker is started with (each is given its own id and log file). */
   worker: Omit<WorkerConfig, "workerId" | "log">;
   logs: NodeLogs;
@@ -86,10 +95,23 @@ export class WorkerPool implements WorkerSlots {
   readonly all = new Set<Worker>();
   private readonly idleList: Worker[] = [];
   private startingCount = 0;
+  /** Ready workers kept idle for what comes next: one per CPU, doubled when the last idle one is taken. */
+  private spareTarget: number;
+  private readonly baseSpares: number;
+  /** Workers started at once at most, by refill: one per CPU. */
+  private readonly maxStarting: number;
+  private stopped = false;
+  /** Whether a worker was taken since the last look of `decay`. */
+  private taken = false;
+  private readonly decayTimer: NodeJS.Timeout;
   /** What the workers that exited had run, by task name. */
   private readonly exitedTally = new Map<string, TaskTally>();
 
-  constructor(private readonly deps: WorkerPoolDeps) {}
+  constructor(private readonly deps: WorkerPoolDeps) {
+    this.baseSpares = this.spareTarget = Math.floor(deps.cpus);
+    this.maxStarting = Math.max(1, this.baseSpares);
+    this.decayTimer = setInterval(() => this.decay(), deps.options.spareIdleMs).unref();
+  }
 
   /** What every worker started from now on is told (WARREN_WORKER). */
   get workerConfig(): WorkerPoolDeps["worker"] {
@@ -118,14 +140,17 @@ export class WorkerPool implements WorkerSlots {
     const config: WorkerConfig = { ...this.deps.worker, workerId, log: { dir: logs.dir, ...logs.rotation } };
     const proc = fork(WORKER_MAIN, [], {
       env: { ...process.env, WARREN_WORKER: JSON.stringify(config) },
-      execArgv: [...process.execArgv, "--expose-gc"], // to release borrowed refs (core/objects.ts reportHeld)
+      // --expose-gc: to release borrowed refs (core/objects.ts reportHeld). No memory reducer: its
+      // collections after a worker's start cost each idle worker about 4 ms of CPU a second for
+      // 4 MiB less RSS, which a node of a hundred actors cannot spare on 2 cores.
+      execArgv: [...process.execArgv, "--expose-gc", "--no-memory-reducer"],
       serialization: "advanced",
       stdio: ["ignore", out.fd, out.fd, "ipc"],
     });
     fs.closeSync(out.fd);
     let rank = 0;
     while ([...this.all].some((o) => o.rank === rank)) rank++;
-    const w: Worker = { proc, workerId, logFile: out.named(proc.pid ?? 0), ready: false, rank: Math.min(rank, options.leasePriority - 1), tally: [] };
+    const w: Worker = { proc, workerId, logFile: out.named(proc.pid ?? 0), ready: false, used: false, rank: Math.min(rank, options.leasePriority - 1), tally: [] };
     this.all.add(w);
     this.startingCount++;
     proc.on("message", (m: WorkerToNode) => (m.t === "tally" ? (w.tally = m.tasks) : events.message(w, m)));
@@ -137,8 +162,25 @@ export class WorkerPool implements WorkerSlots {
   ready(w: Worker): void {
     w.ready = true;
     this.startingCount--;
-    if (!w.host) return void this.idleList.push(w);
-    for (const m of w.host.waiting.splice(0)) this.post(w, m);
+    if (w.host) {
+      for (const m of w.host.waiting.splice(0)) this.post(w, m);
+      return;
+    }
+    this.idleList.push(w);
+    this.refill();
+  }
+
+  /** Starts spares until `spareTarget` are idle or starting, one per CPU at a time. */
+  refill(): void {
+    if (this.stopped) return;
+    while (this.idleList.length + this.startingCount < this.spareTarget && this.startingCount < this.maxStarting) this.spawn();
+  }
+
+  /** No worker taken for spareIdleMs: keep half as many spares, and stop the unused ones above that. */
+  private decay(): void {
+    if (this.taken || this.spareTarget === this.baseSpares) return void (this.taken = false);
+    this.spareTarget = Math.max(this.baseSpares, this.spareTarget >> 1);
+    for (const w of this.idleList.filter((o) => !o.used).slice(this.spareTarget)) w.proc.kill("SIGKILL");
   }
 
   /** The ready workers, by owner id: a state query waits for their answers. */
@@ -158,6 +200,8 @@ export class WorkerPool implements WorkerSlots {
     if (sharedCreation(h)) return this.host(t, h);
     const w = this.idleList.pop()!;
     w.task = t;
+    w.used = this.taken = true;
+    if (this.idleList.length === 0) this.spareTarget = Math.max(this.spareTarget, Math.min(this.deps.options.spareWorkers, 2 * this.spareTarget || 1));
     const held = h.actor ? parseShape(h.held) : t.demand;
     if (h.actor) w.actor = { ...creationActor(h)!, creation: t.msg, held, heldUnits: compileDemand(held), gpuIds: t.gpuIds, alive: false };
     else w.lease = { queue: this.deps.topo.shapeQueue(t.shape), units: t.units, demand: t.demand, gpuIds: t.gpuIds, lent: false };
@@ -166,6 +210,7 @@ export class WorkerPool implements WorkerSlots {
       t: "task", body: t.msg.content, tag: t.msg.fields.deliveryTag, attempt: h.attempt ?? 0, gpuIds: t.gpuIds, resources: held,
       lease: leases && w.lease ? { queue: w.lease.queue, priority: leasePriority - w.rank } : undefined,
     });
+    this.refill();
   }
 
   /**
@@ -179,6 +224,8 @@ export class WorkerPool implements WorkerSlots {
     if (!w) {
       w = this.idleList.pop() ?? this.spawn();
       w.host = { shape, actors: new Map(), waiting: [] };
+      w.used = this.taken = true;
+      this.refill();
     }
     const host = w.host!;
     const a: HostedActor = { ...creationActor(h)!, creation: t.msg, creating: t, held, heldUnits: compileDemand(held), gpuIds: [], alive: false };
@@ -260,6 +307,8 @@ export class WorkerPool implements WorkerSlots {
 
   /** Kills every worker; resolves once all have exited. */
   async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.decayTimer);
     const exits = [...this.all].map((w) => new Promise((res) => {
       w.proc.once("exit", res);
       w.proc.kill("SIGKILL");
@@ -282,6 +331,7 @@ export class WorkerPool implements WorkerSlots {
     if (i >= 0) this.idleList.splice(i, 1);
     if (!w.ready) this.startingCount--;
     this.deps.events.exit(w, code, signal);
+    this.refill();
   }
 }
 
