@@ -79,6 +79,18 @@ describe("a private cluster's logs", () => {
     await warren.kill(talker);
   });
 
+  test("`warren logs --actor` of a shared actor shows its lines, not those of the actors beside it in its host", async () => {
+    const Shared = l.Talker.options({ process: "shared" });
+    const [talker, neighbour] = [Shared.remote(), Shared.remote()];
+    const line = unique("shared-line");
+    const pid = await warren.get(talker.say.remote(line));
+    expect(await warren.get(neighbour.say.remote(unique("neighbour")))).toBe(pid);
+    const r = await cli("logs", "--cluster", info.cluster, "--actor", talker.actorId);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`(Talker pid=${pid}) ${line}\n`);
+    await Promise.all([talker, neighbour].map((a) => warren.kill(a)));
+  });
+
   test("`warren logs --follow` prints lines printed after it started", async () => {
     const follower = spawn(process.execPath, [CLI, "logs", "--cluster", info.cluster, "--tail", "1", "--follow"]);
     let seen = "";
