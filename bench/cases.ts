@@ -253,15 +253,9 @@ export const CASES: Case[] = [
       const baseKiB = procs.rssKiB(await getOne(first.pid.remote()) as number) ?? 0;
       let note: string | undefined;
       return {
-        op: async () => {
-          const start = performance.now();
-          const actors = batchOf(SHARED_ACTORS, () => Shared.remote());
-          await getAll(actors.map((a) => a.small_value.remote()));
-          const took = (performance.now() - start) / 1000;
+        op: () => timedCreation(SHARED_ACTORS, () => Shared.remote(), (a) => a.small_value.remote(), async (actors) => {
           note ??= await hostMemory(actors, baseKiB);
-          await killAll(actors.map((h) => [h, () => h.small_value.remote()]));
-          return took;
-        },
+        }),
         multiplier: SHARED_ACTORS,
         note: () => note,
         teardown: () => killAll([[first, () => first.small_value.remote()]]),
@@ -274,14 +268,7 @@ export const CASES: Case[] = [
     async setup(ctx) {
       await ctx.warren();
       return {
-        op: async () => {
-          const start = performance.now();
-          const actors = batchOf(ACTORS, () => Counter.remote());
-          await getAll(actors.map((a) => a.incr.remote()));
-          const seconds = (performance.now() - start) / 1000;
-          await killAll(actors.map((a) => [a, () => a.incr.remote()]));
-          return seconds;
-        },
+        op: () => timedCreation(ACTORS, () => Counter.remote(), (a) => a.incr.remote()),
         multiplier: ACTORS,
       };
     },
@@ -398,6 +385,20 @@ export const CASES: Case[] = [
 /** Not a timed case: the memory target's situation (bench/idle_memory.js). */
 export const IDLE_MEMORY = "idle_memory";
 export const ALL_NAMES = [...CASES.map((c) => c.name), IDLE_MEMORY];
+
+/**
+ * One op of a creation case: `n` actors made and each called once, timed (the seconds it
+ * returns), then killed, not timed; `made` sees them before the kill.
+ */
+async function timedCreation<A extends warren.ActorHandle<unknown>>(n: number, make: () => A, call: (a: A) => warren.ObjectRef<unknown>, made?: (actors: A[]) => Promise<void>): Promise<number> {
+  const start = performance.now();
+  const actors = batchOf(n, make);
+  await getAll(actors.map(call));
+  const seconds = (performance.now() - start) / 1000;
+  await made?.(actors);
+  await killAll(actors.map((a) => [a, () => call(a)]));
+  return seconds;
+}
 
 /** The memory of the host processes of shared `actors`: their RSS, and what that is per actor beyond `baseKiB` a host. */
 async function hostMemory(actors: warren.ActorHandle<SyncActor>[], baseKiB: number): Promise<string> {
