@@ -11,7 +11,7 @@
 import { createActor } from "xstate";
 import { BoundedSet } from "../bounded";
 import { WarrenError } from "../errors";
-import { actorMachine, startActorLifecycle } from "../lifecycle/actor";
+import { type ActorLifecycle, endedLifecycle, startActorLifecycle } from "../lifecycle/actor";
 import { NodeState, nodeMachine, startNodeLifecycle } from "../lifecycle/node";
 import { Resources, add, fits, parseShape } from "../scheduling/shape";
 import type { HandleInfo } from "../wire/descriptors";
@@ -21,7 +21,7 @@ import type {
 import type { ActorFields, RegistryStore, SavedRegistry } from "./store";
 
 export interface ActorRecord extends ActorFields {
-  lifecycle: ReturnType<typeof startActorLifecycle>;
+  lifecycle: ActorLifecycle;
 }
 
 export interface NodeRecord {
@@ -79,7 +79,7 @@ export class HeadRegistry {
    */
   private restore(saved: SavedRegistry): void {
     for (const { lifecycle, ...a } of saved.actors) {
-      this.actors.set(a.handle.id, { ...a, lifecycle: createActor(actorMachine, { snapshot: lifecycle }).start() });
+      this.actors.set(a.handle.id, { ...a, lifecycle: startActorLifecycle(lifecycle) });
       if (this.state(a.handle.id) === "DEAD") this.dead.add(a.handle.id);
       else if (a.name !== undefined) this.named.set(`${a.namespace}/${a.name}`, a.handle.id);
     }
@@ -222,8 +222,14 @@ export class HeadRegistry {
     if (!a) return;
     if (creation) a.creation = creation;
     a.lifecycle.send(event);
+    const dead = this.state(id) === "DEAD";
+    if (dead) {
+      // Never to change or restart again: kept small, as the head keeps up to deadActorsKept of them.
+      a.lifecycle = endedLifecycle(a.lifecycle);
+      a.creation = undefined;
+    }
     this.saveActor(a);
-    if (this.state(id) === "DEAD") this.dead.add(id);
+    if (dead) this.dead.add(id);
   }
 
   /** Drops a dead actor pushed out of `dead`: its calls then fail as to an unknown actor's. */

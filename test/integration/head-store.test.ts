@@ -178,3 +178,21 @@ test("past deadKept dead actors, the oldest dead is dropped from the registry an
   const reloaded = new HeadRegistry(openStore(), 2);
   expect(reloaded.list().map((a) => a.handle.id).sort()).toEqual(["d2", "d3", "live"]);
 });
+
+test("a dead actor is kept as its last state alone: its row, cause and end are there, its creation is not, before and after a reload", async () => {
+  const store = openStore();
+  const registry = new HeadRegistry(store, HEAD_DEFAULTS.deadActorsKept);
+  register(registry, "short");
+  registry.onEvent("short", { type: "ALIVE", nodeId: "node-a", pid: 7 }, creation);
+  registry.onEvent("short", { type: "DEAD", cause });
+  registry.onEvent("short", { type: "ALIVE", nodeId: "node-b", pid: 8 }); // DEAD is final
+  const row = registry.actorRows().find((r) => r.actor_id === "short");
+  expect(row).toMatchObject({ state: "DEAD", node_id: "node-a", pid: 7, death_cause: "it was killed" });
+  expect(registry.list().find((a) => a.handle.id === "short")?.creation).toBeUndefined();
+  await registry.incarnationOver("short", false); // resolves: that incarnation is over
+  await close(store);
+  const reloaded = new HeadRegistry(openStore(), HEAD_DEFAULTS.deadActorsKept);
+  expect(reloaded.info("short")).toEqual({ state: "DEAD", cause, className: "Counter" });
+  expect(reloaded.actorRows().find((r) => r.actor_id === "short")).toEqual(row);
+  await reloaded.incarnationOver("short", true);
+});
