@@ -116,3 +116,7 @@ test("native: AssemblyScript kernels as remote functions and actor methods; a fo
   }
   expect(out).toMatch(/refused: warren\.wasm\(\): the WebAssembly module .*forbidden\.wasm imports env\.readFile, which is not granted/);
 });
+
+test("shared actors: a thousand in one host process, each its own state; one killed while the others live on", () => {
+  expect(run("shared_actors")).toMatch(/^1000 actors created and called in [\d.]+ s, in 1 host process\(es\)$/m);
+});
