@@ -16,10 +16,10 @@ import type { NodeSummary } from "../wire/head";
 import { Runtime } from "../core/runtime";
 import { currentRuntime, hasRuntime } from "../core/current";
 import type { RuntimeConfig } from "../core/context";
-import { clusterDir, compiled, linkLatestSession } from "../core/paths";
+import { clusterDir, compiled, linkLatestSession, registryFile } from "../core/paths";
 import { reachedInit } from "../core/functions";
 import { keepLogsOnly } from "../node/logs";
-import { sweepDeadPrivateClusters } from "../core/leftovers";
+import { removeAfterNodeDied, sweepDeadPrivateClusters } from "../core/leftovers";
 import { dashboardOptions } from "../head/dashboard";
 
 const NODE_MAIN = path.join(__dirname, "..", "node", "main.js");
@@ -225,7 +225,8 @@ export async function shutdown(): Promise<void> {
   const kept = privateCluster;
   privateCluster = undefined;
   if (kept && fs.existsSync(clusterDir(kept))) {
-    keepLogsOnly(clusterDir(kept)); // already done by a node that stopped, not by one that died
+    // A node that stopped has done both; one that died left its queues (mailboxes, shapes) on the broker.
+    if (!fs.existsSync(registryFile(kept)) || (await removeAfterNodeDied(kept, rt.config.address))) keepLogsOnly(clusterDir(kept));
     linkLatestSession(kept);
   }
 }

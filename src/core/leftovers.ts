@@ -77,6 +77,13 @@ export async function leftoversOf(cluster: string): Promise<Leftover> {
  * returns whether it did. Queues and exchanges already gone are no error.
  */
 export async function removeLeftovers(conn: amqp.ChannelModel, l: Leftover): Promise<boolean> {
+  if (!(await removeFromBroker(conn, l))) return false;
+  fs.rmSync(l.dir, { recursive: true, force: true });
+  return true;
+}
+
+/** The broker's part of removeLeftovers: the queues and exchanges, once no head holds the cluster's head queue. */
+async function removeFromBroker(conn: amqp.ChannelModel, l: Leftover): Promise<boolean> {
   if (!(await queueAbsent(conn, new Topology(l.cluster).head))) return false;
   const ch = await conn.createChannel();
   ch.on("error", () => undefined);
@@ -86,8 +93,26 @@ export async function removeLeftovers(conn: amqp.ChannelModel, l: Leftover): Pro
   } finally {
     await ch.close().catch(() => undefined);
   }
-  fs.rmSync(l.dir, { recursive: true, force: true });
   return true;
+}
+
+/**
+ * shutdown() of a driver whose private node died (a node that stopped removed all it made, and
+ * its registry file): what the registry names is removed from the broker now, while the file is
+ * there to say it, and the folder kept for its logs. False if that could not be done (the broker
+ * away): the file then stays for the next init()'s sweep or `warren cleanup`. Never throws.
+ */
+export async function removeAfterNodeDied(cluster: string, address: string): Promise<boolean> {
+  try {
+    const conn = await connectBroker(address, connectionName(cluster, "sweep", ""));
+    try {
+      return await removeFromBroker(conn, await leftoversOf(cluster));
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+  } catch {
+    return false;
+  }
 }
 
 /** init()'s sweep: removes what the dead private clusters of this machine left; never throws. */

@@ -5,6 +5,8 @@ import * as path from "node:path";
 import { execFile } from "node:child_process";
 import * as warren from "warren";
 import { add, pid, sleep } from "../fixtures/tasks";
+import { Counter } from "../fixtures/actors";
+import { clusterDir } from "../../src/core/paths";
 import { waitForCondition } from "warren/testing";
 import { brokerHas, consumerCount, processesWith } from "../helpers";
 
@@ -85,9 +87,14 @@ test("shutdown leaves no process, queue, exchange or LMDB file behind, only its 
   expect(() => add.remote(1, 2)).toThrow(/init/);
 });
 
-test("if the node a driver started dies, its pending and later calls fail clearly instead of hanging", async () => {
+test("if the node a driver started dies, its pending and later calls fail clearly instead of hanging, and shutdown() removes the queues it left", async () => {
   const info = await warren.init({ numCpus: 1 });
   expect(await warren.get(add.remote(1, 2))).toBe(3);
+  const counters = [Counter.remote(), Counter.options({ process: "shared" }).remote()];
+  expect(await warren.get(counters.map((c) => c.increment.remote()))).toEqual([1, 1]);
+  const prefix = `warren.${info.cluster}`;
+  const left = [...counters.map((c) => `${prefix}.mailbox.Counter.${c.actorId}`), `${prefix}.shape.CPU:1`];
+  for (const q of left) expect(await brokerHas("queue", q)).toBe(true);
   const running = sleep.remote(60);
   const nodePid = processesWith(info.cluster).find((p) => fs.readFileSync(`/proc/${p}/cmdline`, "utf8").startsWith("warren::node"));
   expect(nodePid).toBeDefined();
@@ -99,6 +106,9 @@ test("if the node a driver started dies, its pending and later calls fail clearl
   await warren.shutdown();
   expect(warren.isInitialized()).toBe(false);
   await waitForCondition(() => processesWith(info.cluster).length === 0, 10);
+  for (const q of left) expect(await brokerHas("queue", q)).toBe(false);
+  expect(await brokerHas("exchange", `${prefix}.tasks`)).toBe(false);
+  expect(fs.readdirSync(clusterDir(info.cluster))).toContain("logs"); // its logs stay
 });
 
 test("two clusters on one broker never see each other's tasks", async () => {
