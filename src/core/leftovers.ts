@@ -103,6 +103,11 @@ async function removeFromBroker(conn: amqp.ChannelModel, l: Leftover): Promise<b
  * away): the file then stays for the next init()'s sweep or `warren cleanup`. Never throws.
  */
 export async function removeAfterNodeDied(cluster: string, address: string): Promise<boolean> {
+  // Its workers see the node's death by themselves, and one still starting would declare the
+  // cluster's exchanges again on connecting: they go first (within a worker's start, under a second).
+  for (const until = Date.now() + 10_000; deadHere({ only: cluster }).length === 0 && Date.now() < until; ) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
   try {
     const conn = await connectBroker(address, connectionName(cluster, "sweep", ""));
     try {
