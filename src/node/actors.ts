@@ -81,9 +81,7 @@ export class Actors {
       const key = `${state} ${className}`;
       rows.set(key, { className, state, count: (rows.get(key)?.count ?? 0) + n });
     };
-    for (const w of this.deps.pool.all) {
-      for (const a of w.actor ? [w.actor] : w.host?.actors.values() ?? []) add(a.className, a.alive ? "ALIVE" : "PENDING_CREATION", 1);
-    }
+    for (const w of this.deps.pool.all) for (const a of this.deps.pool.actorsOf(w)) add(a.className, a.alive ? "ALIVE" : "PENDING_CREATION", 1);
     for (const [className, n] of this.buried) add(className, "DEAD", n);
     return [...rows.values()];
   }

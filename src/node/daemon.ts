@@ -46,7 +46,7 @@ import { type NodeConfig, type NodeOptions, nodeOptions } from "./options";
 import { type Running, TaskChannel } from "./deliveries";
 import { Scheduler } from "./scheduler";
 import { HeldAtLoss } from "./held";
-import { type Worker, WorkerPool } from "./worker-pool";
+import { type Worker, WorkerPool, takesTasks } from "./worker-pool";
 import { Actors } from "./actors";
 import { stateAnswer, workerRows } from "./answers";
 import { ObjectServer } from "./object-server";
@@ -411,14 +411,13 @@ export class NodeDaemon {
     if (this.stopping) return;
     const how = signal ?? `exit code ${code}`;
     const death = this.logs.died(w.logFile, w.proc.pid!, how);
-    if (w.actor) this.actors.workerExit(w, w.actor, death);
-    else if (w.host) for (const a of w.host.actors.values()) this.actors.workerExit(w, a, death);
+    if (!takesTasks(w)) for (const a of this.pool.actorsOf(w)) this.actors.workerExit(w, a, death);
     else {
       // A leased task it held goes back to the queue by itself (the broker requeues it): whoever
       // gets it on this node hears how the worker died, to say so if it must fail the task.
       if (w.lease) {
         this.deaths.note(w.lease.queue, death);
-        for (const o of this.pool.all) if (o.ready && !o.actor && !o.host) this.pool.post(o, { t: "worker-died", queue: w.lease.queue, death });
+        for (const o of this.pool.all) if (o.ready && takesTasks(o)) this.pool.post(o, { t: "worker-died", queue: w.lease.queue, death });
       }
       if (w.task) this.onTaskWorkerExit(w.task, death);
       this.pool.release(w);

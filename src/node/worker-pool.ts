@@ -198,19 +198,28 @@ export class WorkerPool implements WorkerSlots {
   hand(t: Running): void {
     const h = t.msg.properties.headers ?? {};
     if (sharedCreation(h)) return this.host(t, h);
-    const w = this.idleList.pop()!;
+    const w = this.take();
     w.task = t;
-    w.used = this.taken = true;
-    if (this.idleList.length === 0) this.spareTarget = Math.max(this.spareTarget, Math.min(this.deps.options.spareWorkers, 2 * this.spareTarget || 1));
     const held = h.actor ? parseShape(h.held) : t.demand;
     if (h.actor) w.actor = { ...creationActor(h)!, creation: t.msg, held, heldUnits: compileDemand(held), gpuIds: t.gpuIds, alive: false };
     else w.lease = { queue: this.deps.topo.shapeQueue(t.shape), units: t.units, demand: t.demand, gpuIds: t.gpuIds, lent: false };
     const { leases, leasePriority } = this.deps.options;
     this.post(w, {
-      t: "task", body: t.msg.content, tag: t.msg.fields.deliveryTag, attempt: h.attempt ?? 0, gpuIds: t.gpuIds, resources: held,
+      ...taskMessage(t, held), gpuIds: t.gpuIds,
       lease: leases && w.lease ? { queue: w.lease.queue, priority: leasePriority - w.rank } : undefined,
     });
+  }
+
+  /**
+   * An idle worker (or, for a host with none idle, one started for it) taken: the pool keeps
+   * twice as many spares once the last idle one is gone, and starts what it now lacks.
+   */
+  private take(): Worker {
+    const w = this.idleList.pop() ?? this.spawn();
+    w.used = this.taken = true;
+    if (this.idleList.length === 0) this.spareTarget = Math.max(this.spareTarget, Math.min(this.deps.options.spareWorkers, 2 * this.spareTarget || 1));
     this.refill();
+    return w;
   }
 
   /**
@@ -222,17 +231,20 @@ export class WorkerPool implements WorkerSlots {
     const shape: string = h.held;
     let w = [...this.all].find((o) => o.host?.shape === shape && o.host.actors.size < this.deps.options.actorsPerHost);
     if (!w) {
-      w = this.idleList.pop() ?? this.spawn();
+      w = this.take();
       w.host = { shape, actors: new Map(), waiting: [] };
-      w.used = this.taken = true;
-      this.refill();
     }
     const host = w.host!;
     const a: HostedActor = { ...creationActor(h)!, creation: t.msg, creating: t, held, heldUnits: compileDemand(held), gpuIds: [], alive: false };
     host.actors.set(a.id, a);
-    const m: NodeToWorker = { t: "task", body: t.msg.content, tag: t.msg.fields.deliveryTag, attempt: h.attempt ?? 0, gpuIds: [], resources: held };
+    const m: NodeToWorker = { ...taskMessage(t, held), gpuIds: [] };
     if (w.ready) this.post(w, m);
     else host.waiting.push(m);
+  }
+
+  /** The actors worker `w` hosts: its own, or its shared ones. */
+  actorsOf(w: Worker): Iterable<HostedActor> {
+    return w.actor ? [w.actor] : w.host?.actors.values() ?? [];
   }
 
   /** The actor `id` that worker `w` hosts: its own, or one of its shared ones. */
@@ -266,14 +278,14 @@ export class WorkerPool implements WorkerSlots {
           continue;
         }
       }
-      if (w.ready && !w.actor && !w.host) this.post(w, { t: "cancel", task: c.task, force: c.force, recursive: c.recursive });
+      if (w.ready && takesTasks(w)) this.post(w, { t: "cancel", task: c.task, force: c.force, recursive: c.recursive });
     }
   }
 
   /** A job ended: a worker this node handed one of its tasks is killed (as by a forced cancel); the others drop its leased tasks. */
   jobEnded(jobId: string): void {
     for (const w of this.all) {
-      if (w.actor || w.host || !w.ready) continue;
+      if (!takesTasks(w) || !w.ready) continue;
       if (w.task && readHead(w.task.msg.content).job === jobId) {
         w.task.cancelled = true;
         w.proc.kill("SIGKILL");
@@ -333,6 +345,16 @@ export class WorkerPool implements WorkerSlots {
     this.deps.events.exit(w, code, signal);
     this.refill();
   }
+}
+
+/** A worker that runs tasks: it hosts no actor, of its own or shared. */
+export function takesTasks(w: Worker): boolean {
+  return !w.actor && !w.host;
+}
+
+/** What a worker is handed to run `t` (a task, or an actor's creation), holding `held`; its GPUs are the caller's to add. */
+function taskMessage(t: Running, held: Resources): Omit<Extract<NodeToWorker, { t: "task" }>, "gpuIds"> {
+  return { t: "task", body: t.msg.content, tag: t.msg.fields.deliveryTag, attempt: t.msg.properties.headers?.attempt ?? 0, resources: held };
 }
 
 /** Adds `t` into `into` under its name, or under TALLY_OTHER once `into` holds TALLY_NAMES names. */

@@ -68,10 +68,6 @@ export class ActorHost {
     this.id = create.handle.id;
   }
 
-  async start(): Promise<void> {
-    await this.declare();
-  }
-
   /** The connection is gone: a call delivered again from now on is a resend, not a crash's. */
   connectionLost(): void {
     this.reconnected = true;
@@ -80,12 +76,12 @@ export class ActorHost {
   /** A new connection: consume the mailbox again, once its channel is open anew. */
   async restore(): Promise<void> {
     if (this.stopped) return;
-    await this.declare();
+    await this.start();
     if (this.serving) await this.consumeMailbox();
   }
 
-  /** Declares the mailbox on its channel, once that is open. */
-  private async declare(): Promise<void> {
+  /** Declares the mailbox on its channel, once that is open; calls come once it serves. */
+  async start(): Promise<void> {
     await this.mc.ready;
     await this.rt.topo.declareMailbox(this.mc.ch, this.create.handle);
   }
@@ -104,7 +100,7 @@ export class ActorHost {
   private async consumeMailbox(): Promise<void> {
     const mailbox = this.rt.topo.mailbox(this.create.handle);
     const again = () => this.exiting || resubscribe(`mailbox ${mailbox}`, async () => {
-      await this.declare();
+      await this.start();
       await this.consumeMailbox();
     }, (reason) => this.rt.channelLost(reason));
     // Named here, not by the broker's reply: a call may arrive, and stop the actor, before that reply is read.

@@ -147,9 +147,8 @@ async function openLeaseChannel(): Promise<void> {
 async function runTask(m: Extract<NodeToWorker, { t: "task" }>): Promise<void> {
   const { tag, attempt, gpuIds, resources } = m;
   const spec = readTask(m.body);
-  if (spec.actor?.create?.shared) return hostActor(spec, spec.actor.create, resources);
   setVisibleGpus(gpuIds);
-  if (spec.actor?.create) return hostActor(spec, spec.actor.create, resources, gpuIds);
+  if (spec.actor?.create) return hostActor(spec, spec.actor.create, gpuIds, resources);
   const started = performance.now();
   const { result, retry } = await runSpec(spec, gpuIds, resources, attempt);
   const ranMs = performance.now() - started;
@@ -238,9 +237,9 @@ function setVisibleGpus(ids: number[]): void {
 
 /**
  * Runs an actor's constructor; on success this worker hosts the actor: until it dies for one of
- * its own process (it holds `gpuIds`), or beside the other shared actors of a host process.
+ * its own process, or beside the other shared actors of a host process (which holds no GPUs).
  */
-async function hostActor(spec: TaskSpec, create: ActorCreation, resources: Record<string, number>, gpuIds: number[] = []): Promise<void> {
+async function hostActor(spec: TaskSpec, create: ActorCreation, gpuIds: number[], resources: Record<string, number>): Promise<void> {
   const info = create.handle;
   const ctx: TaskContext = { taskId: spec.id, taskName: spec.name, logName: info.className, jobId: spec.job, namespace: spec.namespace, actorId: info.id, canceled: false, gpuIds, resources };
   showTitle(create.shared ? `${info.className}.__init__` : info.className);
