@@ -43,7 +43,7 @@ export class ActorHost {
   /** Calls running per concurrency group ("" is the default group, limited by maxConcurrency). */
   private readonly busy = new Map<string, number>();
   private exiting = false;
-  /** A shared actor stopped in its host (killed, or exited): it takes no call and acks nothing more. */
+  /** A shared actor stopped in its host (killed, or exited): it holds no call, and answers none of those it ran. */
   private stopped = false;
   private serving = false;
   private consumerTag?: string;
@@ -114,25 +114,25 @@ export class ActorHost {
   }
 
   /**
-   * A shared actor is killed (its host lives on, as for the others it hosts): it stops consuming,
-   * gives back the calls it has not started (for the next incarnation, or for its node to answer
-   * once it is dead) and acks those running (they finish, and their answers still go out). Its
-   * mailbox then holds every call it has not answered, and no consumer: the node may drain it.
+   * A shared actor is killed (its host lives on, as for the others it hosts): as if its process
+   * had been, every call it holds, started or not, goes back to the mailbox, for the next
+   * incarnation (which fails or runs again a started one, by maxTaskRetries) or for its node to
+   * answer once it is dead; what a started one still returns is dropped. Its mailbox then holds
+   * every call it has not answered, and no consumer: the node may drain it.
    */
   async stop(): Promise<void> {
     this.exiting = true;
     await this.letGo();
-    for (const c of this.running) this.mc.settle(c.msg, c.epoch, true);
-    this.stopped = true;
     this.send({ t: "actor-stopped", id: this.id });
   }
 
-  /** A shared actor leaves its host: no more calls come, and those it holds unstarted go back to the mailbox. */
+  /** A shared actor leaves its host: no more calls come, and those it holds go back to the mailbox. */
   private async letGo(): Promise<void> {
     this.gone();
     // After a lost connection the consumer went with its channel.
     if (this.consumerTag && this.rt.link.up) await this.mc.ch.cancel(this.consumerTag).catch(() => undefined);
-    this.mc.giveBack(this.queue.splice(0));
+    this.mc.giveBack([...this.queue.splice(0), ...this.running]);
+    this.stopped = true;
   }
 
   /** A call: queued to run, unless it is one this incarnation has queued, running or answered (sent again after an outage). */
@@ -177,7 +177,7 @@ export class ActorHost {
    * answers ActorDiedError, ignored by callers that already have their result.
    */
   private settled(c: Call): void {
-    if (!this.stopped) this.mc.settle(c.msg, c.epoch, this.create.maxTaskRetries !== 0);
+    this.mc.settle(c.msg, c.epoch, this.create.maxTaskRetries !== 0);
   }
 
   private groupOf(call: { spec: TaskSpec }): string {
@@ -208,6 +208,7 @@ export class ActorHost {
   }
 
   private answer(call: Call, result: ResultMessage): MaybePromise<void> {
+    if (this.stopped) return void this.running.delete(call); // given back: the mailbox answers it
     publishResult(result);
     const caller = ownerOf(result.task);
     let kept = this.answered.get(caller);
@@ -216,18 +217,17 @@ export class ActorHost {
     this.inProgress.delete(result.task);
     this.settled(call);
     this.running.delete(call);
-    if (this.exiting && !this.stopped && this.running.size === 0) return this.exit();
+    if (this.exiting && this.running.size === 0) return this.exit();
   }
 
   /**
    * exitActor(): the node answers what is left in the mailbox once the actor is gone, its process
-   * with it, or, for a shared actor, its consumer (the calls it holds unstarted given back).
+   * with it, or, for a shared actor, its consumer (the calls it holds given back).
    */
   private async exit(): Promise<void> {
     if (this.create.shared) {
       await this.letGo();
       this.mc.flush();
-      this.stopped = true;
       return this.send({ t: "actor-exit", id: this.id });
     }
     this.send({ t: "actor-exit", id: this.id });

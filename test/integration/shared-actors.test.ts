@@ -62,6 +62,16 @@ describe("shared actors", () => {
     await warren.kill(a);
   });
 
+  test("a call running when its shared actor is killed and restarted fails, as one on a killed process would, rather than hang", async () => {
+    const g = Gate.options({ process: "shared", maxRestarts: 1 }).remote();
+    const pending = g.wait.remote(); // runs until opened: never, on this incarnation
+    await waitForCondition(async () => (await warren.get(g.waiting.remote())) === 1);
+    await warren.kill(g, { noRestart: false });
+    expect(await warren.get(pending, { timeout: 20 }).catch((e: Error) => e)).toBeInstanceOf(warren.ActorDiedError);
+    expect(await warren.get(g.waiting.remote())).toBe(0); // the new incarnation holds no waiter
+    await warren.kill(g);
+  });
+
   test("a constructor that throws kills its shared actor only", async () => {
     const broken = Broken.options({ process: "shared", numCpus: 0 }).remote();
     const c = Shared.remote(1);
