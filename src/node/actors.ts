@@ -27,7 +27,7 @@ import type { ActorName } from "../wire/descriptors";
 import { Kind } from "../wire/kinds";
 import type { ResultMessage } from "../wire/messages";
 import type { WorkerDeath } from "../wire/ipc";
-import type { Running, TaskChannel } from "./deliveries";
+import type { TaskChannel } from "./deliveries";
 import type { GpuPool } from "./gpus";
 import type { NodeOptions } from "./options";
 import type { Worker, WorkerPool } from "./worker-pool";
@@ -39,8 +39,6 @@ export interface HostedActor extends ActorName {
   heldUnits: Demand;
   gpuIds: number[];
   alive: boolean;
-  /** A shared actor's creation delivery, until it is alive (an own actor's is its worker's task). */
-  creating?: Running;
   /** A shared actor killed while being created: it is stopped once alive. */
   stopping?: boolean;
   /** Why it must not restart, once that is decided (killed, exited, constructor threw). */
@@ -95,9 +93,8 @@ export class Actors {
     const { free, pool, rpc, tasks } = this.deps;
     const a = pool.actorOf(w, id);
     if (!a) return;
-    const t = a.creating ?? w.task!;
-    if (a.creating) a.creating = undefined;
-    else w.task = undefined;
+    const t = pool.creationOf(w, a)!;
+    pool.creationDone(w, a);
     a.alive = true;
     tasks.ackTask(t);
     free.give(t.units);
@@ -149,10 +146,11 @@ export class Actors {
   /** An actor's worker is gone: restart the actor if it may, else it is dead for good. */
   workerExit(w: Worker, a: HostedActor, death: WorkerDeath): void {
     const { free, gpus, pool, tasks } = this.deps;
+    const creation = pool.creationOf(w, a);
     if (a.alive) {
       free.give(a.heldUnits);
       gpus.release(a.gpuIds, a.held.GPU ?? 0);
-    } else if (a.creating) free.give(a.creating.units);
+    } else if (w.host) free.give(creation!.units);
     else pool.release(w);
     this.reportFree();
     const h = a.creation.properties.headers ?? {};
@@ -161,8 +159,10 @@ export class Actors {
     const final = a.final ?? (!mayRetry(restarts, maxRestarts)
       ? new ActorDiedError(`the actor ${a.id} died: its worker (pid=${w.proc.pid}) exited (${death.how}) and it has used its ${maxRestarts} restart(s) (maxRestarts); its output: ${lastOutput(death)}`)
       : undefined);
-    const creation = a.alive ? undefined : a.creating ?? w.task;
-    if (creation) tasks.ackTask(creation);
+    if (creation) {
+      tasks.ackTask(creation);
+      pool.creationDone(w, a);
+    }
     if (final) {
       void this.dead(a, final);
     } else {

@@ -56,9 +56,10 @@ export interface Worker {
   actor?: HostedActor;
   /**
    * A host process of shared actors: those it holds (being created, or alive) by id, the shape
-   * they hold (hosts are per shape), and the creations handed to it before it was ready.
+   * they hold (hosts are per shape), the creations it runs (by actor id, until each is alive),
+   * and those handed to it before it was ready.
    */
-  host?: { shape: string; actors: Map<string, HostedActor>; waiting: NodeToWorker[] };
+  host?: { shape: string; actors: Map<string, HostedActor>; creating: Map<string, Running>; waiting: NodeToWorker[] };
   /**
    * The slot it leases (worker/lease.ts): these resources and GPUs stay taken while it runs the
    * shape's tasks straight from the broker. `lent`: its running task waits in get() and lent its CPU.
@@ -232,11 +233,12 @@ export class WorkerPool implements WorkerSlots {
     let w = [...this.all].find((o) => o.host?.shape === shape && o.host.actors.size < this.deps.options.actorsPerHost);
     if (!w) {
       w = this.take();
-      w.host = { shape, actors: new Map(), waiting: [] };
+      w.host = { shape, actors: new Map(), creating: new Map(), waiting: [] };
     }
     const host = w.host!;
-    const a: HostedActor = { ...creationActor(h)!, creation: t.msg, creating: t, held, heldUnits: compileDemand(held), gpuIds: [], alive: false };
+    const a: HostedActor = { ...creationActor(h)!, creation: t.msg, held, heldUnits: compileDemand(held), gpuIds: [], alive: false };
     host.actors.set(a.id, a);
+    host.creating.set(a.id, t);
     const m: NodeToWorker = { ...taskMessage(t, held), gpuIds: [] };
     if (w.ready) this.post(w, m);
     else host.waiting.push(m);
@@ -252,6 +254,17 @@ export class WorkerPool implements WorkerSlots {
     return w.actor?.id === id ? w.actor : w.host?.actors.get(id);
   }
 
+  /** The creation of actor `a` that worker `w` runs, until `a` is alive: a host's, or the worker's own task. */
+  creationOf(w: Worker, a: HostedActor): Running | undefined {
+    return a.alive ? undefined : w.host ? w.host.creating.get(a.id) : w.task;
+  }
+
+  /** Actor `a`'s creation is over (it is alive, or gone). */
+  creationDone(w: Worker, a: HostedActor): void {
+    if (w.host) w.host.creating.delete(a.id);
+    else w.task = undefined;
+  }
+
   unacked(consumerTag: string): number {
     let n = 0;
     for (const t of this.tasks()) if (!t.acked && t.msg.fields.consumerTag === consumerTag) n++;
@@ -263,7 +276,7 @@ export class WorkerPool implements WorkerSlots {
     const running: Running[] = [];
     for (const w of this.all) {
       if (w.task) running.push(w.task);
-      for (const a of w.host?.actors.values() ?? []) if (a.creating) running.push(a.creating);
+      if (w.host) running.push(...w.host.creating.values());
     }
     return running;
   }
